@@ -1,0 +1,87 @@
+/**
+ * The ETL's activities, built per site by a factory that receives the config, the pools
+ * and the logger. Each runs on that site's task queue, so extraction into a site's mart
+ * runs at that site. Inputs and results carry ids and counts only.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { memberById, siteIds, type Config } from '../config';
+import type { Pools } from '../db';
+import { extractMember, type ExtractResult } from '../etl/extract-member';
+import { transformSite, type TransformResult } from '../etl/transform';
+import type { Logger } from '../logger';
+import { migrateMart } from '../mart/migrate';
+
+export interface SiteDescription {
+  site: string;
+  sites: string[];
+  members: { id: string; site: string; sourceId: string }[];
+  cycleSeconds: number;
+  heartbeatSeconds: number;
+  martVersion: number;
+}
+
+export interface EtlActivityDeps {
+  config: Config;
+  site: string;
+  pools: Pools;
+  logger: Logger;
+}
+
+export function createEtlActivities({ config, site, pools, logger }: EtlActivityDeps) {
+  const mart = () => pools.get(config.sites[site]!.mart);
+
+  /** A task routed to the wrong site's queue would load the wrong mart: refuse it outright. */
+  function checkSite(requested: string): void {
+    if (requested !== site) {
+      throw ApplicationFailure.nonRetryable(`activity for site ${requested} reached the worker of site ${site}`);
+    }
+  }
+
+  return {
+    /** Migrates this site's mart and describes what its ETL extracts (ids only). */
+    async prepareSite(input: { site: string }): Promise<SiteDescription> {
+      checkSite(input.site);
+      const { applied, version } = await migrateMart(mart());
+      if (applied.length) logger.info('mart migrated', { site, applied });
+      return {
+        site,
+        sites: siteIds(config),
+        members: config.members.map((m) => ({ id: m.id, site: m.site, sourceId: m.sourceId })),
+        cycleSeconds: config.etl.cycleSeconds,
+        heartbeatSeconds: config.etl.heartbeatSeconds,
+        martVersion: version,
+      };
+    },
+
+    async extractMember(input: { site: string; memberId: string }): Promise<ExtractResult> {
+      checkSite(input.site);
+      const member = memberById(config, input.memberId);
+      const idb = pools.get(member.url, {
+        max: 2,
+        connectionTimeoutMillis: config.etl.connectTimeoutSeconds * 1000,
+      });
+      const ctx = Context.current();
+      const result = await extractMember(mart(), idb, member, {
+        martSite: site,
+        chunkRows: config.etl.chunkRows,
+        onChunk: (p) => ctx.heartbeat(p),
+      });
+      if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
+      return result;
+    },
+
+    async transform(input: { site: string }): Promise<TransformResult> {
+      checkSite(input.site);
+      const ctx = Context.current();
+      return transformSite(mart(), {
+        batch: config.etl.transformBatch,
+        serviceLevelSeconds: config.etl.serviceLevelSeconds,
+        maxCallSeconds: config.etl.maxCallSeconds,
+        onBatch: (r) => ctx.heartbeat(r),
+      });
+    },
+  };
+}
+
+export type EtlActivities = ReturnType<typeof createEtlActivities>;

@@ -1,0 +1,184 @@
+/**
+ * The one configuration module: the YAML file of DESIGN.md section 3, validated with
+ * zod once at start-up and passed down as a plain object. `${VAR}` in a URL is taken
+ * from the environment here, so secrets never sit in the file or in workflow input.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+import { OBJECT_ID, SITE_ID } from './ids';
+
+export { OBJECT_ID, SITE_ID };
+
+const siteId = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
+const objectId = z.string().regex(OBJECT_ID, `an id matching ${OBJECT_ID}`);
+const pgUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL (secrets as ${VAR})');
+
+const memberSchema = z.strictObject({ id: objectId, site: siteId, url: pgUrl });
+
+const configSchema = z
+  .strictObject({
+    temporal: z.strictObject({
+      address: z.string().min(1).default('127.0.0.1:7233'),
+      namespace: z.string().min(1).default('default'),
+      /** Name of the environment variable holding a Temporal Cloud API key. */
+      apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+      tls: z
+        .strictObject({
+          serverName: z.string().optional(),
+          caFile: z.string().optional(),
+          certFile: z.string().optional(),
+          keyFile: z.string().optional(),
+        })
+        .optional(),
+    }),
+    etl: z
+      .strictObject({
+        cycleSeconds: z.number().positive().max(3600).default(1),
+        serviceLevelSeconds: z.number().int().positive().max(3600).default(20),
+        /** Rows per committed chunk of one member's delta. */
+        chunkRows: z.number().int().min(1).max(1_000_000).default(50_000),
+        /** Calls per transform transaction. */
+        transformBatch: z.number().int().min(1).max(1_000_000).default(20_000),
+        /** An activity not heard from for this long is retried elsewhere. */
+        heartbeatSeconds: z.number().positive().max(600).default(10),
+        /** How long an extraction may wait for an IDB connection before the member counts as down. */
+        connectTimeoutSeconds: z.number().positive().max(120).default(3),
+        /** A call longer than this is an absurd duration: its late events are discarded. */
+        maxCallSeconds: z.number().int().positive().default(86_400),
+      })
+      .prefault({}),
+    reporting: z.strictObject({ primary: siteId }),
+    sites: z
+      .record(siteId, z.strictObject({ mart: pgUrl, reportingPort: z.number().int().min(1).max(65535) }))
+      .refine((s) => Object.keys(s).length > 0, 'at least one site'),
+    sources: z.record(objectId, z.array(memberSchema).min(1, 'at least one member')),
+  })
+  .superRefine((c, ctx) => {
+    const sites = Object.keys(c.sites);
+    if (!sites.includes(c.reporting.primary)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reporting', 'primary'],
+        message: `expected one of the sites (${sites.join(', ')}), got "${c.reporting.primary}"`,
+      });
+    }
+    const seen = new Map<string, string>();
+    for (const [sourceId, members] of Object.entries(c.sources)) {
+      members.forEach((m, i) => {
+        if (!sites.includes(m.site)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sources', sourceId, i, 'site'],
+            message: `expected one of the sites (${sites.join(', ')}), got "${m.site}"`,
+          });
+        }
+        const other = seen.get(m.id);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sources', sourceId, i, 'id'],
+            message: `member id "${m.id}" is already used in sources.${other}; member ids must be unique`,
+          });
+        }
+        seen.set(m.id, sourceId);
+      });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+export type Member = Parsed['sources'][string][number] & { sourceId: string; index: number };
+
+export interface Config extends Parsed {
+  /** Absolute path of the file it came from (for messages and child processes). */
+  file: string;
+  /** Every member of every HA set, in file order, with its set and position in it. */
+  members: Member[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Replaces `${VAR}` with the environment's value; a missing variable is an error naming the key. */
+function expandEnv(value: string, path: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined) {
+      throw new ConfigError(`${path}: environment variable ${name} is not set (referenced as \${${name}})`);
+    }
+    return v;
+  });
+}
+
+function formatIssues(file: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => {
+    const path = i.path.length ? i.path.map(String).join('.') : '(top level)';
+    return `  ${path}: ${i.message}`;
+  });
+  return `invalid config ${file}:\n${lines.join('\n')}`;
+}
+
+/** Validates an already-parsed config object. `file` is only used in messages. */
+export function parseConfig(raw: unknown, file = '(inline)', env: NodeJS.ProcessEnv = process.env): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatIssues(file, result.error));
+  const c = result.data;
+  const errors: string[] = [];
+  const expand = (v: string, path: string): string => {
+    try {
+      return expandEnv(v, path, env);
+    } catch (e) {
+      errors.push(`  ${(e as Error).message}`);
+      return v;
+    }
+  };
+  for (const [site, s] of Object.entries(c.sites)) s.mart = expand(s.mart, `sites.${site}.mart`);
+  const members: Member[] = [];
+  for (const [sourceId, list] of Object.entries(c.sources)) {
+    list.forEach((m, index) => {
+      m.url = expand(m.url, `sources.${sourceId}.${index}.url`);
+      members.push({ ...m, sourceId, index });
+    });
+  }
+  if (errors.length) throw new ConfigError(`invalid config ${file}:\n${errors.join('\n')}`);
+  return { ...c, file, members };
+}
+
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`config ${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  return parseConfig(raw, file, env);
+}
+
+export function memberById(config: Config, id: string): Member {
+  const m = config.members.find((x) => x.id === id);
+  if (!m) throw new ConfigError(`no member "${id}" in config ${config.file}`);
+  return m;
+}
+
+export function siteIds(config: Config): string[] {
+  return Object.keys(config.sites);
+}
+
+export function assertSite(config: Config, site: string): void {
+  if (!(site in config.sites)) {
+    throw new ConfigError(`unknown site "${site}": config ${config.file} has ${siteIds(config).join(', ')}`);
+  }
+}

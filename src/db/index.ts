@@ -1,0 +1,86 @@
+/**
+ * Connection handling shared by every part that talks to PostgreSQL: pools keyed by
+ * URL (one per database, created on first use), transactions, and a redacted form of
+ * a URL for messages so credentials never reach logs or workflow history.
+ */
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
+
+/** Anything that runs a query: a pool (autocommit) or a client inside a transaction. */
+export type Queryable = Pool | PoolClient;
+
+/** postgres://user:secret@host:port/db -> postgres://user@host:port/db */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparseable url)';
+  }
+}
+
+export class Pools {
+  private readonly pools = new Map<string, Pool>();
+  constructor(private readonly defaults: PoolConfig = {}) {}
+
+  get(url: string, options: PoolConfig = {}): Pool {
+    let pool = this.pools.get(url);
+    if (!pool) {
+      pool = new Pool({ max: 4, idleTimeoutMillis: 10_000, ...this.defaults, ...options, connectionString: url });
+      // An idle client whose server went away must not crash the process.
+      pool.on('error', () => {});
+      this.pools.set(url, pool);
+    }
+    return pool;
+  }
+
+  async end(): Promise<void> {
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.allSettled(all.map((p) => p.end()));
+  }
+}
+
+export async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (e) {
+    broken = e as Error;
+    throw e;
+  } finally {
+    // A client that failed mid-protocol (e.g. an aborted COPY) is not given back for reuse.
+    client.release(broken);
+  }
+}
+
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  begin = 'begin',
+): Promise<T> {
+  return withClient(pool, async (client) => {
+    await client.query(begin);
+    try {
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (e) {
+      await client.query('rollback').catch(() => {});
+      throw e;
+    }
+  });
+}
+
+/** Errors that mean "the database is not there right now", as opposed to a bug or bad data. */
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  const code = err?.code ?? '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code)) return true;
+  // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 3D000 no such database, 08xxx connection exceptions
+  if (/^(57P0[123]|3D000|08...)$/.test(code)) return true;
+  return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error/i.test(
+    err?.message ?? '',
+  );
+}

@@ -1,0 +1,260 @@
+/**
+ * One member's extraction: read the snapshot difference since its cursor from the IDB
+ * and commit it to the mart in chunks, each chunk's rows and the cursor position in one
+ * mart transaction, so a crash anywhere replays from the last committed chunk and the
+ * natural keys make a replay a no-op. Plain functions of pools and config: the Temporal
+ * activity and the benchmark's no-Temporal baseline both call this.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { Member } from '../config';
+import { isConnectionError, redactUrl, withTransaction } from '../db';
+import {
+  beginSnapshot,
+  copyDeltaChunk,
+  EMPTY_SNAPSHOT,
+  EVENT_TABLES,
+  readSessions,
+  START,
+  type EventTable,
+  type Position,
+} from '../sources/idb';
+import {
+  copyIntoTemp,
+  ensureCursor,
+  mergeAgentEvents,
+  mergeCallEvents,
+  openSessionIds,
+  readCursor,
+  upsertSessions,
+  writeAudit,
+  writeCursor,
+  type CursorRow,
+} from '../mart/staging';
+import { snapshotXmax, snapshotXmin } from './snapshot';
+
+export interface ExtractOptions {
+  martSite: string;
+  chunkRows: number;
+  /** Called after every committed chunk (activities heartbeat here). */
+  onChunk?: (progress: ChunkProgress) => void;
+}
+
+export interface ChunkProgress {
+  memberId: string;
+  chunks: number;
+  rows: number;
+  pending: { table: EventTable; position: Position } | null;
+}
+
+export interface ExtractResult {
+  memberId: string;
+  state: 'ok' | 'unreachable' | 'superseded';
+  callRows: number;
+  agentRows: number;
+  sessionRows: number;
+  discarded: number;
+  chunks: number;
+  reset: string | null;
+  error: string | null;
+}
+
+/** Lower is better: own site first, then list order (session coverage is added per row in SQL). */
+export function qualityBase(member: Member, martSite: string): number {
+  return (member.site === martSite ? 0 : 100) + member.index;
+}
+
+/** Why the stored cursor cannot be trusted for this IDB, or null. */
+export function resetReason(cursor: CursorRow, incarnation: string | null, current: string): string | null {
+  if (cursor.incarnation === null) return null;
+  if (cursor.incarnation !== incarnation) return `incarnation changed from ${cursor.incarnation} to ${incarnation}`;
+  const newest = cursor.pending_snapshot ?? cursor.snapshot;
+  if (snapshotXmax(current) < snapshotXmin(newest)) {
+    return `IDB snapshot ${current} is older than the cursor ${newest} (restored database)`;
+  }
+  return null;
+}
+
+/** Another extraction of the same member committed in between (a zombie activity attempt). */
+class Superseded extends Error {}
+
+function sameCursor(a: CursorRow, b: CursorRow): boolean {
+  return (
+    a.incarnation === b.incarnation &&
+    a.snapshot === b.snapshot &&
+    a.pending_snapshot === b.pending_snapshot &&
+    a.pending_table === b.pending_table &&
+    a.pending_xid === b.pending_xid &&
+    a.pending_id === b.pending_id
+  );
+}
+
+/** A delta (prev, target] in progress, from `table` after `position`. */
+interface Delta {
+  prev: string;
+  target: string;
+  table: EventTable;
+  position: Position;
+}
+
+export async function extractMember(mart: Pool, idb: Pool, member: Member, options: ExtractOptions): Promise<ExtractResult> {
+  const result: ExtractResult = {
+    memberId: member.id,
+    state: 'ok',
+    callRows: 0,
+    agentRows: 0,
+    sessionRows: 0,
+    discarded: 0,
+    chunks: 0,
+    reset: null,
+    error: null,
+  };
+  let idbClient: PoolClient;
+  try {
+    idbClient = await idb.connect();
+  } catch (e) {
+    if (!isConnectionError(e)) throw e;
+    return { ...result, state: 'unreachable', error: describe(e, member.url) };
+  }
+  let broken: Error | undefined;
+  try {
+    await extractDeltas(mart, idbClient, member, options, result);
+    return result;
+  } catch (e) {
+    broken = e as Error;
+    if (e instanceof Superseded) return { ...result, state: 'superseded', error: e.message };
+    // A connection error is the member's only when the mart still answers.
+    if (isConnectionError(e) && (await answers(mart))) {
+      return { ...result, state: 'unreachable', error: describe(e, member.url) };
+    }
+    throw e;
+  } finally {
+    await idbClient.query('rollback').catch(() => {});
+    idbClient.release(broken);
+  }
+}
+
+async function extractDeltas(
+  mart: Pool,
+  idb: PoolClient,
+  member: Member,
+  options: ExtractOptions,
+  result: ExtractResult,
+): Promise<void> {
+  const { snapshot: current, incarnation } = await beginSnapshot(idb);
+  if (incarnation === null) throw new Error(`IDB of member ${member.id} has no row in idb.meta`);
+  await ensureCursor(mart, member.id, member.sourceId);
+  let cursor = (await readCursor(mart, member.id))!;
+  result.reset = resetReason(cursor, incarnation, current);
+
+  let delta: Delta;
+  if (result.reset) delta = { prev: EMPTY_SNAPSHOT, target: current, table: 'call_event', position: START };
+  else if (cursor.pending_snapshot && cursor.pending_table)
+    delta = {
+      prev: cursor.snapshot,
+      target: cursor.pending_snapshot,
+      table: cursor.pending_table,
+      position: { xid: cursor.pending_xid!, id: cursor.pending_id! },
+    };
+  else delta = { prev: cursor.snapshot, target: current, table: 'call_event', position: START };
+
+  if (!result.reset && delta.prev === current && cursor.incarnation === incarnation) {
+    // Nothing committed on the IDB since the last extraction: one cheap statement.
+    await mart.query('update ctl_cursor set last_extract_at = now() where member_id = $1', [member.id]);
+    return;
+  }
+
+  const openIds = result.reset ? [] : await openSessionIds(mart, member.id, incarnation);
+  const sessions = await readSessions(idb, delta.prev, current, openIds);
+  const base = qualityBase(member, options.martSite);
+
+  for (;;) {
+    const expected = cursor;
+    const chunk = await withTransaction(mart, async (c) => {
+      const locked = await readCursor(c, member.id, true);
+      if (!locked || !sameCursor(locked, expected)) {
+        throw new Superseded(`cursor of ${member.id} moved while this extraction ran; leaving it to the newer one`);
+      }
+      const first = result.chunks === 0;
+      const sessionRows = first ? await upsertSessions(c, member.id, incarnation, sessions) : 0;
+      const merge = { memberId: member.id, incarnation, qualityBase: base };
+      let budget = options.chunkRows;
+      let callRows = 0;
+      let agentRows = 0;
+      let discarded = 0;
+      let lastEventTs: Date | null = null;
+      let next: Delta | null = delta;
+      for (const table of EVENT_TABLES.slice(EVENT_TABLES.indexOf(delta.table))) {
+        const position: Position = table === delta.table ? delta.position : START;
+        const stream = await copyDeltaChunk(idb, table, delta.prev, delta.target, position, budget);
+        const copied = await copyIntoTemp(c, table, stream);
+        const merged = table === 'call_event' ? await mergeCallEvents(c, merge) : await mergeAgentEvents(c, merge);
+        if (table === 'call_event') callRows = copied.rows;
+        else agentRows = copied.rows;
+        discarded += merged.discarded;
+        if (merged.maxEventTs && (!lastEventTs || merged.maxEventTs > lastEventTs)) lastEventTs = merged.maxEventTs;
+        budget -= copied.rows;
+        if (budget <= 0) {
+          next = { ...delta, table, position: copied.last! };
+          break;
+        }
+        next = null;
+      }
+      const update = {
+        incarnation,
+        snapshot: next ? delta.prev : delta.target,
+        pending: next ? { snapshot: next.target, table: next.table, position: next.position } : null,
+        rows: callRows + agentRows,
+        reset: first && result.reset !== null,
+        lastEventTs,
+      };
+      await writeCursor(c, member.id, update);
+      if (update.rows || sessionRows || (first && result.reset)) {
+        await writeAudit(c, {
+          memberId: member.id,
+          incarnation,
+          from: delta.prev,
+          to: delta.target,
+          final: next === null,
+          callRows,
+          agentRows,
+          sessionRows,
+          discarded,
+          resetReason: first ? result.reset : null,
+        });
+      }
+      return { next, callRows, agentRows, sessionRows, discarded, cursor: (await readCursor(c, member.id))! };
+    });
+    result.chunks += 1;
+    result.callRows += chunk.callRows;
+    result.agentRows += chunk.agentRows;
+    result.sessionRows += chunk.sessionRows;
+    result.discarded += chunk.discarded;
+    cursor = chunk.cursor;
+    options.onChunk?.({
+      memberId: member.id,
+      chunks: result.chunks,
+      rows: result.callRows + result.agentRows,
+      pending: chunk.next && { table: chunk.next.table, position: chunk.next.position },
+    });
+    if (chunk.next) delta = chunk.next;
+    else if (delta.target !== current) {
+      // That finished a delta left pending by an earlier attempt; now the rest up to now.
+      delta = { prev: delta.target, target: current, table: 'call_event', position: START };
+    } else return;
+  }
+}
+
+async function answers(pool: Pool): Promise<boolean> {
+  try {
+    await pool.query('select 1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** An error message for status and history: what failed, where, without credentials. */
+function describe(e: unknown, url: string): string {
+  const err = e as { code?: string; message?: string };
+  return `${redactUrl(url)}: ${err.code ? err.code + ' ' : ''}${err.message ?? String(e)}`.slice(0, 300);
+}

@@ -1,0 +1,272 @@
+/**
+ * Set-based transform of staged events into the public facts and aggregates. Each
+ * function works on what the loads marked dirty, inside the caller's transaction, and
+ * is idempotent: running it twice over the same staging gives the same facts.
+ */
+import type { PoolClient } from 'pg';
+
+/** Takes up to `limit` dirty calls into tmp_dirty_call (rolled back with the transaction). */
+export async function claimDirtyCalls(client: PoolClient, limit: number): Promise<number> {
+  await client.query('create temp table if not exists tmp_dirty_call (call_id uuid primary key) on commit delete rows');
+  const { rowCount } = await client.query(
+    `with d as (
+       delete from etl_dirty_call
+        where call_id in (select call_id from etl_dirty_call limit $1 for update skip locked)
+       returning call_id)
+     insert into tmp_dirty_call select call_id from d`,
+    [limit],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * Rows that are fine alone but not in their call: an event earlier than one with a lower
+ * seq (out of order), or later than the call's start plus the longest plausible call.
+ * They stay staged with their reason (a better version may still replace them) and are
+ * recorded in ctl_discard once.
+ */
+export async function markCallDiscards(client: PoolClient, maxCallSeconds: number): Promise<number> {
+  await client.query(
+    `with ev as (
+       select s.call_id, s.seq, s.event_ts,
+              max(s.event_ts) over w as prev_max,
+              min(s.event_ts) over (partition by s.call_id) as first_ts
+         from stg_call_event s join tmp_dirty_call d using (call_id)
+       window w as (partition by s.call_id order by s.seq rows between unbounded preceding and 1 preceding)),
+     r as (
+       select call_id, seq,
+              case
+                when event_ts < prev_max then
+                  format('out of order: event_ts %s is earlier than %s of a lower seq', event_ts, prev_max)
+                when event_ts > first_ts + make_interval(secs => $1) then
+                  format('absurd duration: %s s after the call started (limit %s s)',
+                         round(extract(epoch from event_ts - first_ts)), $1)
+              end as reason
+         from ev)
+     update stg_call_event s set discard_reason = r.reason
+       from r
+      where s.call_id = r.call_id and s.seq = r.seq and s.discard_reason is distinct from r.reason`,
+    [maxCallSeconds],
+  );
+  const { rowCount } = await client.query(
+    `insert into ctl_discard (table_name, natural_key, member_id, reason, row_data)
+     select 'call_event', s.call_id || '/' || s.seq, s.member_id, s.discard_reason,
+            to_jsonb(s) - 'discard_reason' - 'quality' - 'loaded_at'
+       from stg_call_event s join tmp_dirty_call d using (call_id)
+      where s.discard_reason is not null
+     on conflict do nothing`,
+  );
+  return rowCount ?? 0;
+}
+
+const INTERVAL = `date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00')`;
+
+/** Remembers the (queue, interval) groups the dirty calls are counted in, before and after. */
+async function noteGroups(client: PoolClient): Promise<void> {
+  await client.query(
+    `create temp table if not exists tmp_dirty_group (queue text, interval_start timestamptz) on commit delete rows`,
+  );
+  await client.query(
+    `insert into tmp_dirty_group
+     select f.queue, ${INTERVAL} from interaction_fact f join tmp_dirty_call d using (call_id)
+      where f.queue is not null`,
+  );
+}
+
+/**
+ * One row per call from its usable events. wait: from queued (else created) to answer,
+ * or to the end for a call never answered; talk: answer to end.
+ */
+export async function upsertInteractionFacts(client: PoolClient): Promise<number> {
+  await noteGroups(client);
+  await client.query(
+    `delete from interaction_fact f using tmp_dirty_call d
+      where f.call_id = d.call_id
+        and not exists (select 1 from stg_call_event s where s.call_id = d.call_id and s.discard_reason is null)`,
+  );
+  const { rowCount } = await client.query(
+    `with c as (
+       select s.call_id,
+              (array_agg(s.source_id order by s.seq))[1] as source_id,
+              (array_agg(s.media order by s.seq))[1] as media,
+              (array_agg(s.direction order by s.seq))[1] as direction,
+              (array_agg(s.queue order by s.seq desc) filter (where s.queue is not null))[1] as queue,
+              (array_agg(s.agent_id order by s.seq desc)
+                 filter (where s.agent_id is not null and s.event in ('routed', 'established', 'transferred')))[1] as agent_id,
+              min(s.event_ts) as start_ts,
+              min(s.event_ts) filter (where s.event = 'queued') as queued_ts,
+              min(s.event_ts) filter (where s.event = 'established') as answer_ts,
+              max(s.event_ts) filter (where s.event in ('released', 'abandoned')) as end_ts,
+              bool_or(s.event = 'abandoned') as abandoned,
+              bool_or(s.event = 'released') as released,
+              bool_or(s.event = 'transferred') as transferred,
+              count(distinct s.seq)::integer as event_count
+         from stg_call_event s join tmp_dirty_call d using (call_id)
+        where s.discard_reason is null
+        group by s.call_id),
+     f as (
+       select c.*,
+              case
+                when c.abandoned then 'abandoned'
+                when c.released and c.answer_ts is null then 'abandoned'
+                when c.released and c.transferred then 'transferred'
+                when c.released then 'answered'
+                else 'in_progress'
+              end as outcome
+         from c)
+     insert into interaction_fact as t (call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts,
+                                        end_ts, outcome, wait_s, talk_s, event_count)
+     select call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts, end_ts, outcome,
+            case
+              when answer_ts is not null then extract(epoch from answer_ts - coalesce(queued_ts, start_ts))
+              when end_ts is not null then extract(epoch from end_ts - coalesce(queued_ts, start_ts))
+            end,
+            case when answer_ts is not null and end_ts is not null then extract(epoch from end_ts - answer_ts) end,
+            event_count
+       from f
+     on conflict (call_id) do update set
+       source_id = excluded.source_id, media = excluded.media, direction = excluded.direction,
+       queue = excluded.queue, agent_id = excluded.agent_id, start_ts = excluded.start_ts,
+       answer_ts = excluded.answer_ts, end_ts = excluded.end_ts, outcome = excluded.outcome,
+       wait_s = excluded.wait_s, talk_s = excluded.talk_s, event_count = excluded.event_count, updated_at = now()
+     where (t.source_id, t.media, t.direction, t.queue, t.agent_id, t.start_ts, t.answer_ts, t.end_ts, t.outcome,
+            t.wait_s, t.talk_s, t.event_count)
+           is distinct from
+           (excluded.source_id, excluded.media, excluded.direction, excluded.queue, excluded.agent_id,
+            excluded.start_ts, excluded.answer_ts, excluded.end_ts, excluded.outcome, excluded.wait_s,
+            excluded.talk_s, excluded.event_count)`,
+  );
+  await noteGroups(client);
+  return rowCount ?? 0;
+}
+
+/** Recomputes the 15-minute queue aggregates of every group a dirty call was or is in. */
+export async function refreshQueueIntervals(client: PoolClient, serviceLevelSeconds: number): Promise<number> {
+  const { rowCount } = await client.query(
+    `with g as (select distinct queue, interval_start from tmp_dirty_group),
+     a as (
+       select g.queue, g.interval_start,
+              count(f.call_id)::integer as offered,
+              (count(*) filter (where f.answer_ts is not null and f.outcome <> 'in_progress'))::integer as answered,
+              (count(*) filter (where f.outcome = 'abandoned'))::integer as abandoned,
+              (count(*) filter (where f.answer_ts is not null and f.outcome <> 'in_progress' and f.wait_s <= $1))::integer
+                as answered_in_sl,
+              coalesce(sum(f.wait_s) filter (where f.answer_ts is not null and f.outcome <> 'in_progress'), 0) as total_wait_s,
+              coalesce(sum(f.talk_s), 0) as total_talk_s
+         from g left join interaction_fact f
+           on f.queue = g.queue and f.start_ts >= g.interval_start and f.start_ts < g.interval_start + interval '15 minutes'
+        group by g.queue, g.interval_start),
+     gone as (
+       delete from ag_queue_15min q using a
+        where a.offered = 0 and q.queue = a.queue and q.interval_start = a.interval_start)
+     insert into ag_queue_15min as q (queue, interval_start, offered, answered, abandoned, answered_in_sl,
+                                      total_wait_s, total_talk_s)
+     select queue, interval_start, offered, answered, abandoned, answered_in_sl, total_wait_s, total_talk_s
+       from a where offered > 0
+     on conflict (queue, interval_start) do update set
+       offered = excluded.offered, answered = excluded.answered, abandoned = excluded.abandoned,
+       answered_in_sl = excluded.answered_in_sl, total_wait_s = excluded.total_wait_s,
+       total_talk_s = excluded.total_talk_s`,
+    [serviceLevelSeconds],
+  );
+  return rowCount ?? 0;
+}
+
+/** Takes up to `limit` dirty agents, each from the span before its earliest changed event. */
+export async function claimDirtyAgents(client: PoolClient, limit: number): Promise<number> {
+  await client.query(
+    `create temp table if not exists tmp_dirty_agent (source_id text, agent_id text, from_seq integer)
+     on commit delete rows`,
+  );
+  const { rowCount } = await client.query(
+    `with d as (
+       delete from etl_dirty_agent
+        where (source_id, agent_id) in (
+          select source_id, agent_id from etl_dirty_agent limit $1 for update skip locked)
+       returning source_id, agent_id, min_seq)
+     insert into tmp_dirty_agent
+     select d.source_id, d.agent_id,
+            coalesce((select max(e.seq) from stg_agent_event e
+                       where e.source_id = d.source_id and e.agent_id = d.agent_id and e.seq < d.min_seq),
+                     d.min_seq)
+       from d`,
+    [limit],
+  );
+  return rowCount ?? 0;
+}
+
+/** One span per state: from an event to the agent's next usable event; logout opens none. */
+export async function upsertAgentStates(client: PoolClient): Promise<number> {
+  await client.query(
+    `create temp table if not exists tmp_span (source_id text, agent_id text, seq integer, state text,
+       reason text, start_ts timestamptz, end_ts timestamptz) on commit delete rows`,
+  );
+  await client.query(
+    `insert into tmp_span
+     select * from (
+       select e.source_id, e.agent_id, e.seq,
+              case e.event when 'login' then 'logged_in' else e.event end,
+              e.reason, e.event_ts,
+              lead(e.event_ts) over (partition by e.source_id, e.agent_id order by e.seq)
+         from stg_agent_event e join tmp_dirty_agent d using (source_id, agent_id)
+        where e.seq >= d.from_seq and e.discard_reason is null) s (source_id, agent_id, seq, state, reason, start_ts, end_ts)
+      where state <> 'logout'`,
+  );
+  await client.query(
+    `delete from agent_state_fact f using tmp_dirty_agent d
+      where f.source_id = d.source_id and f.agent_id = d.agent_id and f.seq >= d.from_seq
+        and not exists (select 1 from tmp_span s
+                         where s.source_id = f.source_id and s.agent_id = f.agent_id and s.seq = f.seq)`,
+  );
+  const { rowCount } = await client.query(
+    `insert into agent_state_fact as f (source_id, agent_id, seq, state, reason, start_ts, end_ts)
+     select source_id, agent_id, seq, state, reason, start_ts, end_ts from tmp_span
+     on conflict (source_id, agent_id, seq) do update set
+       state = excluded.state, reason = excluded.reason, start_ts = excluded.start_ts, end_ts = excluded.end_ts
+     where (f.state, f.reason, f.start_ts, f.end_ts) is distinct from
+           (excluded.state, excluded.reason, excluded.start_ts, excluded.end_ts)`,
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * Replaces the recorded gaps of every source whose sessions changed: windows covered by
+ * no member's session, and an open gap at the end when no member is connected now.
+ */
+export async function refreshDataGaps(client: PoolClient): Promise<number> {
+  const { rows } = await client.query<{ source_id: string }>(
+    `delete from etl_dirty_source where source_id in (select source_id from etl_dirty_source for update)
+     returning source_id`,
+  );
+  if (!rows.length) return 0;
+  const sources = rows.map((r) => r.source_id);
+  const { rowCount } = await client.query(
+    `with s as (
+       select source_id, conn_start, coalesce(conn_end, 'infinity') as conn_end
+         from stg_dss_session where source_id = any($1::text[])),
+     o as (
+       select source_id, conn_start, conn_end,
+              max(conn_end) over (partition by source_id order by conn_start, conn_end
+                                  rows between unbounded preceding and 1 preceding) as covered_until
+         from s)
+     insert into ctl_data_gap as g (source_id, gap_start, gap_end)
+     select source_id, covered_until, conn_start from o where conn_start > covered_until
+     union all
+     select source_id, max(conn_end), null from s group by source_id having max(conn_end) < 'infinity'
+     on conflict (source_id, gap_start) do update set gap_end = excluded.gap_end
+     where g.gap_end is distinct from excluded.gap_end`,
+    [sources],
+  );
+  // Gaps that a late-arriving session now covers are no longer gaps.
+  await client.query(
+    `with s as (
+       select source_id, conn_start, coalesce(conn_end, 'infinity') as conn_end
+         from stg_dss_session where source_id = any($1::text[]))
+     delete from ctl_data_gap g
+      where g.source_id = any($1::text[])
+        and exists (select 1 from s where s.source_id = g.source_id
+                       and s.conn_start <= g.gap_start and s.conn_end > g.gap_start)`,
+    [sources],
+  );
+  return rowCount ?? 0;
+}

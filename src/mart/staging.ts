@@ -1,0 +1,272 @@
+/**
+ * Mart-side SQL of a load: the member cursor, temp tables fed by COPY, and the merge of
+ * staged rows by natural key (best quality wins), each run inside the caller's
+ * transaction so rows, work queues and cursor commit together.
+ */
+import type { PoolClient } from 'pg';
+import type { Queryable } from '../db';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { EventTable, Position, SessionRow } from '../sources/idb';
+
+export const CALL_EVENTS = [
+  'created', 'queued', 'routed', 'established', 'held', 'retrieved', 'transferred', 'released', 'abandoned',
+] as const;
+export const AGENT_EVENTS = ['login', 'logout', 'ready', 'not_ready', 'after_call_work'] as const;
+export const MEDIA = ['voice', 'chat', 'email'] as const;
+export const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
+
+export interface CursorRow {
+  member_id: string;
+  incarnation: string | null;
+  snapshot: string;
+  pending_snapshot: string | null;
+  pending_table: EventTable | null;
+  pending_xid: string | null;
+  pending_id: string | null;
+}
+
+const CURSOR_COLUMNS = `member_id, incarnation::text, snapshot::text, pending_snapshot::text, pending_table,
+  pending_xid::text, pending_id::text`;
+
+export async function readCursor(client: Queryable, memberId: string, lock = false): Promise<CursorRow | null> {
+  const { rows } = await client.query<CursorRow>(
+    `select ${CURSOR_COLUMNS} from ctl_cursor where member_id = $1 ${lock ? 'for update' : ''}`,
+    [memberId],
+  );
+  return rows[0] ?? null;
+}
+
+export async function ensureCursor(client: Queryable, memberId: string, sourceId: string): Promise<void> {
+  await client.query(
+    'insert into ctl_cursor (member_id, source_id) values ($1, $2) on conflict (member_id) do nothing',
+    [memberId, sourceId],
+  );
+}
+
+export interface CursorUpdate {
+  incarnation: string | null;
+  snapshot: string;
+  pending: { snapshot: string; table: EventTable; position: Position } | null;
+  rows: number;
+  reset: boolean;
+  /** Newest event time in what this load staged, for the DR data-loss report. */
+  lastEventTs: Date | null;
+}
+
+export async function writeCursor(client: PoolClient, memberId: string, u: CursorUpdate): Promise<void> {
+  await client.query(
+    `update ctl_cursor set
+        incarnation = $2::uuid, snapshot = $3::pg_snapshot,
+        pending_snapshot = $4::pg_snapshot, pending_table = $5, pending_xid = $6::xid8, pending_id = $7::bigint,
+        last_extract_at = now(), rows_total = rows_total + $8, resets = resets + $9::int,
+        last_event_ts = greatest(last_event_ts, $10::timestamptz), updated_at = now()
+      where member_id = $1`,
+    [
+      memberId,
+      u.incarnation,
+      u.snapshot,
+      u.pending?.snapshot ?? null,
+      u.pending?.table ?? null,
+      u.pending?.position.xid ?? null,
+      u.pending?.position.id ?? null,
+      u.rows,
+      u.reset ? 1 : 0,
+      u.lastEventTs,
+    ],
+  );
+}
+
+/** ids of the sessions this mart holds as still open for the member's current IDB. */
+export async function openSessionIds(client: Queryable, memberId: string, incarnation: string | null): Promise<string[]> {
+  const { rows } = await client.query<{ dss_id: string }>(
+    `select dss_id::text from stg_dss_session
+      where member_id = $1 and incarnation = $2::uuid and conn_end is null`,
+    [memberId, incarnation],
+  );
+  return rows.map((r) => r.dss_id);
+}
+
+export async function upsertSessions(
+  client: PoolClient,
+  memberId: string,
+  incarnation: string,
+  sessions: SessionRow[],
+): Promise<number> {
+  if (!sessions.length) return 0;
+  const { rowCount } = await client.query(
+    `with s as (
+       insert into stg_dss_session (member_id, incarnation, dss_id, collector, source_id, conn_start, conn_end, conn_type)
+       select $1, $2::uuid, * from unnest($3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::smallint[])
+       on conflict (member_id, incarnation, dss_id) do update
+         set conn_end = excluded.conn_end, conn_start = excluded.conn_start, conn_type = excluded.conn_type
+         where (stg_dss_session.conn_end, stg_dss_session.conn_start, stg_dss_session.conn_type)
+               is distinct from (excluded.conn_end, excluded.conn_start, excluded.conn_type)
+       returning source_id)
+     insert into etl_dirty_source (source_id) select distinct source_id from s on conflict do nothing`,
+    [
+      memberId,
+      incarnation,
+      sessions.map((s) => s.dss_id),
+      sessions.map((s) => s.collector),
+      sessions.map((s) => s.source_id),
+      sessions.map((s) => s.conn_start),
+      sessions.map((s) => s.conn_end),
+      sessions.map((s) => s.conn_type),
+    ],
+  );
+  return rowCount ?? 0;
+}
+
+const TEMP_DDL: Record<EventTable, string> = {
+  call_event: `create temp table if not exists tmp_call_event (
+    id bigint, call_id uuid, seq integer, source_id text, event text, event_ts timestamptz, media text,
+    direction text, ani text, dnis text, queue text, agent_id text, attrs jsonb, dss_id bigint, xid xid8
+  ) on commit delete rows`,
+  agent_event: `create temp table if not exists tmp_agent_event (
+    id bigint, agent_id text, seq integer, source_id text, event text, event_ts timestamptz, reason text,
+    dss_id bigint, xid xid8
+  ) on commit delete rows`,
+};
+
+/** Streams a COPY from the IDB into this transaction's temp table; returns rows and last position. */
+export async function copyIntoTemp(
+  client: PoolClient,
+  table: EventTable,
+  source: Readable,
+): Promise<{ rows: number; last: Position | null }> {
+  await client.query(TEMP_DDL[table]);
+  const sink = client.query(copyFrom(`copy tmp_${table} from stdin`));
+  await pipeline(source, sink);
+  const rows = Number(sink.rowCount ?? 0);
+  if (!rows) return { rows: 0, last: null };
+  const { rows: last } = await client.query<Position>(
+    `select xid::text, id::text from tmp_${table} order by xid desc, id desc limit 1`,
+  );
+  return { rows, last: last[0]! };
+}
+
+/** Why a row cannot be used, checked per row at load; null when it is fine. */
+const CALL_ROW_PROBLEM = `nullif(concat_ws('; ',
+    case when t.event <> all($1::text[]) then format('unknown event %s', quote_literal(t.event)) end,
+    case when t.media <> all($2::text[]) then format('unknown media %s', quote_literal(t.media)) end,
+    case when t.direction <> all($3::text[]) then format('unknown direction %s', quote_literal(t.direction)) end,
+    case when t.seq < 1 then format('seq %s is not positive', t.seq) end,
+    case when t.event_ts > now() + interval '1 day' then format('event_ts %s is in the future', t.event_ts) end
+  ), '')`;
+
+const AGENT_ROW_PROBLEM = `nullif(concat_ws('; ',
+    case when t.event <> all($1::text[]) then format('unknown event %s', quote_literal(t.event)) end,
+    case when t.seq < 1 then format('seq %s is not positive', t.seq) end,
+    case when t.event_ts > now() + interval '1 day' then format('event_ts %s is in the future', t.event_ts) end
+  ), '')`;
+
+/**
+ * quality = base (own site, list order) + 1000 when no session of the member covered the
+ * event. `$m` are the parameter numbers of member id, base and incarnation.
+ */
+const quality = (member: string, base: string, incarnation: string): string => `${base}::integer + case when exists (
+    select 1 from stg_dss_session s
+     where s.member_id = ${member} and s.incarnation = ${incarnation}::uuid and s.source_id = t.source_id
+       and s.conn_start <= t.event_ts and (s.conn_end is null or s.conn_end >= t.event_ts)) then 0 else 1000 end`;
+
+export interface MergeInput {
+  memberId: string;
+  incarnation: string;
+  qualityBase: number;
+}
+
+export interface MergeResult {
+  merged: number;
+  discarded: number;
+  maxEventTs: Date | null;
+}
+
+async function maxEventTs(client: PoolClient, table: EventTable): Promise<Date | null> {
+  const { rows } = await client.query<{ ts: Date | null }>(`select max(event_ts) as ts from tmp_${table}`);
+  return rows[0]!.ts;
+}
+
+/** Temp rows -> staging (natural key, better quality replaces), discards, dirty calls. */
+export async function mergeCallEvents(client: PoolClient, m: MergeInput): Promise<MergeResult> {
+  const vocabulary = [CALL_EVENTS, MEDIA, DIRECTIONS];
+  const discarded = await client.query(
+    `insert into ctl_discard (table_name, natural_key, member_id, reason, row_data)
+     select 'call_event', t.call_id || '/' || t.seq, $4, p.problem, to_jsonb(t) - 'xid'
+       from tmp_call_event t, lateral (select ${CALL_ROW_PROBLEM} as problem) p
+      where p.problem is not null
+     on conflict do nothing`,
+    [...vocabulary, m.memberId],
+  );
+  const merged = await client.query(
+    `with ins as (
+       insert into stg_call_event as s (call_id, seq, source_id, event, event_ts, media, direction, ani, dnis,
+                                        queue, agent_id, attrs, member_id, quality)
+       select t.call_id, t.seq, t.source_id, t.event, t.event_ts, t.media, t.direction, t.ani, t.dnis,
+              t.queue, t.agent_id, t.attrs, $4, ${quality('$4', '$5', '$6')}
+         from tmp_call_event t
+        where ${CALL_ROW_PROBLEM} is null
+       on conflict (call_id, seq) do update set
+         source_id = excluded.source_id, event = excluded.event, event_ts = excluded.event_ts,
+         media = excluded.media, direction = excluded.direction, ani = excluded.ani, dnis = excluded.dnis,
+         queue = excluded.queue, agent_id = excluded.agent_id, attrs = excluded.attrs,
+         member_id = excluded.member_id, quality = excluded.quality, discard_reason = null, loaded_at = now()
+         where excluded.quality < s.quality
+       returning call_id)
+     insert into etl_dirty_call (call_id) select distinct call_id from ins on conflict do nothing`,
+    [...vocabulary, m.memberId, m.qualityBase, m.incarnation],
+  );
+  return { merged: merged.rowCount ?? 0, discarded: discarded.rowCount ?? 0, maxEventTs: await maxEventTs(client, 'call_event') };
+}
+
+export async function mergeAgentEvents(client: PoolClient, m: MergeInput): Promise<MergeResult> {
+  const discarded = await client.query(
+    `insert into ctl_discard (table_name, natural_key, member_id, reason, row_data)
+     select 'agent_event', t.source_id || '/' || t.agent_id || '/' || t.seq, $2, p.problem, to_jsonb(t) - 'xid'
+       from tmp_agent_event t, lateral (select ${AGENT_ROW_PROBLEM} as problem) p
+      where p.problem is not null
+     on conflict do nothing`,
+    [AGENT_EVENTS, m.memberId],
+  );
+  const merged = await client.query(
+    `with ins as (
+       insert into stg_agent_event as s (source_id, agent_id, seq, event, event_ts, reason, member_id, quality)
+       select t.source_id, t.agent_id, t.seq, t.event, t.event_ts, t.reason, $2, ${quality('$2', '$3', '$4')}
+         from tmp_agent_event t
+        where ${AGENT_ROW_PROBLEM} is null
+       on conflict (source_id, agent_id, seq) do update set
+         event = excluded.event, event_ts = excluded.event_ts, reason = excluded.reason,
+         member_id = excluded.member_id, quality = excluded.quality, discard_reason = null, loaded_at = now()
+         where excluded.quality < s.quality
+       returning source_id, agent_id, seq)
+     insert into etl_dirty_agent (source_id, agent_id, min_seq)
+     select source_id, agent_id, min(seq) from ins group by 1, 2
+     on conflict (source_id, agent_id) do update set min_seq = least(etl_dirty_agent.min_seq, excluded.min_seq)`,
+    [AGENT_EVENTS, m.memberId, m.qualityBase, m.incarnation],
+  );
+  return { merged: merged.rowCount ?? 0, discarded: discarded.rowCount ?? 0, maxEventTs: await maxEventTs(client, 'agent_event') };
+}
+
+export async function writeAudit(
+  client: PoolClient,
+  a: {
+    memberId: string;
+    incarnation: string | null;
+    from: string;
+    to: string;
+    final: boolean;
+    callRows: number;
+    agentRows: number;
+    sessionRows: number;
+    discarded: number;
+    resetReason: string | null;
+  },
+): Promise<void> {
+  await client.query(
+    `insert into ctl_load_audit (member_id, incarnation, snapshot_from, snapshot_to, final_chunk,
+       call_rows, agent_rows, session_rows, discarded_rows, reset_reason)
+     values ($1, $2::uuid, $3::pg_snapshot, $4::pg_snapshot, $5, $6, $7, $8, $9, $10)`,
+    [a.memberId, a.incarnation, a.from, a.to, a.final, a.callRows, a.agentRows, a.sessionRows, a.discarded, a.resetReason],
+  );
+}

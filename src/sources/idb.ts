@@ -1,0 +1,129 @@
+/**
+ * Reading one member IDB: a REPEATABLE READ snapshot, and the rows that are visible in
+ * it and were not visible in the previous cursor snapshot (DESIGN.md "Extraction
+ * contract"). COPY cannot take bind parameters, so the values travel as transaction-local
+ * settings set with parameterised set_config() and are read back with current_setting().
+ */
+import type { PoolClient } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Readable } from 'node:stream';
+
+export type EventTable = 'call_event' | 'agent_event';
+export const EVENT_TABLES: readonly EventTable[] = ['call_event', 'agent_event'];
+
+/** Column lists in COPY order; the mart's temp tables are declared with the same order. */
+export const COPY_COLUMNS: Record<EventTable, string> = {
+  call_event:
+    'id, call_id, seq, source_id, event, event_ts, media, direction, ani, dnis, queue, agent_id, attrs, dss_id, xid',
+  agent_event: 'id, agent_id, seq, source_id, event, event_ts, reason, dss_id, xid',
+};
+
+/** The cursor value meaning "nothing extracted yet": nothing is visible in it. */
+export const EMPTY_SNAPSHOT = '1:1:';
+
+export interface IdbSnapshot {
+  snapshot: string;
+  incarnation: string | null;
+}
+
+export interface Position {
+  xid: string;
+  id: string;
+}
+export const START: Position = { xid: '0', id: '0' };
+
+export interface SessionRow {
+  dss_id: string;
+  collector: string;
+  source_id: string;
+  conn_start: Date;
+  conn_end: Date | null;
+  conn_type: number;
+}
+
+/** Opens the read-only snapshot every read of this extraction uses. */
+export async function beginSnapshot(client: PoolClient): Promise<IdbSnapshot> {
+  await client.query('begin isolation level repeatable read read only');
+  const { rows } = await client.query<{ snapshot: string; incarnation: string | null }>(
+    `select pg_current_snapshot()::text as snapshot,
+            (select incarnation::text from idb.meta order by created_at desc limit 1) as incarnation`,
+  );
+  return rows[0]!;
+}
+
+const DELTA = `xid >= pg_snapshot_xmin(current_setting('twinmart.prev')::pg_snapshot)
+      and xid < pg_snapshot_xmax(current_setting('twinmart.cur')::pg_snapshot)
+      and pg_visible_in_snapshot(xid, current_setting('twinmart.cur')::pg_snapshot)
+      and not pg_visible_in_snapshot(xid, current_setting('twinmart.prev')::pg_snapshot)`;
+
+async function setDelta(client: PoolClient, prev: string, cur: string): Promise<void> {
+  await client.query(
+    `select set_config('twinmart.prev', $1::pg_snapshot::text, true),
+            set_config('twinmart.cur', $2::pg_snapshot::text, true)`,
+    [prev, cur],
+  );
+}
+
+/**
+ * Sessions new in the delta, plus those the mart still holds as open: closing a session
+ * is an UPDATE that keeps the row's xid, so the delta alone would never show it.
+ */
+export async function readSessions(
+  client: PoolClient,
+  prev: string,
+  cur: string,
+  openIds: string[],
+): Promise<SessionRow[]> {
+  await setDelta(client, prev, cur);
+  const { rows } = await client.query<SessionRow>(
+    `select dss_id::text, collector, source_id, conn_start, conn_end, conn_type
+       from idb.dss_session
+      where (${DELTA}) or dss_id = any($1::bigint[])
+      order by dss_id`,
+    [openIds],
+  );
+  return rows;
+}
+
+/** COPY stream of the next chunk of the delta of one table, ordered by (xid, id) after `after`. */
+export async function copyDeltaChunk(
+  client: PoolClient,
+  table: EventTable,
+  prev: string,
+  cur: string,
+  after: Position,
+  limit: number,
+): Promise<Readable> {
+  await setDelta(client, prev, cur);
+  await client.query(
+    `select set_config('twinmart.after_xid', $1::xid8::text, true),
+            set_config('twinmart.after_id', $2::bigint::text, true),
+            set_config('twinmart.limit', $3::integer::text, true)`,
+    [after.xid, after.id, limit],
+  );
+  // `table` is one of two constants, never input.
+  return client.query(
+    copyTo(`copy (
+      select ${COPY_COLUMNS[table]} from idb.${table}
+       where ${DELTA}
+         and (xid, id) > (current_setting('twinmart.after_xid')::xid8, current_setting('twinmart.after_id')::bigint)
+       order by xid, id
+       limit current_setting('twinmart.limit')::integer
+    ) to stdout`),
+  );
+}
+
+/** Rows not yet extracted behind a cursor: cheap (index range on xid), for status and lag. */
+export async function countBehind(client: PoolClient, prev: string): Promise<number> {
+  await client.query('begin isolation level repeatable read read only');
+  try {
+    const { rows } = await client.query<{ snapshot: string }>('select pg_current_snapshot()::text as snapshot');
+    await setDelta(client, prev, rows[0]!.snapshot);
+    const counts = await client.query<{ n: string }>(
+      `select (select count(*) from idb.call_event where ${DELTA}) + (select count(*) from idb.agent_event where ${DELTA}) as n`,
+    );
+    return Number(counts.rows[0]!.n);
+  } finally {
+    await client.query('rollback');
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * `twinmart worker --site X`: one Worker on the control queue (workflow tasks, polled at
+ * every site so workflows outlive a site) and one on the site's queue (its activities).
+ * Shutdown drains: running activities get the grace time to finish or roll back.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Runtime, DefaultLogger, Worker, type NativeConnection } from '@temporalio/worker';
+import { assertSite, type Config } from '../config';
+import { Pools } from '../db';
+import type { Logger } from '../logger';
+import { createEtlActivities } from '../activities/etl';
+import { connectWorker } from '../temporal/connection';
+import { CONTROL_QUEUE, siteQueue } from '../workflows/names';
+
+export const workflowsPath = require.resolve('../workflows');
+export const workflowBundlePath = resolve(__dirname, '..', '..', 'workflow-bundle.js');
+
+let runtimeInstalled = false;
+/** Quiet core logs; the SDK installs its own SIGINT/SIGTERM handlers that shut workers down. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+export interface SiteWorkers {
+  /** Resolves when both workers have stopped. */
+  run: Promise<void>;
+  shutdown(): void;
+}
+
+export async function createSiteWorkers(
+  config: Config,
+  site: string,
+  logger: Logger,
+  connection?: NativeConnection,
+): Promise<SiteWorkers> {
+  assertSite(config, site);
+  installRuntime();
+  const conn = connection ?? (await connectWorker(config));
+  const pools = new Pools();
+  const workflowSource = existsSync(workflowBundlePath)
+    ? { workflowBundle: { codePath: workflowBundlePath } }
+    : { workflowsPath };
+  const control = await Worker.create({
+    connection: conn,
+    namespace: config.temporal.namespace,
+    taskQueue: CONTROL_QUEUE,
+    ...workflowSource,
+    identity: `twinmart-${site}-control@${process.pid}`,
+  });
+  const activities = await Worker.create({
+    connection: conn,
+    namespace: config.temporal.namespace,
+    taskQueue: siteQueue(site),
+    activities: createEtlActivities({ config, site, pools, logger }),
+    identity: `twinmart-${site}@${process.pid}`,
+    shutdownGraceTime: '20s',
+    maxConcurrentActivityTaskExecutions: 16,
+  });
+  const run = Promise.all([control.run(), activities.run()]).then(
+    async () => {
+      await pools.end();
+      if (!connection) await conn.close();
+    },
+    async (e) => {
+      await pools.end();
+      throw e;
+    },
+  );
+  return {
+    run,
+    shutdown() {
+      for (const w of [control, activities]) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
+}

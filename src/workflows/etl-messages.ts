@@ -1,0 +1,88 @@
+/**
+ * The ETL workflow's messages, shared by the workflow, the DR workflow and clients. Every
+ * command is both a signal (what the Web UI and `temporal workflow signal` send) and an
+ * update of the same name (which answers once the command is applied).
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import { SITE_ID } from '../config/ids';
+
+const replyFields = {
+  /** Echoed in the confirmation so the sender can match it. */
+  requestId: z.string().min(1).max(100).optional(),
+  /** Workflow id to signal `etlConfirmation` to once applied (the DR workflow). */
+  replyTo: z.string().min(1).max(200).optional(),
+};
+
+export const siteCommandSchema = z.strictObject({
+  site: z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`),
+  ...replyFields,
+});
+export const controlCommandSchema = z.strictObject(replyFields);
+
+export type SiteCommandInput = z.infer<typeof siteCommandSchema>;
+export type ControlCommandInput = z.infer<typeof controlCommandSchema>;
+export type EtlCommandKind = 'excludeSite' | 'includeSite' | 'pause' | 'resume';
+
+export type MemberState = 'pending' | 'ok' | 'unreachable' | 'excluded' | 'superseded';
+
+export interface MemberStatus {
+  site: string;
+  sourceId: string;
+  state: MemberState;
+  lastOkAt: string | null;
+  lastError: string | null;
+  lastReset: string | null;
+  rowsTotal: number;
+  lastRows: number;
+}
+
+export interface EtlConfirmation {
+  requestId: string;
+  etlSite: string;
+  command: EtlCommandKind;
+  target: string | null;
+  cycle: number;
+  appliedAt: string;
+  excludedSites: string[];
+  paused: boolean;
+  members: Record<string, Pick<MemberStatus, 'site' | 'sourceId' | 'state' | 'lastOkAt'>>;
+}
+
+export interface RejectedCommand {
+  command: string;
+  reason: string;
+  at: string;
+}
+
+export interface EtlStatus {
+  site: string;
+  runId: string;
+  paused: boolean;
+  cycle: number;
+  excludedSites: string[];
+  members: Record<string, MemberStatus>;
+  totals: { callRows: number; agentRows: number; facts: number; discarded: number };
+  lastCycle: { startedAt: string; finishedAt: string; rows: number; facts: number } | null;
+  pending: { command: EtlCommandKind; target: string | null; requestId: string }[];
+  applied: { command: EtlCommandKind; target: string | null; requestId: string; cycle: number; at: string }[];
+  rejected: RejectedCommand[];
+  continuedAsNew: number;
+}
+
+export const excludeSiteSignal = defineSignal<[unknown?]>('excludeSite');
+export const includeSiteSignal = defineSignal<[unknown?]>('includeSite');
+export const pauseSignal = defineSignal<[unknown?]>('pause');
+export const resumeSignal = defineSignal<[unknown?]>('resume');
+
+// Payloads are validated by the workflow (zod: SiteCommandInput / ControlCommandInput), so a
+// client may send anything and gets a clear refusal.
+export const excludeSiteUpdate = defineUpdate<EtlConfirmation, [unknown]>('excludeSite');
+export const includeSiteUpdate = defineUpdate<EtlConfirmation, [unknown]>('includeSite');
+export const pauseUpdate = defineUpdate<EtlConfirmation, [unknown]>('pause');
+export const resumeUpdate = defineUpdate<EtlConfirmation, [unknown]>('resume');
+
+export const etlStatusQuery = defineQuery<EtlStatus>('status');
+
+/** Sent by an ETL to a command's `replyTo` workflow when the command is applied. */
+export const etlConfirmationSignal = defineSignal<[EtlConfirmation]>('etlConfirmation');

@@ -1,0 +1,277 @@
+/**
+ * siteEtlWorkflow (`twinmart-etl-<site>`): the never-ending ETL cycle of one site's mart.
+ * Extract every included member, transform, apply commands at the cycle boundary and
+ * confirm them, sleep, continue-as-new when the server suggests it. State is a plain
+ * record; history holds ids and counts only.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
+import type { z } from 'zod';
+import type { EtlActivities, SiteDescription } from '../activities/etl';
+import { SITE_ID } from '../config/ids';
+import {
+  controlCommandSchema,
+  etlConfirmationSignal,
+  etlStatusQuery,
+  excludeSiteSignal,
+  excludeSiteUpdate,
+  includeSiteSignal,
+  includeSiteUpdate,
+  pauseSignal,
+  pauseUpdate,
+  resumeSignal,
+  resumeUpdate,
+  siteCommandSchema,
+  type EtlCommandKind,
+  type EtlConfirmation,
+  type EtlStatus,
+  type MemberStatus,
+} from './etl-messages';
+import { SEARCH_ATTRIBUTES, siteQueue } from './names';
+
+export interface SiteEtlInput {
+  site: string;
+  /** Carried across continue-as-new; absent on a fresh start. */
+  state?: EtlState;
+}
+
+interface PendingCommand {
+  command: EtlCommandKind;
+  target: string | null;
+  requestId: string;
+  replyTo: string | null;
+}
+
+export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending'> {
+  pending: PendingCommand[];
+}
+
+const KEEP = 20;
+
+function initialState(site: string): EtlState {
+  return {
+    site,
+    paused: false,
+    cycle: 0,
+    excludedSites: [],
+    members: {},
+    totals: { callRows: 0, agentRows: 0, facts: 0, discarded: 0 },
+    lastCycle: null,
+    pending: [],
+    applied: [],
+    rejected: [],
+    continuedAsNew: 0,
+  };
+}
+
+const pushCapped = <T>(list: T[], item: T): void => {
+  list.push(item);
+  if (list.length > KEEP) list.splice(0, list.length - KEEP);
+};
+
+export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
+  if (typeof input?.site !== 'string' || !SITE_ID.test(input.site)) {
+    throw ApplicationFailure.nonRetryable(`siteEtlWorkflow input needs {"site": "<id matching ${SITE_ID}>"}`);
+  }
+  const site = input.site;
+  const state = input.state ?? initialState(site);
+  const now = () => new Date().toISOString();
+
+  const setup = proxyActivities<EtlActivities>({
+    taskQueue: siteQueue(site),
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '1s', maximumInterval: '15s' },
+  });
+
+  // Commands can arrive before prepareSite answers; they wait in `pending` like any other.
+  const confirmed = new Map<string, EtlConfirmation>();
+  let sites: string[] | null = null;
+
+  function validate(command: EtlCommandKind, payload: unknown): PendingCommand {
+    const isSite = command === 'excludeSite' || command === 'includeSite';
+    const parsed = (isSite ? siteCommandSchema : controlCommandSchema).safeParse(payload ?? {});
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+      throw ApplicationFailure.nonRetryable(`invalid ${command} payload: ${issues}`, 'InvalidPayload');
+    }
+    const value = parsed.data as z.infer<typeof siteCommandSchema>;
+    const target = isSite ? value.site : null;
+    if (target !== null) {
+      if (sites && !sites.includes(target)) {
+        throw ApplicationFailure.nonRetryable(`unknown site "${target}" (sites: ${sites.join(', ')})`, 'UnknownSite');
+      }
+      if (target === site && command === 'excludeSite') {
+        throw ApplicationFailure.nonRetryable(`the ETL of ${site} cannot exclude its own site`, 'OwnSite');
+      }
+    }
+    return { command, target, requestId: value.requestId ?? uuid4(), replyTo: value.replyTo ?? null };
+  }
+
+  const kinds: [EtlCommandKind, SignalDefinition<[unknown?]>, UpdateDefinition<EtlConfirmation, [unknown]>][] = [
+    ['excludeSite', excludeSiteSignal, excludeSiteUpdate],
+    ['includeSite', includeSiteSignal, includeSiteUpdate],
+    ['pause', pauseSignal, pauseUpdate],
+    ['resume', resumeSignal, resumeUpdate],
+  ];
+  for (const [command, signal, update] of kinds) {
+    // A malformed signal is recorded and dropped: it must never fail the workflow task.
+    setHandler(signal, (payload: unknown) => {
+      try {
+        state.pending.push(validate(command, payload));
+      } catch (e) {
+        pushCapped(state.rejected, { command, reason: (e as Error).message, at: now() });
+      }
+    });
+    setHandler(
+      update,
+      async (payload) => {
+        const cmd = validate(command, payload);
+        state.pending.push(cmd);
+        await condition(() => confirmed.has(cmd.requestId));
+        const confirmation = confirmed.get(cmd.requestId)!;
+        confirmed.delete(cmd.requestId);
+        return confirmation;
+      },
+      {
+        validator: (payload) => {
+          try {
+            validate(command, payload);
+          } catch (e) {
+            pushCapped(state.rejected, { command, reason: (e as Error).message, at: now() });
+            throw e;
+          }
+        },
+      },
+    );
+  }
+
+  setHandler(etlStatusQuery, (): EtlStatus => ({
+    ...state,
+    runId: workflowInfo().runId,
+    pending: state.pending.map(({ command, target, requestId }) => ({ command, target, requestId })),
+  }));
+
+  const desc: SiteDescription = await setup.prepareSite({ site });
+  sites = desc.sites;
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.site, value: site }]);
+  const acts = proxyActivities<EtlActivities>({
+    taskQueue: siteQueue(site),
+    startToCloseTimeout: '4 hours',
+    heartbeatTimeout: desc.heartbeatSeconds * 1000,
+    retry: { initialInterval: '1s', maximumInterval: '10s' },
+  });
+  syncMembers(state, desc);
+
+  async function applyCommands(): Promise<void> {
+    while (state.pending.length) {
+      const cmd = state.pending.shift()!;
+      if (cmd.target && !desc.sites.includes(cmd.target)) {
+        pushCapped(state.rejected, { command: cmd.command, reason: `unknown site "${cmd.target}"`, at: now() });
+        continue;
+      }
+      if (cmd.command === 'excludeSite' && !state.excludedSites.includes(cmd.target!)) {
+        state.excludedSites = [...state.excludedSites, cmd.target!].sort();
+      } else if (cmd.command === 'includeSite') {
+        state.excludedSites = state.excludedSites.filter((s) => s !== cmd.target);
+      } else if (cmd.command === 'pause') state.paused = true;
+      else if (cmd.command === 'resume') state.paused = false;
+      syncMembers(state, desc);
+      const confirmation: EtlConfirmation = {
+        requestId: cmd.requestId,
+        etlSite: site,
+        command: cmd.command,
+        target: cmd.target,
+        cycle: state.cycle,
+        appliedAt: now(),
+        excludedSites: state.excludedSites,
+        paused: state.paused,
+        members: Object.fromEntries(
+          Object.entries(state.members).map(([id, m]) => [id, { site: m.site, sourceId: m.sourceId, state: m.state, lastOkAt: m.lastOkAt }]),
+        ),
+      };
+      confirmed.set(cmd.requestId, confirmation);
+      pushCapped(state.applied, { command: cmd.command, target: cmd.target, requestId: cmd.requestId, cycle: state.cycle, at: confirmation.appliedAt });
+      if (cmd.replyTo) {
+        try {
+          await getExternalWorkflowHandle(cmd.replyTo).signal(etlConfirmationSignal, confirmation);
+        } catch (e) {
+          log.warn('could not deliver confirmation', { replyTo: cmd.replyTo, error: (e as Error).message });
+        }
+      }
+    }
+  }
+
+  async function runCycle(): Promise<void> {
+    const startedAt = now();
+    const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
+    const results = await Promise.all(included.map((m) => acts.extractMember({ site, memberId: m.id })));
+    let rows = 0;
+    for (const r of results) {
+      const m = state.members[r.memberId]!;
+      const n = r.callRows + r.agentRows;
+      m.state = r.state;
+      m.lastError = r.error;
+      m.lastRows = n;
+      m.rowsTotal += n;
+      if (r.reset) m.lastReset = r.reset;
+      if (r.state === 'ok') m.lastOkAt = now();
+      state.totals.callRows += r.callRows;
+      state.totals.agentRows += r.agentRows;
+      state.totals.discarded += r.discarded;
+      rows += n;
+    }
+    const t = await acts.transform({ site });
+    state.totals.facts += t.facts;
+    state.totals.discarded += t.discarded;
+    state.cycle += 1;
+    state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t.facts };
+  }
+
+  for (;;) {
+    await applyCommands();
+    if (!state.paused) await runCycle();
+    await applyCommands();
+    if (workflowInfo().continueAsNewSuggested) {
+      // Updates waiting for a boundary must be answered before this run ends.
+      while (!allHandlersFinished()) {
+        await condition(() => allHandlersFinished() || state.pending.length > 0);
+        await applyCommands();
+      }
+      state.continuedAsNew += 1;
+      await continueAsNew<typeof siteEtlWorkflow>({ site, state });
+    }
+    await condition(() => state.pending.length > 0, desc.cycleSeconds * 1000);
+  }
+}
+
+/** Member records follow the config: new members appear, excluded ones say so. */
+function syncMembers(state: EtlState, desc: SiteDescription): void {
+  const next: Record<string, MemberStatus> = {};
+  for (const m of desc.members) {
+    const prev = state.members[m.id];
+    const excluded = state.excludedSites.includes(m.site);
+    next[m.id] = {
+      site: m.site,
+      sourceId: m.sourceId,
+      state: excluded ? 'excluded' : prev && prev.state !== 'excluded' ? prev.state : 'pending',
+      lastOkAt: prev?.lastOkAt ?? null,
+      lastError: prev?.lastError ?? null,
+      lastReset: prev?.lastReset ?? null,
+      rowsTotal: prev?.rowsTotal ?? 0,
+      lastRows: prev?.lastRows ?? 0,
+    };
+  }
+  state.members = next;
+}

@@ -1,0 +1,2 @@
+// The workflow bundle's entry: every workflow type the control queue serves.
+export { siteEtlWorkflow } from './etl';

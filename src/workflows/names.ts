@@ -1,0 +1,11 @@
+/** Workflow ids and task queues of DESIGN.md section 2, shared by workflows, workers and clients. */
+export const CONTROL_QUEUE = 'twinmart-control';
+export const DR_WORKFLOW_ID = 'twinmart-dr';
+export const siteQueue = (site: string): string => `twinmart-${site}`;
+export const etlWorkflowId = (site: string): string => `twinmart-etl-${site}`;
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SEARCH_ATTRIBUTES = {
+  site: defineSearchAttributeKey('TwinmartSite', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('TwinmartPhase', SearchAttributeType.KEYWORD),
+} as const;
