@@ -119,7 +119,9 @@ function expandEnv(value: string, path: string, env: NodeJS.ProcessEnv): string 
 function formatIssues(file: string, error: z.ZodError): string {
   const lines = error.issues.map((i) => {
     const path = i.path.length ? i.path.map(String).join('.') : '(top level)';
-    return `  ${path}: ${i.message}`;
+    // zod reports a bad record key generically; its nested issues say what was expected.
+    const nested = i.code === 'invalid_key' ? i.issues.map((n) => n.message).join('; ') : '';
+    return `  ${path}: ${nested ? `invalid key, expected ${nested}` : i.message}`;
   });
   return `invalid config ${file}:\n${lines.join('\n')}`;
 }

@@ -3,10 +3,10 @@
  * URL (one per database, created on first use), transactions, and a redacted form of
  * a URL for messages so credentials never reach logs or workflow history.
  */
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
 
 /** Anything that runs a query: a pool (autocommit) or a client inside a transaction. */
-export type Queryable = Pool | PoolClient;
+export type Queryable = Pool | ClientBase;
 
 /** postgres://user:secret@host:port/db -> postgres://user@host:port/db */
 export function redactUrl(url: string): string {
@@ -27,8 +27,10 @@ export class Pools {
     let pool = this.pools.get(url);
     if (!pool) {
       pool = new Pool({ max: 4, idleTimeoutMillis: 10_000, ...this.defaults, ...options, connectionString: url });
-      // An idle client whose server went away must not crash the process.
+      // A client whose server went away (site failure) must not crash the process: idle
+      // ones report on the pool, checked-out ones on themselves; the next query fails instead.
       pool.on('error', () => {});
+      pool.on('connect', (client) => client.on('error', () => {}));
       this.pools.set(url, pool);
     }
     return pool;

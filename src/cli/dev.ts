@@ -1,0 +1,169 @@
+/**
+ * `twinmart dev up|down`, `twinmart site stop|start` and `twinmart demo`: the local
+ * two-site world of src/dev/world.ts driven from the command line.
+ */
+import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { loadConfig, type Config } from '../config';
+import { Pools } from '../db';
+import { createLogger, type Logger } from '../logger';
+import { collectStatus } from '../etl/site-status';
+import { runSim } from '../sim';
+import { findTemporalCli } from '../dev/temporal';
+import {
+  configFile,
+  failSite,
+  loadWorld,
+  planWorld,
+  restoreSite,
+  saveWorld,
+  sitesOf,
+  startSiteDatabases,
+  startTemporal,
+  startWorker,
+  stopWorld,
+  type WorldState,
+} from '../dev/world';
+import { connectClient, ensureSearchAttributes, startEtl } from '../temporal/connection';
+import { parse, UsageError } from './args';
+
+export const DEV_ROOT = '.twinmart';
+export const DEV_CONFIG = `${DEV_ROOT}/dev.yaml`;
+
+const alive = (pid: number | null): boolean => {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function up(logger: Logger): Promise<{ state: WorldState; config: Config; uiUrl: string | null }> {
+  const binary = await findTemporalCli({
+    logger,
+    build: true,
+    onBuildProgress: (line) => process.stderr.write(`  ${line}\n`),
+  });
+  const root = resolve(DEV_ROOT);
+  const state = existsSync(`${root}/world.json`) ? loadWorld(root) : await planWorld(root, { preferredPorts: true });
+  for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, logger);
+  let config = saveWorld(state);
+  if (!alive(state.temporal.pid)) await startTemporal(state, binary, logger);
+  config = saveWorld(state);
+  for (const site of sitesOf(state.layout)) if (!alive(state.workers[site] ?? null)) startWorker(state, site);
+  saveWorld(state);
+  const client = await connectClient(config);
+  await ensureSearchAttributes(client);
+  for (const site of sitesOf(state.layout)) await startEtl(client, site);
+  await client.connection.close();
+  const uiUrl = state.temporal.uiPort ? `http://127.0.0.1:${state.temporal.uiPort}` : null;
+  return { state, config, uiUrl };
+}
+
+function announce(state: WorldState, uiUrl: string | null): void {
+  const lines = [
+    `twinmart dev world is up (${sitesOf(state.layout).join(', ')})`,
+    `  Temporal Web UI: ${uiUrl ?? '(headless)'}   frontend 127.0.0.1:${state.temporal.port}`,
+    ...Object.entries(state.pg).map(([s, p]) => `  ${s}: PostgreSQL on 127.0.0.1:${p.port}, worker pid ${state.workers[s]}`),
+    `  config: ${configFile(state)}   logs: ${state.root}/logs`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export async function devCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { detach: { type: 'boolean' }, wipe: { type: 'boolean' } });
+  const logger = createLogger('dev');
+  if (positionals[0] === 'up') {
+    const { state, config, uiUrl } = await up(logger);
+    announce(state, uiUrl);
+    if (values.detach) return 0;
+    await watchUntilInterrupted(config, null);
+    await stopWorld(loadWorld(state.root), false);
+    return 0;
+  }
+  if (positionals[0] === 'down') {
+    const root = resolve(DEV_ROOT);
+    await stopWorld(loadWorld(root), values.wipe ?? false);
+    process.stdout.write(`dev world stopped${values.wipe ? ' and wiped' : ' (data kept; --wipe removes it)'}\n`);
+    return 0;
+  }
+  throw new UsageError('dev needs up or down');
+}
+
+export async function siteCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { wipe: { type: 'boolean' } });
+  const [action, site] = positionals;
+  if ((action !== 'stop' && action !== 'start') || !site) throw new UsageError('site needs stop|start <site>');
+  const state = loadWorld(resolve(DEV_ROOT));
+  if (!state.pg[site]) throw new UsageError(`unknown site "${site}" (dev sites: ${sitesOf(state.layout).join(', ')})`);
+  if (action === 'stop') {
+    await failSite(state, site);
+    process.stdout.write(`site ${site} stopped: workers killed, PostgreSQL stopped (immediate)\n`);
+  } else {
+    await restoreSite(state, site, createLogger('dev'), values.wipe ?? false);
+    process.stdout.write(`site ${site} started${values.wipe ? ' as a replacement with empty databases' : ''}\n`);
+  }
+  saveWorld(state);
+  return 0;
+}
+
+/** Per-site progress lines every second until Ctrl-C (or `seconds` elapse). */
+async function watchUntilInterrupted(config: Config, seconds: number | null, extra?: () => string): Promise<void> {
+  const client = await connectClient(config);
+  const pools = new Pools();
+  const stop = new AbortController();
+  const onSig = () => stop.abort();
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  const deadline = seconds === null ? Infinity : Date.now() + seconds * 1000;
+  try {
+    while (!stop.signal.aborted && Date.now() < deadline) {
+      const view = await collectStatus(config, client, pools);
+      const parts = view.map((s) => {
+        const loaded = s.members.reduce((n, m) => n + m.eventsLoaded, 0);
+        const lag = s.members.reduce((n, m) => n + (m.behind ?? 0), 0);
+        const down = s.members.filter((m) => m.state === 'unreachable').length;
+        return `${s.site}: cycle ${s.cycle ?? '-'} events ${loaded} lag ${lag}${down ? ` (${down} member(s) down)` : ''}`;
+      });
+      process.stdout.write(`${new Date().toISOString().slice(11, 19)}  ${parts.join('  |  ')}${extra ? '  ' + extra() : ''}\n`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+    await pools.end();
+    await client.connection.close();
+  }
+}
+
+export async function demoCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { seconds: { type: 'string' }, rate: { type: 'string' } });
+  const seconds = values.seconds === undefined ? null : Number(values.seconds);
+  if (seconds !== null && !(seconds > 0)) throw new UsageError(`--seconds needs a positive number, got ${values.seconds}`);
+  const rate = values.rate === undefined ? 5 : Number(values.rate);
+  if (!(rate > 0)) throw new UsageError(`--rate needs a positive number, got ${values.rate}`);
+  const logger = createLogger('demo');
+  const { state, uiUrl } = await up(logger);
+  announce(state, uiUrl);
+  process.stdout.write(`simulating ${rate} calls/s into every HA set; Ctrl-C stops the demo and the world\n`);
+  const config = loadConfig(configFile(state));
+  const simStop = new AbortController();
+  let simulated = 0;
+  const sim = runSim(
+    config,
+    { calls: Number.MAX_SAFE_INTEGER, rate, onProgress: (p: { calls: number }) => void (simulated = p.calls) },
+    createLogger('sim', 'warn'),
+    simStop.signal,
+  );
+  try {
+    await watchUntilInterrupted(config, seconds, () => `| calls simulated ${simulated}`);
+  } finally {
+    simStop.abort();
+    await sim.catch(() => undefined);
+    process.stdout.write('stopping the dev world (data kept in .twinmart; `twinmart dev down --wipe` removes it)\n');
+    await stopWorld(loadWorld(state.root), false);
+  }
+  return 0;
+}

@@ -1,0 +1,160 @@
+/**
+ * The `twinmart` command (DESIGN.md section 4). Each subcommand parses its flags, loads
+ * the config once and hands it down; errors end as one clear line and exit code 2.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadConfig, assertSite, ConfigError } from '../config';
+import { Pools } from '../db';
+import { createLogger } from '../logger';
+import { collectStatus, formatStatus } from '../etl/site-status';
+import { compareMarts, formatParityReport } from '../parity';
+import { runSim } from '../sim';
+import { createSiteWorkers } from '../workers/site-worker';
+import { connectClient, ensureSearchAttributes, startEtl } from '../temporal/connection';
+import { parse, UsageError } from './args';
+import { devCommand, siteCommand, demoCommand, DEV_CONFIG } from './dev';
+
+const USAGE = `usage: twinmart <command> [options]   (every command takes --config FILE)
+  dev up [--detach] | dev down [--wipe]   local two-site world (config written to ${DEV_CONFIG})
+  site stop|start <site> [--wipe]         dev only: stop a site for real / bring it back (as a replacement with --wipe)
+  demo                                    dev up, traffic, live progress until Ctrl-C
+  worker --site <site>                    run one site's workers
+  start                                   start the ETL workflows if they are not running
+  status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
+  sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
+  parity <siteA> <siteB> [--json]         compare two marts; exit 0 only when closed intervals match`;
+
+/** --config, else TWINMART_CONFIG, else the dev world's config when it exists. */
+export function configPath(flag: string | undefined): string {
+  const path = flag ?? process.env.TWINMART_CONFIG ?? (existsSync(DEV_CONFIG) ? DEV_CONFIG : undefined);
+  if (!path) throw new UsageError(`no config: pass --config FILE, set TWINMART_CONFIG, or run \`twinmart dev up\` first`);
+  return resolve(path);
+}
+
+const number = (name: string, v: string | undefined, dflt?: number): number => {
+  if (v === undefined && dflt !== undefined) return dflt;
+  const n = Number(v);
+  if (v === undefined || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} needs a non-negative number, got ${v ?? 'nothing'}`);
+  return n;
+};
+
+async function worker(args: string[]): Promise<void> {
+  const { values } = parse(args, { site: { type: 'string' } });
+  if (!values.site) throw new UsageError('worker needs --site <site>');
+  const config = loadConfig(configPath(values.config));
+  const logger = createLogger(`worker ${values.site}`);
+  const workers = await createSiteWorkers(config, values.site, logger);
+  logger.info('workers running', { site: values.site, temporal: config.temporal.address });
+  await workers.run;
+  logger.info('workers stopped');
+}
+
+async function start(args: string[]): Promise<void> {
+  const { values } = parse(args, {});
+  const config = loadConfig(configPath(values.config));
+  const client = await connectClient(config);
+  await ensureSearchAttributes(client);
+  for (const site of Object.keys(config.sites)) await startEtl(client, site);
+  process.stdout.write(`ETL workflows running for ${Object.keys(config.sites).join(', ')}\n`);
+}
+
+async function status(args: string[]): Promise<void> {
+  const { values } = parse(args, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
+  const config = loadConfig(configPath(values.config));
+  const client = await connectClient(config);
+  const pools = new Pools();
+  try {
+    for (;;) {
+      const view = await collectStatus(config, client, pools);
+      if (values.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), sites: view }) + '\n');
+      else process.stdout.write(`${values.watch ? '\x1b[2J\x1b[H' : ''}${new Date().toISOString()}\n${formatStatus(view)}\n`);
+      if (!values.watch) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    await pools.end();
+    await client.connection.close();
+  }
+}
+
+async function sim(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    calls: { type: 'string' },
+    rate: { type: 'string' },
+    seed: { type: 'string' },
+    'backfill-minutes': { type: 'string' },
+  });
+  const config = loadConfig(configPath(values.config));
+  const calls = number('calls', values.calls);
+  const rate = number('rate', values.rate, 5);
+  const backfill = values['backfill-minutes'];
+  const logger = createLogger('sim');
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort());
+  const result = await runSim(
+    config,
+    {
+      calls,
+      rate,
+      seed: values.seed === undefined ? undefined : number('seed', values.seed),
+      startTs: backfill === undefined ? undefined : new Date(Date.now() - number('backfill-minutes', backfill) * 60_000),
+    },
+    logger,
+    abort.signal,
+  );
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+}
+
+async function parity(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean' }, 'settle-seconds': { type: 'string' } });
+  const [a, b] = positionals;
+  if (!a || !b) throw new UsageError('parity needs two sites: twinmart parity <siteA> <siteB>');
+  const config = loadConfig(configPath(values.config));
+  assertSite(config, a);
+  assertSite(config, b);
+  const pools = new Pools();
+  try {
+    const settle = number('settle-seconds', values['settle-seconds'], 60);
+    const report = await compareMarts(
+      { name: a, pool: pools.get(config.sites[a]!.mart) },
+      { name: b, pool: pools.get(config.sites[b]!.mart) },
+      { closedBefore: new Date(Date.now() - settle * 1000) },
+    );
+    process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatParityReport(report) + '\n');
+    return report.match ? 0 : 1;
+  } finally {
+    await pools.end();
+  }
+}
+
+type Command = (args: string[]) => Promise<number | void>;
+const commands: Record<string, Command> = {
+  worker,
+  start,
+  status,
+  sim,
+  parity,
+  dev: devCommand,
+  site: siteCommand,
+  demo: demoCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  try {
+    if (!command) throw new UsageError(`unknown command "${name}"`);
+    return (await command(rest)) ?? 0;
+  } catch (e) {
+    if (e instanceof UsageError) process.stderr.write(`twinmart: ${e.message}\n\n${USAGE}\n`);
+    else if (e instanceof ConfigError) process.stderr.write(`twinmart: ${e.message}\n`);
+    else process.stderr.write(`twinmart ${name}: ${(e as Error).message}\n`);
+    return 2;
+  }
+}
+

@@ -1,0 +1,257 @@
+/**
+ * A local multi-site world: one real PostgreSQL instance per site holding its mart and
+ * its IDBs, a Temporal dev server, and one worker process per site. `twinmart dev` and
+ * the tests both build on this, so a site failure in a test is the same real server stop
+ * an operator sees in the demo. State lives in <root>/world.json so separate CLI
+ * invocations (`dev up`, `site stop`, `dev down`) act on the same processes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { Pool } from 'pg';
+import { parseConfig, type Config, type ConfigInput } from '../config';
+import type { Logger } from '../logger';
+import { repoRoot } from '../paths';
+import { applyIdbSchema } from '../sim/idb';
+import { freePort } from './ports';
+import {
+  createDatabase,
+  initInstance,
+  instanceUrl,
+  removeInstance,
+  startInstance,
+  stopInstance,
+  type PgInstance,
+} from './postgres';
+import { startDevServer, stopProcess } from './temporal';
+
+/**
+ * HA sets: source id -> members as (site, database name). A member's database lives in
+ * its site's PostgreSQL instance unless it names an `instance` of its own (so a test can
+ * stop one member's server without its site).
+ */
+export type Layout = Record<string, { site: string; db: string; instance?: string }[]>;
+
+/** The dev world of DESIGN.md: one set split across sites, one wholly at each site. */
+export const DEV_LAYOUT: Layout = {
+  'sw-voice-1': [
+    { site: 'dc1', db: 'idb_voice_1' },
+    { site: 'dc2', db: 'idb_voice_1' },
+  ],
+  'sw-voice-2': [
+    { site: 'dc1', db: 'idb_voice_2a' },
+    { site: 'dc1', db: 'idb_voice_2b' },
+  ],
+  'sw-chat-1': [
+    { site: 'dc2', db: 'idb_chat_1a' },
+    { site: 'dc2', db: 'idb_chat_1b' },
+  ],
+};
+
+export const MART_DB = 'twinmart_mart';
+
+export interface WorldState {
+  root: string;
+  layout: Layout;
+  primary: string;
+  /** PostgreSQL instances by name: one per site (named like the site, holding its mart) plus any member's own. */
+  pg: Record<string, PgInstance>;
+  temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null };
+  workers: Record<string, number | null>;
+  etl: Partial<ConfigInput['etl']>;
+}
+
+export const memberId = (db: string, site: string): string => `${db.replace(/_/g, '-')}-${site}`;
+
+export function sitesOf(layout: Layout): string[] {
+  return [...new Set(Object.values(layout).flatMap((ms) => ms.map((m) => m.site)))].sort();
+}
+
+const instanceOf = (m: { site: string; instance?: string }): string => m.instance ?? m.site;
+
+/** The instances a site's failure takes down: its own and those of its members. */
+export function instancesOf(layout: Layout, site: string): string[] {
+  const own = Object.values(layout).flatMap((ms) => ms.filter((m) => m.site === site).map(instanceOf));
+  return [...new Set([site, ...own])];
+}
+
+export function worldConfig(state: WorldState): ConfigInput {
+  const sites = sitesOf(state.layout);
+  return {
+    temporal: { address: `127.0.0.1:${state.temporal.port}`, namespace: 'default' },
+    etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
+    reporting: { primary: state.primary },
+    sites: Object.fromEntries(
+      sites.map((s, i) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: 8401 + i }]),
+    ),
+    sources: Object.fromEntries(
+      Object.entries(state.layout).map(([source, members]) => [
+        source,
+        members.map((m) => ({ id: memberId(m.db, m.site), site: m.site, url: instanceUrl(state.pg[instanceOf(m)]!, m.db) })),
+      ]),
+    ),
+  };
+}
+
+export const configFile = (state: WorldState): string => join(state.root, 'dev.yaml');
+const stateFile = (root: string): string => join(root, 'world.json');
+const logDir = (state: WorldState): string => join(state.root, 'logs');
+
+export function saveWorld(state: WorldState): Config {
+  mkdirSync(state.root, { recursive: true });
+  writeFileSync(stateFile(state.root), JSON.stringify(state, null, 2));
+  const input = worldConfig(state);
+  writeFileSync(configFile(state), `# written by twinmart dev; edits are overwritten\n${stringify(input)}`);
+  return parseConfig(input, configFile(state));
+}
+
+export function loadWorld(root: string): WorldState {
+  const file = stateFile(root);
+  if (!existsSync(file)) throw new Error(`no dev world at ${root}: run \`twinmart dev up\` first`);
+  return JSON.parse(readFileSync(file, 'utf8')) as WorldState;
+}
+
+async function portOr(preferred: number): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((ok) => {
+    const srv = createServer();
+    srv.once('error', () => void freePort().then(ok));
+    srv.listen(preferred, '127.0.0.1', () => srv.close(() => ok(preferred)));
+  });
+}
+
+/** Plans a world: ports (preferred ones when free), data dirs. Nothing is started. */
+export async function planWorld(
+  root: string,
+  options: { layout?: Layout; primary?: string; preferredPorts?: boolean; etl?: WorldState['etl'] } = {},
+): Promise<WorldState> {
+  const layout = options.layout ?? DEV_LAYOUT;
+  const sites = sitesOf(layout);
+  const pick = (p: number) => (options.preferredPorts ? portOr(p) : freePort());
+  const pg: Record<string, PgInstance> = {};
+  const names = [...new Set(sites.flatMap((s) => instancesOf(layout, s)))];
+  for (const [i, name] of names.entries()) {
+    pg[name] = { name, dataDir: join(resolve(root), `pg-${name}`), port: await pick(5433 + i) };
+  }
+  return {
+    root: resolve(root),
+    layout,
+    primary: options.primary ?? sites[0]!,
+    pg,
+    temporal: {
+      port: await pick(7233),
+      uiPort: options.preferredPorts ? await pick(8233) : null,
+      dbFile: join(resolve(root), 'temporal.db'),
+      pid: null,
+    },
+    workers: Object.fromEntries(sites.map((s) => [s, null])),
+    etl: options.etl ?? {},
+  };
+}
+
+/** Creates (if missing) and starts one instance with the databases the layout puts there. */
+export async function startInstanceDatabases(state: WorldState, name: string, logger: Logger): Promise<void> {
+  const inst = state.pg[name]!;
+  if (!existsSync(join(inst.dataDir, 'PG_VERSION'))) {
+    logger.info(`creating PostgreSQL instance ${name}`, { port: inst.port, dataDir: inst.dataDir });
+    await initInstance(inst);
+  }
+  await startInstance(inst);
+  if (name in state.workers) await createDatabase(inst, MART_DB);
+  for (const members of Object.values(state.layout)) {
+    for (const m of members.filter((x) => instanceOf(x) === name)) {
+      await createDatabase(inst, m.db);
+      await applyIdbSchema(instanceUrl(inst, m.db));
+    }
+  }
+}
+
+/** A site's PostgreSQL instances with its mart and IDB databases, created where missing. */
+export async function startSiteDatabases(state: WorldState, site: string, logger: Logger): Promise<void> {
+  for (const name of instancesOf(state.layout, site)) await startInstanceDatabases(state, name, logger);
+}
+
+export async function startTemporal(state: WorldState, binary: string, logger: Logger): Promise<string | null> {
+  mkdirSync(logDir(state), { recursive: true });
+  const server = await startDevServer({
+    binary,
+    port: state.temporal.port,
+    uiPort: state.temporal.uiPort,
+    dbFile: state.temporal.dbFile,
+    logFile: join(logDir(state), 'temporal.log'),
+    logger,
+  });
+  state.temporal.pid = server.pid;
+  return server.uiUrl;
+}
+
+export async function stopTemporal(state: WorldState, mode: 'graceful' | 'kill' = 'graceful'): Promise<void> {
+  const pid = state.temporal.pid;
+  state.temporal.pid = null;
+  if (pid === null) return;
+  if (mode === 'kill') killQuietly(pid, 'SIGKILL');
+  else await stopProcess(pid);
+}
+
+/** Runs `twinmart worker --site <site>` as its own detached process, logging to a file. */
+export function startWorker(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {
+  mkdirSync(logDir(state), { recursive: true });
+  const log = openSync(join(logDir(state), `worker-${site}.log`), 'a');
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin', 'twinmart.js'), 'worker', '--site', site, '--config', configFile(state)],
+    { stdio: ['ignore', log, log], detached: true, env },
+  );
+  closeSync(log);
+  child.unref();
+  state.workers[site] = child.pid!;
+  return child.pid!;
+}
+
+export async function stopWorker(state: WorldState, site: string, mode: 'graceful' | 'kill' = 'graceful'): Promise<void> {
+  const pid = state.workers[site];
+  state.workers[site] = null;
+  if (!pid) return;
+  if (mode === 'kill') killQuietly(pid, 'SIGKILL');
+  else await stopProcess(pid, 30_000);
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** A real site failure: its workers die and its PostgreSQL stops as in a crash. */
+export async function failSite(state: WorldState, site: string): Promise<void> {
+  await stopWorker(state, site, 'kill');
+  for (const name of instancesOf(state.layout, site)) await stopInstance(state.pg[name]!, 'immediate');
+}
+
+/**
+ * The site comes back; with `wipe` as a replacement: empty databases, IDBs recreated
+ * with new incarnations, an empty mart.
+ */
+export async function restoreSite(state: WorldState, site: string, logger: Logger, wipe: boolean): Promise<void> {
+  if (wipe) for (const name of instancesOf(state.layout, site)) await removeInstance(state.pg[name]!);
+  await startSiteDatabases(state, site, logger);
+  startWorker(state, site);
+}
+
+/** Everything stopped; data kept unless `wipe`. */
+export async function stopWorld(state: WorldState, wipe: boolean): Promise<void> {
+  for (const site of Object.keys(state.workers)) await stopWorker(state, site);
+  await stopTemporal(state);
+  for (const inst of Object.values(state.pg)) await stopInstance(inst, 'fast');
+  if (wipe) rmSync(state.root, { recursive: true, force: true });
+}
+
+/** A pool on one of the world's databases (instance by name), for tests. */
+export function worldPool(state: WorldState, instance: string, db: string): Pool {
+  const pool = new Pool({ connectionString: instanceUrl(state.pg[instance]!, db), max: 2 });
+  pool.on('error', () => {});
+  return pool;
+}

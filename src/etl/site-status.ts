@@ -1,0 +1,131 @@
+/**
+ * What `twinmart status` shows: per site the ETL workflow's own view (cycle, commands,
+ * per-member state) joined with the mart's cursors and each member's backlog, counted
+ * on the IDB behind the cursor (an index range on xid, cheap).
+ */
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
+import { withClient, type Pools } from '../db';
+import { countBehind } from '../sources/idb';
+import { etlStatusQuery, type EtlStatus } from '../workflows/etl-messages';
+import { etlWorkflowId } from '../workflows/names';
+
+export interface MemberView {
+  id: string;
+  site: string;
+  sourceId: string;
+  state: string;
+  cursorAgeSeconds: number | null;
+  eventsLoaded: number;
+  behind: number | null;
+  lastError: string | null;
+}
+
+export interface SiteView {
+  site: string;
+  workflow: 'running' | 'not running' | 'unreachable';
+  paused: boolean;
+  cycle: number | null;
+  lastCycleAt: string | null;
+  excludedSites: string[];
+  facts: number | null;
+  members: MemberView[];
+  error: string | null;
+}
+
+interface CursorInfo {
+  member_id: string;
+  snapshot: string;
+  age: number | null;
+  rows_total: string;
+}
+
+async function martCursors(config: Config, pools: Pools, site: string): Promise<Map<string, CursorInfo> | string> {
+  try {
+    const { rows } = await pools.get(config.sites[site]!.mart, { connectionTimeoutMillis: 2000 }).query<CursorInfo>(
+      `select member_id, snapshot::text, extract(epoch from now() - last_extract_at)::float8 as age, rows_total::text
+         from ctl_cursor`,
+    );
+    return new Map(rows.map((r) => [r.member_id, r]));
+  } catch (e) {
+    return `mart unreachable: ${(e as Error).message}`;
+  }
+}
+
+async function behind(pools: Pools, memberUrl: string, snapshot: string): Promise<number | null> {
+  try {
+    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2 });
+    return await withClient(pool, (c) => countBehind(c, snapshot));
+  } catch {
+    return null;
+  }
+}
+
+export async function collectStatus(config: Config, client: Client, pools: Pools): Promise<SiteView[]> {
+  return Promise.all(
+    Object.keys(config.sites).map(async (site): Promise<SiteView> => {
+      let wf: EtlStatus | null = null;
+      let workflow: SiteView['workflow'] = 'running';
+      let error: string | null = null;
+      try {
+        const handle = client.workflow.getHandle(etlWorkflowId(site));
+        const d = await handle.describe();
+        if (d.status.name !== 'RUNNING') workflow = 'not running';
+        else wf = await handle.query(etlStatusQuery);
+      } catch (e) {
+        workflow = (e as Error).name === 'WorkflowNotFoundError' ? 'not running' : 'unreachable';
+        if (workflow === 'unreachable') error = (e as Error).message;
+      }
+      const cursors = await martCursors(config, pools, site);
+      if (typeof cursors === 'string') error = cursors;
+      const members = await Promise.all(
+        config.members.map(async (m): Promise<MemberView> => {
+          const c = typeof cursors === 'string' ? undefined : cursors.get(m.id);
+          const w = wf?.members[m.id];
+          return {
+            id: m.id,
+            site: m.site,
+            sourceId: m.sourceId,
+            state: w?.state ?? 'unknown',
+            cursorAgeSeconds: c?.age ?? null,
+            eventsLoaded: Number(c?.rows_total ?? 0),
+            behind: c && w?.state !== 'excluded' ? await behind(pools, m.url, c.snapshot) : null,
+            lastError: w?.lastError ?? null,
+          };
+        }),
+      );
+      return {
+        site,
+        workflow,
+        paused: wf?.paused ?? false,
+        cycle: wf?.cycle ?? null,
+        lastCycleAt: wf?.lastCycle?.finishedAt ?? null,
+        excludedSites: wf?.excludedSites ?? [],
+        facts: wf?.totals.facts ?? null,
+        members,
+        error,
+      };
+    }),
+  );
+}
+
+export function formatStatus(sites: SiteView[]): string {
+  const out: string[] = [];
+  for (const s of sites) {
+    const age = s.lastCycleAt ? `${((Date.now() - Date.parse(s.lastCycleAt)) / 1000).toFixed(1)}s ago` : '-';
+    out.push(
+      `site ${s.site}: ETL ${s.workflow}${s.paused ? ' (paused)' : ''}, cycle ${s.cycle ?? '-'}, last cycle ${age}` +
+        `${s.excludedSites.length ? `, excluding ${s.excludedSites.join(', ')}` : ''}${s.error ? ` — ${s.error}` : ''}`,
+    );
+    out.push('  member                  site  source        state        cursor age  events loaded  lag (rows)');
+    for (const m of s.members) {
+      out.push(
+        `  ${m.id.padEnd(23)} ${m.site.padEnd(5)} ${m.sourceId.padEnd(13)} ${m.state.padEnd(12)} ` +
+          `${(m.cursorAgeSeconds === null ? '-' : m.cursorAgeSeconds.toFixed(1) + 's').padStart(10)}  ` +
+          `${String(m.eventsLoaded).padStart(13)}  ${String(m.behind ?? '-').padStart(10)}` +
+          (m.state === 'unreachable' && m.lastError ? `  ${m.lastError.slice(0, 80)}` : ''),
+      );
+    }
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,122 @@
+/**
+ * A real world per test file: PostgreSQL instances per site (and per member where the
+ * layout says so), a Temporal dev server, one worker process per site, ETL workflows
+ * started. The data directory and logs are removed only when every step passed, so a
+ * failure leaves its evidence (path printed).
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { Pool } from 'pg';
+import type { Config } from '../../src/config';
+import { Pools } from '../../src/db';
+import { silentLogger } from '../../src/logger';
+import { findTemporalCli } from '../../src/dev/temporal';
+import { instanceUrl } from '../../src/dev/postgres';
+import {
+  planWorld,
+  saveWorld,
+  sitesOf,
+  startSiteDatabases,
+  startTemporal,
+  startWorker,
+  stopWorld,
+  type Layout,
+  type WorldState,
+} from '../../src/dev/world';
+import { connectClient, startEtl } from '../../src/temporal/connection';
+
+export interface TestWorld {
+  state: WorldState;
+  config: Config;
+  client: Client;
+  pools: Pools;
+  binary: string;
+  /** Pool on a database of a named instance (a site name for its mart and IDBs). */
+  db(instance: string, database: string): Pool;
+  mart(site: string): Pool;
+  /** Stops everything; removes the data directory unless a step failed. Register it with the suite's after(). */
+  close(): Promise<void>;
+}
+
+let anyFailed = false;
+/** Wraps a test body so a failure keeps the world's data directory and logs. */
+export function step<C>(fn: (t: C) => Promise<void>): (t: C) => Promise<void> {
+  return async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      anyFailed = true;
+      throw e;
+    }
+  };
+}
+
+export async function openWorld(
+  name: string,
+  options: { layout: Layout; etl?: WorldState['etl']; startEtl?: boolean },
+): Promise<TestWorld> {
+  const root = mkdtempSync(join(tmpdir(), `twinmart-${name}-`));
+  chmodSync(root, 0o755); // PostgreSQL runs as user postgres and must reach its data dir
+
+  const state = await planWorld(root, {
+    layout: options.layout,
+    etl: { cycleSeconds: 0.5, heartbeatSeconds: 3, connectTimeoutSeconds: 1, ...options.etl },
+  });
+  const pools = new Pools();
+  let client: Client | undefined;
+  const close = async () => {
+    await client?.connection.close();
+    await pools.end();
+    await stopWorld(state, false).catch(() => undefined);
+    if (!anyFailed && !process.env.TWINMART_KEEP_TEST_DATA) rmSync(root, { recursive: true, force: true });
+    else process.stderr.write(`test world ${name} kept at ${root} (logs in ${root}/logs)\n`);
+  };
+  let binary: string;
+  let config: Config;
+  try {
+    for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, silentLogger);
+    binary = process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false }));
+    await startTemporal(state, binary, silentLogger);
+    config = saveWorld(state);
+    for (const site of sitesOf(state.layout)) startWorker(state, site);
+    client = await connectClient(config);
+    if (options.startEtl !== false) for (const site of sitesOf(state.layout)) await startEtl(client, site);
+  } catch (e) {
+    anyFailed = true;
+    await close();
+    throw e;
+  }
+  return {
+    close,
+    state,
+    config,
+    client,
+    pools,
+    binary,
+    db: (instance, database) => pools.get(instanceUrl(state.pg[instance]!, database)),
+    mart: (site) => pools.get(config.sites[site]!.mart),
+  };
+}
+
+/** Polls until `check` returns a truthy value; the timeout error says what was awaited and what was last seen. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
