@@ -141,8 +141,9 @@ export async function copyIntoTemp(
   await pipeline(source, sink);
   const rows = Number(sink.rowCount ?? 0);
   if (!rows) return { rows: 0, last: null };
+  // Qualified: a bare `order by xid` would sort the text output columns ("99" > "400").
   const { rows: last } = await client.query<Position>(
-    `select xid::text, id::text from tmp_${table} order by xid desc, id desc limit 1`,
+    `select t.xid::text as xid, t.id::text as id from tmp_${table} t order by t.xid desc, t.id desc limit 1`,
   );
   return { rows, last: last[0]! };
 }

@@ -1,0 +1,174 @@
+/**
+ * Real failures under the ETL: a worker killed with SIGKILL in the middle of chunked
+ * loads, a member's PostgreSQL server stopped and restarted, a member replaced by a new
+ * empty database. Nothing may be lost and nothing loaded twice.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../src/logger';
+import { runSim } from '../src/sim';
+import { applyIdbSchema } from '../src/sim/idb';
+import { compareMarts } from '../src/parity';
+import { collectStatus } from '../src/etl/site-status';
+import { resetReason } from '../src/etl/extract-member';
+import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src/dev/postgres';
+import { startWorker, stopWorker } from '../src/dev/world';
+import { etlStatusQuery } from '../src/workflows/etl-messages';
+import { etlWorkflowId } from '../src/workflows/names';
+import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
+
+const LAYOUT = {
+  // idb_a at dc1 has a PostgreSQL server of its own, so it can stop without its site.
+  'sw-a': [
+    { site: 'dc1', db: 'idb_a', instance: 'm-a-dc1' },
+    { site: 'dc2', db: 'idb_a' },
+  ],
+  'sw-b': [
+    { site: 'dc1', db: 'idb_b' },
+    { site: 'dc2', db: 'idb_b' },
+  ],
+};
+
+const memberState = async (w: TestWorld, site: string, member: string) =>
+  (await w.client.workflow.getHandle(etlWorkflowId(site)).query(etlStatusQuery)).members[member]?.state;
+
+/** Every event of the reachable members (all but `down`) is staged in both marts. */
+async function allStaged(w: TestWorld, down: string[] = []): Promise<boolean> {
+  const members = w.config.members.map((m) => m.id).filter((id) => !down.includes(id));
+  const union = await unionCallEvents(w.config, w.pools, members);
+  for (const site of ['dc1', 'dc2']) {
+    const keys = await martKeys(w.mart(site));
+    if ([...union.keys()].some((k) => !keys.has(k))) return false;
+  }
+  return true;
+}
+
+/** Committed loads of a member never overlap: their row counts add up to the IDB's rows. */
+async function auditedRows(w: TestWorld, site: string, member: string): Promise<number> {
+  const { rows } = await w
+    .mart(site)
+    .query<{ n: string }>('select coalesce(sum(call_rows), 0) as n from ctl_load_audit where member_id = $1', [member]);
+  return Number(rows[0]!.n);
+}
+
+async function idbRows(w: TestWorld, member: string): Promise<number> {
+  const m = w.config.members.find((x) => x.id === member)!;
+  const { rows } = await w.pools.get(m.url).query<{ n: string }>('select count(*) as n from idb.call_event');
+  return Number(rows[0]!.n);
+}
+
+describe('ETL under real failures', { timeout: 420_000 }, () => {
+  let w: TestWorld;
+  after(() => w?.close());
+  before(async () => {
+    w = await openWorld('etl-failures', { layout: LAYOUT, etl: { chunkRows: 400 } });
+  });
+
+  it(
+    'loses and doubles nothing when a worker is SIGKILLed in the middle of chunked loads, several times',
+    step(async () => {
+      await runSim(w.config, { calls: 2500, rate: 5, seed: 11, startTs: new Date(Date.now() - 4 * 3600_000) }, silentLogger);
+      let kills = 0;
+      for (let i = 0; i < 3; i++) {
+        // Wait until a chunked delta is half committed at dc1, then kill dc1's worker.
+        await waitFor('a load in the middle of its chunks', async () => {
+          const { rows } = await w.mart('dc1').query('select 1 from ctl_cursor where pending_snapshot is not null');
+          return rows.length > 0;
+        }, 30_000).then(
+          async () => {
+            await stopWorker(w.state, 'dc1', 'kill');
+            kills += 1;
+            await sleep(500);
+            startWorker(w.state, 'dc1');
+          },
+          () => undefined, // the load may have finished before a third kill
+        );
+      }
+      assert.ok(kills >= 2, `killed ${kills} times mid-load`);
+      await waitFor('everything staged after the kills', () => allStaged(w), 180_000);
+      await waitFor('transform drained', async () => (await w.mart('dc1').query('select 1 from etl_dirty_call limit 1')).rows.length === 0);
+      const union = await unionCallEvents(w.config, w.pools);
+      const expected = expectedFacts(union.values(), new Set(unusableRows(union.values()).keys()));
+      for (const site of ['dc1', 'dc2']) {
+        const keys = await martKeys(w.mart(site));
+        assert.equal(keys.size, union.size, `${site}: no extra keys`);
+        assert.deepEqual(diffFacts(expected, await martFacts(w.mart(site))), []);
+        for (const m of w.config.members) {
+          assert.equal(await auditedRows(w, site, m.id), await idbRows(w, m.id), `${site}: ${m.id} loaded once, no overlapping chunks`);
+        }
+      }
+      const report = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date() });
+      assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 3)));
+    }),
+  );
+
+  it(
+    "keeps a set flowing from the partner while a member's server is stopped, shows it down, and catches it up",
+    step(async () => {
+      const inst = w.state.pg['m-a-dc1']!;
+      await stopInstance(inst, 'immediate');
+      await runSim(w.config, { calls: 200, rate: 5, seed: 12, startTs: new Date(Date.now() - 3600_000) }, silentLogger);
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site} sees idb-a-dc1 down`, async () => (await memberState(w, site, 'idb-a-dc1')) === 'unreachable');
+      }
+      await waitFor('the partner-only events in both marts', () => allStaged(w, ['idb-a-dc1']), 60_000);
+      const view = await collectStatus(w.config, w.client, w.pools);
+      const row = view.find((s) => s.site === 'dc2')!.members.find((m) => m.id === 'idb-a-dc1')!;
+      assert.equal(row.state, 'unreachable');
+      assert.match(row.lastError ?? '', /ECONNREFUSED|connect/);
+
+      await startInstance(inst);
+      await runSim(w.config, { calls: 100, rate: 5, seed: 13, startTs: new Date(Date.now() - 1800_000) }, silentLogger);
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site} extracts idb-a-dc1 again`, async () => (await memberState(w, site, 'idb-a-dc1')) === 'ok');
+        await waitFor(`${site} caught up with idb-a-dc1`, async () =>
+          (await auditedRows(w, site, 'idb-a-dc1')) === (await idbRows(w, 'idb-a-dc1')));
+      }
+      await waitFor('everything staged', () => allStaged(w));
+    }),
+  );
+
+  it(
+    'reads a member replaced by a new empty database from the start (new incarnation)',
+    step(async () => {
+      const dc2 = w.state.pg.dc2!;
+      const admin = w.db('dc2', 'postgres');
+      await admin.query('drop database idb_b with (force)');
+      await createDatabase(dc2, 'idb_b');
+      await applyIdbSchema(instanceUrl(dc2, 'idb_b'));
+      await runSim(
+        w.config,
+        { calls: 50, rate: 5, seed: 14, startTs: new Date(Date.now() - 900_000), sources: ['sw-b'] },
+        silentLogger,
+      );
+      for (const site of ['dc1', 'dc2']) {
+        const audit = await waitFor(`${site} to reset idb-b-dc2`, async () => {
+          const { rows } = await w.mart(site).query<{ reset_reason: string }>(
+            "select reset_reason from ctl_load_audit where member_id = 'idb-b-dc2' and reset_reason is not null",
+          );
+          return rows[0];
+        });
+        assert.match(audit.reset_reason, /incarnation changed/);
+      }
+      await waitFor('new database rows staged', () => allStaged(w));
+    }),
+  );
+
+  it('treats an IDB snapshot older than the cursor as a restored database', () => {
+    const cursor = {
+      member_id: 'm',
+      incarnation: 'a',
+      snapshot: '5000:5000:',
+      pending_snapshot: null,
+      pending_table: null,
+      pending_xid: null,
+      pending_id: null,
+    };
+    assert.equal(resetReason(cursor, 'a', '5001:5003:5001'), null);
+    assert.match(resetReason(cursor, 'a', '800:900:') ?? '', /older than the cursor/);
+    assert.match(resetReason(cursor, 'b', '6000:6000:') ?? '', /incarnation changed/);
+    assert.equal(resetReason({ ...cursor, incarnation: null }, 'b', '1:1:'), null, 'a first extraction is not a reset');
+  });
+});
