@@ -151,9 +151,10 @@ export async function demoCommand(args: string[]): Promise<number> {
   const config = loadConfig(configFile(state));
   const simStop = new AbortController();
   let simulated = 0;
+  // The simulator plans its arrivals up front; in real time a day of them outlasts any demo.
   const sim = runSim(
     config,
-    { calls: Number.MAX_SAFE_INTEGER, rate, onProgress: (p: { calls: number }) => void (simulated = p.calls) },
+    { calls: Math.ceil(rate * 86_400), rate, onProgress: (p: { calls: number }) => void (simulated = p.calls) },
     createLogger('sim', 'warn'),
     simStop.signal,
   );

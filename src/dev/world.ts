@@ -6,7 +6,7 @@
  * invocations (`dev up`, `site stop`, `dev down`) act on the same processes.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { chmodSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Pool } from 'pg';
@@ -98,8 +98,14 @@ export const configFile = (state: WorldState): string => join(state.root, 'dev.y
 const stateFile = (root: string): string => join(root, 'world.json');
 const logDir = (state: WorldState): string => join(state.root, 'logs');
 
-export function saveWorld(state: WorldState): Config {
+/** The root must be traversable: PostgreSQL runs as user postgres, whatever our umask. */
+function ensureRoot(state: WorldState): void {
   mkdirSync(state.root, { recursive: true });
+  chmodSync(state.root, 0o755);
+}
+
+export function saveWorld(state: WorldState): Config {
+  ensureRoot(state);
   writeFileSync(stateFile(state.root), JSON.stringify(state, null, 2));
   const input = worldConfig(state);
   writeFileSync(configFile(state), `# written by twinmart dev; edits are overwritten\n${stringify(input)}`);
@@ -153,6 +159,7 @@ export async function planWorld(
 /** Creates (if missing) and starts one instance with the databases the layout puts there. */
 export async function startInstanceDatabases(state: WorldState, name: string, logger: Logger): Promise<void> {
   const inst = state.pg[name]!;
+  ensureRoot(state);
   if (!existsSync(join(inst.dataDir, 'PG_VERSION'))) {
     logger.info(`creating PostgreSQL instance ${name}`, { port: inst.port, dataDir: inst.dataDir });
     await initInstance(inst);

@@ -1,0 +1,23 @@
+# The twinmart image: workers and reporting services of docker-compose.yml.
+# Build stage: the full toolchain compiles TypeScript and bundles the workflow code.
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+COPY migrations ./migrations
+RUN npm run build
+
+# Runtime stage: production dependencies and the build output only.
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY bin ./bin
+COPY migrations ./migrations
+COPY --from=build /app/dist ./dist
+USER node
+CMD ["node", "bin/twinmart.js", "--help"]

@@ -1,0 +1,25 @@
+/**
+ * Run by scripts/with-setup.sh before the tests and the demo: makes sure the default
+ * PostgreSQL answers and a Temporal CLI is available (building it if need be), then
+ * prints the CLI's path on stdout, the only thing this prints there. Progress and
+ * errors go to stderr.
+ */
+import { createLogger } from '../logger';
+import { ensureDefaultPostgres } from './postgres';
+import { findTemporalCli } from './temporal';
+
+async function main(): Promise<void> {
+  const logger = createLogger('setup');
+  await ensureDefaultPostgres(logger);
+  const binary = await findTemporalCli({
+    logger,
+    build: true,
+    onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`),
+  });
+  process.stdout.write(`${binary}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`[setup] ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,185 @@
+/**
+ * The dev infrastructure on the real thing: PostgreSQL instances made with initdb and
+ * pg_ctl, and the Temporal CLI's dev server. Evidence (data directories, logs) is kept
+ * in the temporary directory when a test fails.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { Client } from 'pg';
+import {
+  createDatabase,
+  initInstance,
+  instanceUrl,
+  isInstanceRunning,
+  removeInstance,
+  startInstance,
+  stopInstance,
+  type PgInstance,
+} from '../src/dev/postgres';
+import { freePort } from '../src/dev/ports';
+import { findTemporalCli, startDevServer, type DevServer } from '../src/dev/temporal';
+import { silentLogger } from '../src/logger';
+import { SEARCH_ATTRIBUTES } from '../src/workflows/names';
+
+/** Removes `dir` after the suite only if every test in it passed. */
+function evidence(dir: () => string): { passed(): void; planned(n: number): void } {
+  let expected = 0;
+  let passed = 0;
+  after(async () => {
+    if (passed === expected) await rm(dir(), { recursive: true, force: true });
+    else process.stderr.write(`dev-infra: evidence kept in ${dir()}\n`);
+  });
+  return { passed: () => void passed++, planned: (n) => void (expected = n) };
+}
+
+async function withPg<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const noteTexts = (url: string): Promise<string[]> =>
+  withPg(url, async (c) => (await c.query<{ text: string }>('select text from note order by id')).rows.map((r) => r.text));
+
+describe('dev PostgreSQL instance', () => {
+  let root = '';
+  let inst: PgInstance;
+  const proof = evidence(() => root);
+  proof.planned(4);
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'twinmart-dev-infra-pg-'));
+    await chmod(root, 0o755); // mkdtemp makes it 0700; as root, the server runs as user postgres
+    inst = { name: 'test-site', dataDir: join(root, 'pg'), port: await freePort() };
+  });
+  after(async () => {
+    await stopInstance(inst, 'immediate'); // a failed test must not leave a server behind
+  });
+
+  test('init, start, create a database, connect', async () => {
+    await initInstance(inst);
+    await startInstance(inst);
+    await startInstance(inst); // idempotent
+    assert.equal(await isInstanceRunning(inst), true);
+    await createDatabase(inst, 'twinmart_test');
+    await createDatabase(inst, 'twinmart_test'); // idempotent
+    const url = instanceUrl(inst, 'twinmart_test');
+    assert.equal(url, `postgres://postgres@127.0.0.1:${inst.port}/twinmart_test`);
+    await withPg(url, async (c) => {
+      const settings = await c.query<{ name: string; setting: string }>(
+        "select name, setting from pg_settings where name in ('max_connections', 'fsync', 'port') order by name",
+      );
+      assert.deepEqual(
+        settings.rows.map((r) => `${r.name}=${r.setting}`),
+        ['fsync=off', 'max_connections=200', `port=${inst.port}`],
+      );
+      await c.query('create table note (id serial primary key, text text not null)');
+      await c.query("insert into note (text) values ('before fast stop')");
+    });
+    await assert.rejects(createDatabase(inst, 'Bad-Name'), /invalid database name "Bad-Name"/);
+    proof.passed();
+  });
+
+  test('fast stop, re-init on another port, start again: data intact', async () => {
+    await stopInstance(inst, 'fast');
+    await stopInstance(inst, 'fast'); // idempotent
+    assert.equal(await isInstanceRunning(inst), false);
+    inst = { ...inst, port: await freePort() };
+    await initInstance(inst); // already initialised: only the settings are rewritten
+    await startInstance(inst);
+    assert.deepEqual(await noteTexts(instanceUrl(inst, 'twinmart_test')), ['before fast stop']);
+    proof.passed();
+  });
+
+  test('immediate stop (a crash), start again: committed data recovered', async () => {
+    const url = instanceUrl(inst, 'twinmart_test');
+    await withPg(url, (c) => c.query("insert into note (text) values ('before crash')"));
+    await stopInstance(inst, 'immediate');
+    assert.equal(await isInstanceRunning(inst), false);
+    await startInstance(inst);
+    assert.deepEqual(await noteTexts(url), ['before fast stop', 'before crash']);
+    proof.passed();
+  });
+
+  test('remove stops the server and deletes its data', async () => {
+    await removeInstance(inst);
+    assert.equal(existsSync(inst.dataDir), false);
+    assert.equal(await isInstanceRunning(inst), false);
+    await removeInstance(inst); // idempotent
+    proof.passed();
+  });
+});
+
+describe('Temporal dev server', () => {
+  let root = '';
+  let binary = '';
+  const proof = evidence(() => root);
+  proof.planned(2);
+  const running: DevServer[] = [];
+  const site = SEARCH_ATTRIBUTES.site;
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'twinmart-dev-infra-temporal-'));
+    binary = await findTemporalCli({ logger: silentLogger });
+  });
+  after(async () => {
+    for (const server of running) await server.kill();
+  });
+
+  async function start(dbFile?: string, uiPort?: null): Promise<DevServer> {
+    const server = await startDevServer({ binary, dbFile, uiPort, logFile: join(root, 'temporal.log'), logger: silentLogger });
+    running.push(server);
+    return server;
+  }
+
+  async function withClient<T>(server: DevServer, fn: (client: TemporalClient) => Promise<T>): Promise<T> {
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      return await fn(new TemporalClient({ connection }));
+    } finally {
+      await connection.close();
+    }
+  }
+
+  test('keeps workflows and search attributes across a restart on the same database file', async () => {
+    const dbFile = join(root, 'temporal.db');
+    const first = await start(dbFile, null);
+    assert.equal(first.uiUrl, null);
+    // No worker polls this queue: the workflow just stays open, which is all we need.
+    await withClient(first, (client) =>
+      client.workflow.start('devInfraProbe', {
+        taskQueue: 'dev-infra-test',
+        workflowId: 'dev-infra-probe',
+        typedSearchAttributes: [{ key: site, value: 'dc1' }],
+      }),
+    );
+    await first.stop();
+    assert.throws(() => process.kill(first.pid, 0), { code: 'ESRCH' });
+
+    const second = await start(dbFile, null);
+    const described = await withClient(second, (client) => client.workflow.getHandle('dev-infra-probe').describe());
+    assert.equal(described.status.name, 'RUNNING');
+    assert.equal(described.typedSearchAttributes.get(site), 'dc1');
+    await second.kill();
+    assert.throws(() => process.kill(second.pid, 0), { code: 'ESRCH' });
+    proof.passed();
+  });
+
+  test('serves the Web UI', async () => {
+    const server = await start();
+    assert.ok(server.uiUrl);
+    const response = await fetch(server.uiUrl);
+    assert.equal(response.status, 200);
+    await server.stop();
+    proof.passed();
+  });
+});
