@@ -67,7 +67,11 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
 
   after(() => w?.close());
   before(async () => {
-    w = await openWorld('etl-correctness', { layout: LAYOUT });
+    w = await openWorld('etl-correctness', {
+      layout: LAYOUT,
+      // A short history limit, so runs continue as new many times during the test.
+      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 400 },
+    });
     const result = await runSim(
       w.config,
       {
@@ -233,14 +237,37 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   );
 
   it(
+    'continues as new when the server suggests it, carrying its state, cursors and counters',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
+      const before = await status(w, 'dc1');
+      await waitFor('two more continue-as-new', async () => (await status(w, 'dc1')).continuedAsNew >= before.continuedAsNew + 2);
+      const after = await status(w, 'dc1');
+      assert.notEqual(after.runId, before.runId);
+      assert.ok(after.cycle > before.cycle, 'cycle count carried over');
+      assert.ok(after.totals.callRows >= before.totals.callRows && before.totals.callRows > 0, 'counters carried over');
+      assert.equal(after.members['idb-voice-1-dc1']!.lastOkAt !== null, true);
+      const { history } = await handle.describe().then(async (d) => ({ history: d.historyLength }));
+      assert.ok(history < 600, `history stays bounded (${history} events)`);
+    }),
+  );
+
+  it(
     'keeps rows and credentials out of workflow history',
     step(async () => {
       const union = await unionCallEvents(w.config, w.pools);
       const callIds = [...new Set([...union.values()].map((r) => r.call_id))];
       for (const site of ['dc1', 'dc2']) {
-        const history = await w.client.workflow.getHandle(etlWorkflowId(site)).fetchHistory();
-        const text = historyText(history);
-        assert.ok((history.events?.length ?? 0) > 50, 'many cycles of history');
+        // Every run of the workflow, not only the one after the latest continue-as-new.
+        const texts: string[] = [];
+        let events = 0;
+        for await (const run of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId(site)}"` })) {
+          const history = await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+          events += history.events?.length ?? 0;
+          texts.push(historyText(history));
+        }
+        const text = texts.join('\n');
+        assert.ok(texts.length > 2 && events > 500, `many cycles of history (${texts.length} runs, ${events} events)`);
         // Control: decoded payloads are searchable (ids and counts are meant to be there).
         assert.ok(text.includes('"memberId":"idb-voice-1-dc1"'), 'payloads were decoded');
         assert.doesNotMatch(text, /postgres(ql)?:\/\//, 'no connection URLs');

@@ -66,6 +66,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
         martSite: site,
         chunkRows: config.etl.chunkRows,
         onChunk: (p) => ctx.heartbeat(p),
+        signal: ctx.cancellationSignal,
       });
       if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
       return result;
@@ -79,6 +80,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
         serviceLevelSeconds: config.etl.serviceLevelSeconds,
         maxCallSeconds: config.etl.maxCallSeconds,
         onBatch: (r) => ctx.heartbeat(r),
+        signal: ctx.cancellationSignal,
       });
     },
   };

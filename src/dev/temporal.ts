@@ -302,6 +302,8 @@ export interface DevServerOptions {
   logger: Logger;
   /** How long to wait for the frontend to answer. */
   readyTimeoutMs?: number;
+  /** Server dynamic config, e.g. a low history limit so tests see continue-as-new. */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 export interface DevServer {
@@ -348,6 +350,9 @@ function devServerArgs(opts: DevServerOptions, port: number, uiPort: number | nu
   if (namespace !== 'default') args.push('--namespace', namespace);
   for (const key of Object.values(SEARCH_ATTRIBUTES)) {
     args.push('--search-attribute', `${key.name}=${SEARCH_ATTRIBUTE_TYPES[key.type].flag}`);
+  }
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   }
   args.push('--log-level', 'warn');
   return args;

@@ -179,7 +179,12 @@ export async function startSiteDatabases(state: WorldState, site: string, logger
   for (const name of instancesOf(state.layout, site)) await startInstanceDatabases(state, name, logger);
 }
 
-export async function startTemporal(state: WorldState, binary: string, logger: Logger): Promise<string | null> {
+export async function startTemporal(
+  state: WorldState,
+  binary: string,
+  logger: Logger,
+  dynamicConfig?: Record<string, unknown>,
+): Promise<string | null> {
   mkdirSync(logDir(state), { recursive: true });
   const server = await startDevServer({
     binary,
@@ -188,6 +193,7 @@ export async function startTemporal(state: WorldState, binary: string, logger: L
     dbFile: state.temporal.dbFile,
     logFile: join(logDir(state), 'temporal.log'),
     logger,
+    dynamicConfig,
   });
   state.temporal.pid = server.pid;
   return server.uiUrl;

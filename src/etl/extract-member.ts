@@ -37,6 +37,8 @@ export interface ExtractOptions {
   chunkRows: number;
   /** Called after every committed chunk (activities heartbeat here). */
   onChunk?: (progress: ChunkProgress) => void;
+  /** Checked after every committed chunk: a cancelled load stops there, its committed chunks kept. */
+  signal?: AbortSignal;
 }
 
 export interface ChunkProgress {
@@ -236,6 +238,7 @@ async function extractDeltas(
       rows: result.callRows + result.agentRows,
       pending: chunk.next && { table: chunk.next.table, position: chunk.next.position },
     });
+    options.signal?.throwIfAborted();
     if (chunk.next) delta = chunk.next;
     else if (delta.target !== current) {
       // That finished a delta left pending by an earlier attempt; now the rest up to now.

@@ -21,6 +21,8 @@ export interface TransformOptions {
   serviceLevelSeconds: number;
   maxCallSeconds: number;
   onBatch?: (done: TransformResult) => void;
+  /** Checked after every committed batch. */
+  signal?: AbortSignal;
 }
 
 export interface TransformResult {
@@ -37,22 +39,24 @@ export interface TransformResult {
 export async function transformSite(mart: Pool, options: TransformOptions): Promise<TransformResult> {
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
   for (;;) {
-    const claimed = await withTransaction(mart, async (c) => {
+    const b = await withTransaction(mart, async (c) => {
       const calls = await claimDirtyCalls(c, options.batch);
+      const done = { calls, discarded: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0 };
       if (calls) {
-        r.discarded += await markCallDiscards(c, options.maxCallSeconds);
-        r.facts += await upsertInteractionFacts(c);
-        r.intervals += await refreshQueueIntervals(c, options.serviceLevelSeconds);
+        done.discarded = await markCallDiscards(c, options.maxCallSeconds);
+        done.facts = await upsertInteractionFacts(c);
+        done.intervals = await refreshQueueIntervals(c, options.serviceLevelSeconds);
       }
-      const agents = await claimDirtyAgents(c, options.batch);
-      if (agents) r.agentSpans += await upsertAgentStates(c);
-      r.calls += calls;
-      r.agents += agents;
-      return calls + agents;
+      done.agents = await claimDirtyAgents(c, options.batch);
+      if (done.agents) done.agentSpans = await upsertAgentStates(c);
+      return done;
     });
-    if (!claimed) break;
+    if (!b.calls && !b.agents) break;
+    // Counted once committed, so a rolled-back batch is not counted twice.
+    for (const k of ['calls', 'discarded', 'facts', 'intervals', 'agents', 'agentSpans'] as const) r[k] += b[k];
     r.batches += 1;
     options.onBatch?.(r);
+    options.signal?.throwIfAborted();
   }
   r.gaps = await withTransaction(mart, (c) => refreshDataGaps(c));
   return r;

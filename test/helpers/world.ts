@@ -55,7 +55,7 @@ export function step<C>(fn: (t: C) => Promise<void>): (t: C) => Promise<void> {
 
 export async function openWorld(
   name: string,
-  options: { layout: Layout; etl?: WorldState['etl']; startEtl?: boolean },
+  options: { layout: Layout; etl?: WorldState['etl']; startEtl?: boolean; temporalDynamicConfig?: Record<string, unknown> },
 ): Promise<TestWorld> {
   const root = mkdtempSync(join(tmpdir(), `twinmart-${name}-`));
   chmodSync(root, 0o755); // PostgreSQL runs as user postgres and must reach its data dir
@@ -78,7 +78,7 @@ export async function openWorld(
   try {
     for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, silentLogger);
     binary = process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false }));
-    await startTemporal(state, binary, silentLogger);
+    await startTemporal(state, binary, silentLogger, options.temporalDynamicConfig);
     config = saveWorld(state);
     for (const site of sitesOf(state.layout)) startWorker(state, site);
     client = await connectClient(config);
