@@ -11,6 +11,7 @@ import { extractMember, type ExtractResult } from '../etl/extract-member';
 import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
+import { initReportingRole } from '../mart/control';
 
 export interface SiteDescription {
   site: string;
@@ -44,6 +45,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       checkSite(input.site);
       const { applied, version } = await migrateMart(mart());
       if (applied.length) logger.info('mart migrated', { site, applied });
+      await initReportingRole(mart(), site, config.reporting.primary);
       return {
         site,
         sites: siteIds(config),

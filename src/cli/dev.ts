@@ -24,11 +24,10 @@ import {
   stopWorld,
   type WorldState,
 } from '../dev/world';
-import { connectClient, ensureSearchAttributes, startEtl } from '../temporal/connection';
+import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { parse, UsageError } from './args';
+import { DEV_ROOT } from './config-path';
 
-export const DEV_ROOT = '.twinmart';
-export const DEV_CONFIG = `${DEV_ROOT}/dev.yaml`;
 
 const alive = (pid: number | null): boolean => {
   if (!pid) return false;
@@ -56,7 +55,7 @@ async function up(logger: Logger): Promise<{ state: WorldState; config: Config; 
   saveWorld(state);
   const client = await connectClient(config);
   await ensureSearchAttributes(client);
-  for (const site of sitesOf(state.layout)) await startEtl(client, site);
+  await startAll(client, sitesOf(state.layout));
   await client.connection.close();
   const uiUrl = state.temporal.uiPort ? `http://127.0.0.1:${state.temporal.uiPort}` : null;
   return { state, config, uiUrl };

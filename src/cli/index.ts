@@ -2,8 +2,6 @@
  * The `twinmart` command (DESIGN.md section 4). Each subcommand parses its flags, loads
  * the config once and hands it down; errors end as one clear line and exit code 2.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { loadConfig, assertSite, ConfigError } from '../config';
 import { Pools } from '../db';
 import { createLogger } from '../logger';
@@ -11,9 +9,12 @@ import { collectStatus, formatStatus } from '../etl/site-status';
 import { compareMarts, formatParityReport } from '../parity';
 import { runSim } from '../sim';
 import { createSiteWorkers } from '../workers/site-worker';
-import { connectClient, ensureSearchAttributes, startEtl } from '../temporal/connection';
+import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
+import { drCommand } from './dr';
 import { parse, UsageError } from './args';
-import { devCommand, siteCommand, demoCommand, DEV_CONFIG } from './dev';
+import { configPath } from './config-path';
+import { devCommand, siteCommand, demoCommand } from './dev';
+import { DEV_CONFIG } from './config-path';
 
 const USAGE = `usage: twinmart <command> [options]   (every command takes --config FILE)
   dev up [--detach] | dev down [--wipe]   local two-site world (config written to ${DEV_CONFIG})
@@ -23,14 +24,8 @@ const USAGE = `usage: twinmart <command> [options]   (every command takes --conf
   start                                   start the ETL workflows if they are not running
   status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
   sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
-  parity <siteA> <siteB> [--json]         compare two marts; exit 0 only when closed intervals match`;
-
-/** --config, else TWINMART_CONFIG, else the dev world's config when it exists. */
-export function configPath(flag: string | undefined): string {
-  const path = flag ?? process.env.TWINMART_CONFIG ?? (existsSync(DEV_CONFIG) ? DEV_CONFIG : undefined);
-  if (!path) throw new UsageError(`no config: pass --config FILE, set TWINMART_CONFIG, or run \`twinmart dev up\` first`);
-  return resolve(path);
-}
+  parity <siteA> <siteB> [--json]         compare two marts; exit 0 only when closed intervals match
+  dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site> | retry | status [--json]`;
 
 const number = (name: string, v: string | undefined, dflt?: number): number => {
   if (v === undefined && dflt !== undefined) return dflt;
@@ -55,8 +50,8 @@ async function start(args: string[]): Promise<void> {
   const config = loadConfig(configPath(values.config));
   const client = await connectClient(config);
   await ensureSearchAttributes(client);
-  for (const site of Object.keys(config.sites)) await startEtl(client, site);
-  process.stdout.write(`ETL workflows running for ${Object.keys(config.sites).join(', ')}\n`);
+  const started = await startAll(client, Object.keys(config.sites));
+  process.stdout.write(`DR workflow running; ETL workflows running for ${started.join(', ')}\n`);
 }
 
 async function status(args: string[]): Promise<void> {
@@ -138,6 +133,7 @@ const commands: Record<string, Command> = {
   dev: devCommand,
   site: siteCommand,
   demo: demoCommand,
+  dr: drCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -52,6 +52,20 @@ const configSchema = z
         maxCallSeconds: z.number().int().positive().default(86_400),
       })
       .prefault({}),
+    dr: z
+      .strictObject({
+        /** After this the DR workflow says in its status what it still waits for, and keeps waiting. */
+        confirmationTimeoutSeconds: z.number().positive().default(120),
+        /** Health probe of every active site while idle. */
+        probeSeconds: z.number().positive().default(10),
+        /** Consecutive failed probes before a site is suspected. */
+        probeFailures: z.number().int().min(1).default(3),
+        /** Fail a suspected site over without the operator's word. Off unless chosen. */
+        autoFailover: z.boolean().default(false),
+        /** Parity during reintroduction covers 15-minute intervals closed at least this long ago. */
+        paritySettleSeconds: z.number().min(0).default(60),
+      })
+      .prefault({}),
     reporting: z.strictObject({ primary: siteId }),
     sites: z
       .record(siteId, z.strictObject({ mart: pgUrl, reportingPort: z.number().int().min(1).max(65535) }))

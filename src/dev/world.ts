@@ -60,6 +60,7 @@ export interface WorldState {
   temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null };
   workers: Record<string, number | null>;
   etl: Partial<ConfigInput['etl']>;
+  dr?: Partial<ConfigInput['dr']>;
 }
 
 export const memberId = (db: string, site: string): string => `${db.replace(/_/g, '-')}-${site}`;
@@ -81,6 +82,7 @@ export function worldConfig(state: WorldState): ConfigInput {
   return {
     temporal: { address: `127.0.0.1:${state.temporal.port}`, namespace: 'default' },
     etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
+    ...(state.dr ? { dr: state.dr } : {}),
     reporting: { primary: state.primary },
     sites: Object.fromEntries(
       sites.map((s, i) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: 8401 + i }]),
@@ -130,7 +132,7 @@ async function portOr(preferred: number): Promise<number> {
 /** Plans a world: ports (preferred ones when free), data dirs. Nothing is started. */
 export async function planWorld(
   root: string,
-  options: { layout?: Layout; primary?: string; preferredPorts?: boolean; etl?: WorldState['etl'] } = {},
+  options: { layout?: Layout; primary?: string; preferredPorts?: boolean; etl?: WorldState['etl']; dr?: WorldState['dr'] } = {},
 ): Promise<WorldState> {
   const layout = options.layout ?? DEV_LAYOUT;
   const sites = sitesOf(layout);
@@ -153,6 +155,7 @@ export async function planWorld(
     },
     workers: Object.fromEntries(sites.map((s) => [s, null])),
     etl: options.etl ?? {},
+    ...(options.dr ? { dr: options.dr } : {}),
   };
 }
 

@@ -5,8 +5,8 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { withClient, type Pools } from '../db';
-import { countBehind } from '../sources/idb';
+import type { Pools } from '../db';
+import { martCursors, rowsBehind, type MemberCursor } from './backlog';
 import { etlStatusQuery, type EtlStatus } from '../workflows/etl-messages';
 import { etlWorkflowId } from '../workflows/names';
 
@@ -33,31 +33,11 @@ export interface SiteView {
   error: string | null;
 }
 
-interface CursorInfo {
-  member_id: string;
-  snapshot: string;
-  age: number | null;
-  rows_total: string;
-}
-
-async function martCursors(config: Config, pools: Pools, site: string): Promise<Map<string, CursorInfo> | string> {
+async function cursorsOrError(config: Config, pools: Pools, site: string): Promise<Map<string, MemberCursor> | string> {
   try {
-    const { rows } = await pools.get(config.sites[site]!.mart, { connectionTimeoutMillis: 2000 }).query<CursorInfo>(
-      `select member_id, snapshot::text, extract(epoch from now() - last_extract_at)::float8 as age, rows_total::text
-         from ctl_cursor`,
-    );
-    return new Map(rows.map((r) => [r.member_id, r]));
+    return await martCursors(config, pools, site);
   } catch (e) {
     return `mart unreachable: ${(e as Error).message}`;
-  }
-}
-
-async function behind(pools: Pools, memberUrl: string, snapshot: string): Promise<number | null> {
-  try {
-    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2 });
-    return await withClient(pool, (c) => countBehind(c, snapshot));
-  } catch {
-    return null;
   }
 }
 
@@ -76,7 +56,7 @@ export async function collectStatus(config: Config, client: Client, pools: Pools
         workflow = (e as Error).name === 'WorkflowNotFoundError' ? 'not running' : 'unreachable';
         if (workflow === 'unreachable') error = (e as Error).message;
       }
-      const cursors = await martCursors(config, pools, site);
+      const cursors = await cursorsOrError(config, pools, site);
       if (typeof cursors === 'string') error = cursors;
       const members = await Promise.all(
         config.members.map(async (m): Promise<MemberView> => {
@@ -89,7 +69,7 @@ export async function collectStatus(config: Config, client: Client, pools: Pools
             state: w?.state ?? 'unknown',
             cursorAgeSeconds: c?.age ?? null,
             eventsLoaded: Number(c?.rows_total ?? 0),
-            behind: c && w?.state !== 'excluded' ? await behind(pools, m.url, c.snapshot) : null,
+            behind: c && w?.state !== 'excluded' ? await rowsBehind(pools, m.url, c.snapshot) : null,
             lastError: w?.lastError ?? null,
           };
         }),

@@ -3,11 +3,13 @@
  * taken from an environment variable), and the idempotent start of the ETL workflows.
  */
 import { readFileSync } from 'node:fs';
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { Client, Connection, QueryNotRegisteredError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
 import type { Config } from '../config';
-import { CONTROL_QUEUE, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
+import type { Logger } from '../logger';
+import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
+import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 
 function tlsOptions(config: Config) {
   const tls = config.temporal.tls;
@@ -41,14 +43,25 @@ export async function connectClient(config: Config): Promise<Client> {
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
-export async function connectWorker(config: Config): Promise<NativeConnection> {
-  return NativeConnection.connect({
-    address: config.temporal.address,
-    tls: tlsOptions(config),
-    apiKey: apiKey(config),
-  }).catch((e: Error) => {
-    throw new Error(`cannot reach the Temporal server at ${config.temporal.address}: ${e.message}`);
-  });
+/**
+ * A worker's connection. With `retry`, a server that is down (restarting, or not up yet)
+ * is waited for, with a log line per attempt: a worker daemon outlives such outages.
+ */
+export async function connectWorker(config: Config, retry?: { logger: Logger; signal?: AbortSignal }): Promise<NativeConnection> {
+  for (let attempt = 1, wait = 1000; ; attempt++, wait = Math.min(wait * 2, 10_000)) {
+    try {
+      return await NativeConnection.connect({
+        address: config.temporal.address,
+        tls: tlsOptions(config),
+        apiKey: apiKey(config),
+      });
+    } catch (e) {
+      const message = `cannot reach the Temporal server at ${config.temporal.address}: ${(e as Error).message}`;
+      if (!retry || retry.signal?.aborted) throw new Error(message);
+      retry.logger.warn(`${message}; retrying in ${wait / 1000} s`, { attempt });
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
 
 /** Registers the Keyword search attributes the workflows upsert, where they are missing. */
@@ -65,6 +78,39 @@ export async function ensureSearchAttributes(client: Client): Promise<void> {
       missing.map((n) => [n, proto.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
     ),
   });
+}
+
+/**
+ * Starts the DR workflow and the ETL of every site it does not hold as failed or
+ * rebuilding (a failed site's ETL must stay stopped until its reintroduction), unless
+ * they already run. Idempotent.
+ */
+export async function startAll(client: Client, sites: string[]): Promise<string[]> {
+  await client.workflow.start('drWorkflow', {
+    workflowId: DR_WORKFLOW_ID,
+    taskQueue: CONTROL_QUEUE,
+    args: [{}],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
+  const dr = await drStatusWhenReady(client);
+  const started = sites.filter((s) => (dr.sites[s] ?? 'active') === 'active');
+  for (const site of started) await startEtl(client, site);
+  return started;
+}
+
+/** The DR workflow answers `status` once it has described the deployment (one activity). */
+async function drStatusWhenReady(client: Client, timeoutMs = 60_000): Promise<DrStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+    } catch (e) {
+      if (!(e instanceof QueryNotRegisteredError) || Date.now() > deadline) {
+        throw new Error(`the DR workflow does not answer its status query (is a worker running?): ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 /** Starts the site's ETL unless it already runs (idempotent). */

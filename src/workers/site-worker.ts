@@ -10,6 +10,7 @@ import { assertSite, type Config } from '../config';
 import { Pools } from '../db';
 import type { Logger } from '../logger';
 import { createEtlActivities } from '../activities/etl';
+import { createControlActivities, createDrActivities } from '../activities/dr';
 import { connectWorker } from '../temporal/connection';
 import { CONTROL_QUEUE, siteQueue } from '../workflows/names';
 
@@ -38,7 +39,7 @@ export async function createSiteWorkers(
 ): Promise<SiteWorkers> {
   assertSite(config, site);
   installRuntime();
-  const conn = connection ?? (await connectWorker(config));
+  const conn = connection ?? (await connectWorker(config, { logger }));
   const pools = new Pools();
   const workflowSource = existsSync(workflowBundlePath)
     ? { workflowBundle: { codePath: workflowBundlePath } }
@@ -48,13 +49,14 @@ export async function createSiteWorkers(
     namespace: config.temporal.namespace,
     taskQueue: CONTROL_QUEUE,
     ...workflowSource,
+    activities: createControlActivities({ config }),
     identity: `twinmart-${site}-control@${process.pid}`,
   });
   const activities = await Worker.create({
     connection: conn,
     namespace: config.temporal.namespace,
     taskQueue: siteQueue(site),
-    activities: createEtlActivities({ config, site, pools, logger }),
+    activities: { ...createEtlActivities({ config, site, pools, logger }), ...createDrActivities({ config, site, pools, logger }) },
     identity: `twinmart-${site}@${process.pid}`,
     shutdownGraceTime: '20s',
     maxConcurrentActivityTaskExecutions: 16,

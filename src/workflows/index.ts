@@ -1,2 +1,3 @@
 // The workflow bundle's entry: every workflow type the control queue serves.
 export { siteEtlWorkflow } from './etl';
+export { drWorkflow } from './dr';

@@ -25,7 +25,7 @@ import {
   type Layout,
   type WorldState,
 } from '../../src/dev/world';
-import { connectClient, startEtl } from '../../src/temporal/connection';
+import { connectClient, startAll } from '../../src/temporal/connection';
 
 export interface TestWorld {
   state: WorldState;
@@ -55,7 +55,12 @@ export function step<C>(fn: (t: C) => Promise<void>): (t: C) => Promise<void> {
 
 export async function openWorld(
   name: string,
-  options: { layout: Layout; etl?: WorldState['etl']; startEtl?: boolean; temporalDynamicConfig?: Record<string, unknown> },
+  options: {
+    layout: Layout;
+    etl?: WorldState['etl'];
+    dr?: WorldState['dr'];
+    temporalDynamicConfig?: Record<string, unknown>;
+  },
 ): Promise<TestWorld> {
   const root = mkdtempSync(join(tmpdir(), `twinmart-${name}-`));
   chmodSync(root, 0o755); // PostgreSQL runs as user postgres and must reach its data dir
@@ -63,6 +68,7 @@ export async function openWorld(
   const state = await planWorld(root, {
     layout: options.layout,
     etl: { cycleSeconds: 0.5, heartbeatSeconds: 3, connectTimeoutSeconds: 1, ...options.etl },
+    dr: { probeSeconds: 2, confirmationTimeoutSeconds: 30, paritySettleSeconds: 0, ...options.dr },
   });
   const pools = new Pools();
   let client: Client | undefined;
@@ -82,7 +88,7 @@ export async function openWorld(
     config = saveWorld(state);
     for (const site of sitesOf(state.layout)) startWorker(state, site);
     client = await connectClient(config);
-    if (options.startEtl !== false) for (const site of sitesOf(state.layout)) await startEtl(client, site);
+    await startAll(client, sitesOf(state.layout));
   } catch (e) {
     anyFailed = true;
     await close();

@@ -1,0 +1,124 @@
+/**
+ * The DR workflow's activities. Site activities run on that site's queue (reporting role,
+ * data-loss facts, seeding, catch-up and parity checks, health probe); the control
+ * activity (describing the deployment) runs on the control queue, at any live site.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../config';
+import type { Pools } from '../db';
+import type { Logger } from '../logger';
+import { martCursors, rowsBehind } from '../etl/backlog';
+import { loadBacklog, readReportingRole, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
+import { seedMart } from '../mart/seed';
+import { compareMarts } from '../parity';
+
+export interface Deployment {
+  sites: string[];
+  primary: string;
+  /** HA sets: source id -> members (ids and sites only). */
+  sources: Record<string, { id: string; site: string }[]>;
+  dr: Config['dr'];
+}
+
+export interface ReintroductionCheck {
+  caughtUp: boolean;
+  dirty: number;
+  pendingChunks: number;
+  /** Rows behind per reachable member. */
+  behind: Record<string, number>;
+  parity: { match: boolean; intervalsCompared: number; mismatches: number; closedBefore: string } | null;
+}
+
+export function createControlActivities({ config }: { config: Config }) {
+  return {
+    async describeDeployment(): Promise<Deployment> {
+      const sources: Deployment['sources'] = {};
+      for (const m of config.members) (sources[m.sourceId] ??= []).push({ id: m.id, site: m.site });
+      return { sites: Object.keys(config.sites), primary: config.reporting.primary, sources, dr: config.dr };
+    },
+  };
+}
+
+export function createDrActivities({ config, site, pools, logger }: { config: Config; site: string; pools: Pools; logger: Logger }) {
+  const mart = (s = site) => pools.get(config.sites[s]!.mart, { connectionTimeoutMillis: 5000 });
+  const checkSite = (requested: string) => {
+    if (requested !== site) throw ApplicationFailure.nonRetryable(`activity for site ${requested} reached the worker of site ${site}`);
+  };
+
+  return {
+    /** Switches this site's reporting and reads the switch back from the mart. */
+    async setReportingRole(input: { site: string; role: ReportingRole; activeSite: string }): Promise<{ role: ReportingRole; activeSite: string }> {
+      checkSite(input.site);
+      await setReportingRole(mart(), input.role, input.activeSite);
+      const now = await readReportingRole(mart());
+      if (!now || now.role !== input.role) throw new Error(`reporting role of ${site} did not switch to ${input.role}`);
+      logger.info('reporting role set', { site, ...now });
+      return now;
+    },
+
+    async dataLossFacts(input: { site: string; sourceIds: string[] }): Promise<SourceFacts[]> {
+      checkSite(input.site);
+      return sourceFacts(mart(), input.sourceIds);
+    },
+
+    /** Seeds this (rebuilt) site's mart from a surviving site's mart; starts it as a standby. */
+    async seedFrom(input: { site: string; from: string; activeReporting: string }): Promise<Record<string, number>> {
+      checkSite(input.site);
+      const copied = await seedMart(mart(input.from), mart());
+      await setReportingRole(mart(), input.activeReporting === site ? 'active' : 'standby', input.activeReporting);
+      logger.info('mart seeded', { site, from: input.from, copied });
+      return copied;
+    },
+
+    /**
+     * Caught up: no half-committed chunk, the transform's queues nearly empty and every
+     * reachable member less than a chunk behind. With `parityWith`, also compares marts.
+     */
+    async reintroductionCheck(input: { site: string; parityWith?: string }): Promise<ReintroductionCheck> {
+      checkSite(input.site);
+      const { dirty, pendingChunks } = await loadBacklog(mart());
+      const cursors = await martCursors(config, pools, site);
+      const behind: Record<string, number> = {};
+      for (const m of config.members) {
+        const c = cursors.get(m.id);
+        const n = c ? await rowsBehind(pools, m.url, c.snapshot) : null;
+        if (n !== null) behind[m.id] = n;
+        else if (!c) behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
+      }
+      const caughtUp =
+        pendingChunks === 0 && dirty < config.etl.transformBatch && Object.values(behind).every((n) => n < config.etl.chunkRows);
+      let parity: ReintroductionCheck['parity'] = null;
+      if (input.parityWith && caughtUp) {
+        const closedBefore = new Date(Date.now() - config.dr.paritySettleSeconds * 1000);
+        const report = await compareMarts(
+          { name: site, pool: mart() },
+          { name: input.parityWith, pool: mart(input.parityWith) },
+          { closedBefore, maxExamples: 3 },
+        );
+        parity = {
+          match: report.match,
+          intervalsCompared: report.intervalsCompared,
+          mismatches: report.mismatches.length,
+          closedBefore: report.closedBefore,
+        };
+      }
+      Context.current().heartbeat();
+      return { caughtUp, dirty, pendingChunks, behind, parity };
+    },
+
+    /** The site's worker answers (this runs there) and its mart answers. */
+    async probeSite(input: { site: string }): Promise<{ ok: boolean; error: string | null }> {
+      checkSite(input.site);
+      try {
+        await mart().query('select 1');
+        return { ok: true, error: null };
+      } catch (e) {
+        return { ok: false, error: `mart of ${site} does not answer: ${(e as Error).message}` };
+      }
+    },
+  };
+}
+
+export type DrActivities = ReturnType<typeof createDrActivities>;
+export type ControlActivities = ReturnType<typeof createControlActivities>;

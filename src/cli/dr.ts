@@ -1,0 +1,71 @@
+/**
+ * `twinmart dr …`: the operator's DR commands, sent as updates so the answer says at
+ * once whether the workflow accepted the command, and why not.
+ */
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { loadConfig } from '../config';
+import { connectClient } from '../temporal/connection';
+import { drStatusQuery, drUpdates, type DrCommand, type DrStatus } from '../workflows/dr-messages';
+import { DR_WORKFLOW_ID } from '../workflows/names';
+import { parse, UsageError } from './args';
+import { configPath } from './config-path';
+
+const VERBS: Record<string, DrCommand> = {
+  fail: 'declareSiteFailure',
+  'confirm-reporting': 'confirmReporting',
+  rebuilt: 'siteRebuilt',
+  failback: 'failbackReporting',
+  retry: 'retry',
+};
+
+export function formatDrStatus(s: DrStatus): string {
+  const lines = [
+    `phase ${s.phase}; sites ${Object.entries(s.sites).map(([k, v]) => `${k} ${v}`).join(', ')}; reporting at ${s.reporting.active}` +
+      (s.reporting.awaitingConfirmation ? ` (awaiting confirm-reporting ${s.reporting.awaitingConfirmation})` : ''),
+    ...s.pending.map((p) => `  waiting for ${p.what} since ${p.since}${p.overdue ? ' (overdue: `twinmart dr retry` resends)' : ''}`),
+    ...Object.entries(s.suspected).map(([site, x]) => `  suspected failure of ${site} since ${x.since}: ${x.reason}`),
+  ];
+  if (s.dataLoss) {
+    lines.push(`  data-loss report for ${s.dataLoss.failedSite}: ` +
+      (s.dataLoss.potentialLoss.length ? `potential loss in ${s.dataLoss.potentialLoss.join(', ')}` : 'every HA set has a surviving member'));
+    for (const set of s.dataLoss.sets.filter((x) => x.lastEventBySite)) {
+      lines.push(`    ${set.sourceId}: last event ${Object.entries(set.lastEventBySite!).map(([k, v]) => `${k} ${v ?? 'none'}`).join(', ')}`);
+    }
+  }
+  if (s.lastFailover?.rtoSeconds != null) lines.push(`  last failover of ${s.lastFailover.site}: RTO ${s.lastFailover.rtoSeconds.toFixed(1)} s`);
+  if (s.lastError) lines.push(`  last error: ${s.lastError}`);
+  lines.push('  timeline:', ...s.timeline.slice(-12).map((t) => `    ${t.at} ${t.step}${t.site ? ' ' + t.site : ''}${t.detail ? ' — ' + t.detail : ''}`));
+  return lines.join('\n');
+}
+
+export async function drCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { reason: { type: 'string' }, json: { type: 'boolean' } });
+  const [verb, site] = positionals;
+  const config = loadConfig(configPath(values.config));
+  const client = await connectClient(config);
+  try {
+    const handle = client.workflow.getHandle(DR_WORKFLOW_ID);
+    if (verb === 'status') {
+      const s = await handle.query(drStatusQuery);
+      process.stdout.write((values.json ? JSON.stringify(s) : formatDrStatus(s)) + '\n');
+      return 0;
+    }
+    const command = verb ? VERBS[verb] : undefined;
+    if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status`);
+    if (command !== 'retry' && !site) throw new UsageError(`dr ${verb} needs a site`);
+    const payload = command === 'retry' ? {} : { site, ...(values.reason ? { reason: values.reason } : {}) };
+    try {
+      const r = await handle.executeUpdate(drUpdates[command], { args: [payload] });
+      process.stdout.write(`${command} ${site ?? ''} accepted (phase ${r.phase})\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof WorkflowUpdateFailedError) {
+        process.stderr.write(`twinmart dr ${verb}: refused: ${(e.cause as Error)?.message ?? e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+  } finally {
+    await client.connection.close();
+  }
+}

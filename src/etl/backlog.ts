@@ -1,0 +1,31 @@
+/**
+ * How far a mart is behind each member IDB: its cursor snapshot from the mart, and the
+ * rows on the IDB not visible in it (an index range on xid). Unreachable: null.
+ */
+import type { Config } from '../config';
+import { withClient, type Pools } from '../db';
+import { countBehind } from '../sources/idb';
+
+export interface MemberCursor {
+  member_id: string;
+  snapshot: string;
+  age: number | null;
+  rows_total: string;
+}
+
+export async function martCursors(config: Config, pools: Pools, site: string): Promise<Map<string, MemberCursor>> {
+  const { rows } = await pools.get(config.sites[site]!.mart, { connectionTimeoutMillis: 2000 }).query<MemberCursor>(
+    `select member_id, snapshot::text, extract(epoch from now() - last_extract_at)::float8 as age, rows_total::text
+       from ctl_cursor`,
+  );
+  return new Map(rows.map((r) => [r.member_id, r]));
+}
+
+export async function rowsBehind(pools: Pools, memberUrl: string, snapshot: string): Promise<number | null> {
+  try {
+    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2 });
+    return await withClient(pool, (c) => countBehind(c, snapshot));
+  } catch {
+    return null;
+  }
+}

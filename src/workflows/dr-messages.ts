@@ -1,0 +1,98 @@
+/**
+ * The DR workflow's messages (DESIGN.md "DR procedure"). Every operator command is a
+ * signal (Web UI, `temporal workflow signal`) and an update of the same name (answers
+ * with the validation result). Payloads are validated with zod in the workflow.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import { SITE_ID } from '../config/ids';
+
+const site = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
+
+export const drCommandSchemas = {
+  declareSiteFailure: z.strictObject({ site, reason: z.string().max(500).optional() }),
+  confirmReporting: z.strictObject({ site }),
+  siteRebuilt: z.strictObject({ site }),
+  failbackReporting: z.strictObject({ site }),
+  retry: z.strictObject({}),
+};
+export type DrCommand = keyof typeof drCommandSchemas;
+export const DR_COMMANDS = Object.keys(drCommandSchemas) as DrCommand[];
+
+export type DrPhase = 'normal' | 'failing-over' | 'degraded' | 'reintroducing';
+export type SiteState = 'active' | 'failed' | 'rebuilding';
+
+export interface TimelineEntry {
+  at: string;
+  step: string;
+  site?: string;
+  detail?: string;
+}
+
+export interface PendingItem {
+  kind: 'etl-confirmation' | 'operator' | 'activity';
+  what: string;
+  site: string;
+  since: string;
+  overdue: boolean;
+  requestId?: string;
+}
+
+export interface DataLossSet {
+  sourceId: string;
+  members: { id: string; site: string }[];
+  survivingMembers: string[];
+  /** Set with no member at a surviving site: events after these times may be lost. */
+  lastEventBySite: Record<string, string | null> | null;
+}
+
+export interface DataLossReport {
+  failedSite: string;
+  at: string;
+  potentialLoss: string[];
+  sets: DataLossSet[];
+  gapsBySite: Record<string, { sourceId: string; start: string; end: string | null }[]>;
+}
+
+export interface FailoverTimes {
+  site: string;
+  declaredAt: string;
+  exclusionsConfirmedAt: string | null;
+  reportingActivatedAt: string | null;
+  reportingConfirmedAt: string | null;
+  degradedAt: string | null;
+  /** declareSiteFailure to exclusions confirmed and reporting activated (operator waits excluded). */
+  rtoSeconds: number | null;
+}
+
+export interface DrStatus {
+  phase: DrPhase;
+  sites: Record<string, SiteState>;
+  reporting: { primary: string; active: string; awaitingConfirmation: string | null };
+  pending: PendingItem[];
+  dataLoss: DataLossReport | null;
+  timeline: TimelineEntry[];
+  rejected: { command: string; reason: string; at: string }[];
+  suspected: Record<string, { since: string; failures: number; reason: string }>;
+  lastFailover: FailoverTimes | null;
+  reintroduction: { site: string; at: string; caughtUp: boolean; parity: string | null } | null;
+  lastError: string | null;
+  continuedAsNew: number;
+}
+
+export interface DrCommandResult {
+  accepted: true;
+  command: DrCommand;
+  site: string | null;
+  phase: DrPhase;
+}
+
+export const drSignals = Object.fromEntries(DR_COMMANDS.map((c) => [c, defineSignal<[unknown?]>(c)])) as Record<
+  DrCommand,
+  ReturnType<typeof defineSignal<[unknown?]>>
+>;
+export const drUpdates = Object.fromEntries(DR_COMMANDS.map((c) => [c, defineUpdate<DrCommandResult, [unknown]>(c)])) as Record<
+  DrCommand,
+  ReturnType<typeof defineUpdate<DrCommandResult, [unknown]>>
+>;
+export const drStatusQuery = defineQuery<DrStatus>('status');

@@ -1,0 +1,512 @@
+/**
+ * drWorkflow (`twinmart-dr`): the long-running DR controller. Operator commands are
+ * validated when they arrive and queued; the main loop runs one procedure at a time
+ * (failover, reintroduction, failback), waiting for the ETLs' confirmations and the
+ * operator's word, and probes the sites' health while idle. State is a plain record
+ * carried across continue-as-new.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  ParentClosePolicy,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  startChild,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { ControlActivities, Deployment, DrActivities } from '../activities/dr';
+import type { EtlActivities } from '../activities/etl';
+import {
+  drCommandSchemas,
+  drSignals,
+  drStatusQuery,
+  drUpdates,
+  DR_COMMANDS,
+  type DataLossReport,
+  type DrCommand,
+  type DrCommandResult,
+  type DrPhase,
+  type DrStatus,
+  type FailoverTimes,
+  type PendingItem,
+} from './dr-messages';
+import { etlConfirmationSignal, type EtlConfirmation } from './etl-messages';
+import { siteEtlWorkflow } from './etl';
+import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
+
+interface QueuedCommand {
+  command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
+  site: string;
+  reason: string | null;
+}
+
+export interface DrState extends DrStatus {
+  queue: QueuedCommand[];
+  /** The procedure that failed with a non-retryable error, run again on `retry`. */
+  failedCommand: QueuedCommand | null;
+  probeFailures: Record<string, number>;
+}
+
+export interface DrInput {
+  state?: DrState;
+}
+
+const KEEP_TIMELINE = 200;
+const KEEP_REJECTED = 20;
+
+function initialState(dep: Deployment): DrState {
+  return {
+    phase: 'normal',
+    sites: Object.fromEntries(dep.sites.map((s) => [s, 'active' as const])),
+    reporting: { primary: dep.primary, active: dep.primary, awaitingConfirmation: null },
+    pending: [],
+    dataLoss: null,
+    timeline: [],
+    rejected: [],
+    suspected: {},
+    lastFailover: null,
+    reintroduction: null,
+    lastError: null,
+    continuedAsNew: 0,
+    queue: [],
+    failedCommand: null,
+    probeFailures: {},
+  };
+}
+
+type SiteActivities = DrActivities & EtlActivities;
+
+export async function drWorkflow(input: DrInput = {}): Promise<void> {
+  const control = proxyActivities<ControlActivities>({ taskQueue: CONTROL_QUEUE, startToCloseTimeout: '1 minute' });
+  const dep = await control.describeDeployment();
+  const state: DrState = input?.state ?? initialState(dep);
+  const now = () => new Date().toISOString();
+  const acts = (site: string) =>
+    proxyActivities<SiteActivities>({
+      taskQueue: siteQueue(site),
+      startToCloseTimeout: '2 hours',
+      heartbeatTimeout: '2 minutes',
+      retry: { initialInterval: '1s', maximumInterval: '15s' },
+    });
+  const activeSites = () => dep.sites.filter((s) => state.sites[s] === 'active');
+
+  let retryRequested = false;
+  let reintroduction: CancellationScope | null = null;
+
+  function note(step: string, site?: string, detail?: string): void {
+    state.timeline.push({ at: now(), step, ...(site ? { site } : {}), ...(detail ? { detail } : {}) });
+    if (state.timeline.length > KEEP_TIMELINE) state.timeline.splice(0, state.timeline.length - KEEP_TIMELINE);
+    showDetails();
+  }
+
+  function setPhase(phase: DrPhase): void {
+    state.phase = phase;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.phase, value: phase }]);
+    showDetails();
+  }
+
+  /** What the Web UI shows on the workflow page. */
+  function showDetails(): void {
+    const lines = [
+      `**phase** ${state.phase} · **reporting** ${state.reporting.active}` +
+        (state.reporting.awaitingConfirmation ? ` (awaiting confirmReporting ${state.reporting.awaitingConfirmation})` : ''),
+      `**sites** ${dep.sites.map((s) => `${s}: ${state.sites[s]}`).join(', ')}`,
+      ...state.pending.map((p) => `- waiting for ${p.what}${p.overdue ? ' (overdue)' : ''}`),
+      ...Object.entries(state.suspected).map(([s, x]) => `- **suspected failure of ${s}** since ${x.since}: ${x.reason}`),
+    ];
+    setCurrentDetails(lines.join('\n'));
+  }
+
+  // ---- commands --------------------------------------------------------------
+  function refuse(message: string): never {
+    throw ApplicationFailure.nonRetryable(message, 'CommandRefused');
+  }
+
+  /** Validates a command against the current state; returns what to do with it. */
+  function validate(command: DrCommand, payload: unknown): { site: string | null; reason: string | null } {
+    const parsed = drCommandSchemas[command].safeParse(payload ?? {});
+    if (!parsed.success) {
+      refuse(`invalid ${command} payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}`);
+    }
+    const value = parsed.data as { site?: string; reason?: string };
+    const site = value.site ?? null;
+    if (site !== null && !dep.sites.includes(site)) refuse(`unknown site "${site}" (sites: ${dep.sites.join(', ')})`);
+    const queued = (c: QueuedCommand['command'], s: string) => state.queue.some((q) => q.command === c && q.site === s);
+    switch (command) {
+      case 'declareSiteFailure': {
+        if (state.sites[site!] === 'failed' || queued('declareSiteFailure', site!)) refuse(`site ${site} is already failed`);
+        const left = activeSites().filter((s) => s !== site && !queued('declareSiteFailure', s));
+        if (left.length === 0) refuse(`failing ${site} would leave no active site`);
+        break;
+      }
+      case 'siteRebuilt':
+        if (state.sites[site!] !== 'failed') refuse(`site ${site} is ${state.sites[site!]}, not failed: only a failed site can be rebuilt`);
+        if (state.phase !== 'degraded' || queued('siteRebuilt', site!)) refuse(`site ${site} can be rebuilt once the failover is complete (phase is ${state.phase})`);
+        break;
+      case 'failbackReporting':
+        if (state.sites[site!] !== 'active') refuse(`reporting can move only to an active site; ${site} is ${state.sites[site!]}`);
+        if (state.reporting.active === site) refuse(`reporting is already served from ${site}`);
+        if (state.reporting.awaitingConfirmation) refuse(`reporting is waiting for confirmReporting ${state.reporting.awaitingConfirmation}`);
+        if (state.phase !== 'normal' && state.phase !== 'degraded') refuse(`reporting can move when no procedure runs (phase is ${state.phase})`);
+        break;
+      case 'confirmReporting':
+        if (state.reporting.awaitingConfirmation !== site) {
+          refuse(`no reporting confirmation is pending for ${site}` +
+            (state.reporting.awaitingConfirmation ? ` (pending: ${state.reporting.awaitingConfirmation})` : ''));
+        }
+        break;
+      case 'retry':
+        if (!state.pending.length && !state.failedCommand) refuse('nothing to retry: no confirmation is awaited and no step failed');
+        break;
+    }
+    return { site, reason: value.reason ?? null };
+  }
+
+  function apply(command: DrCommand, v: { site: string | null; reason: string | null }): void {
+    if (command === 'confirmReporting') state.reporting.awaitingConfirmation = null;
+    else if (command === 'retry') {
+      retryRequested = true;
+      if (state.failedCommand) state.queue.unshift(state.failedCommand);
+      state.failedCommand = null;
+    } else {
+      if (command === 'declareSiteFailure' && state.sites[v.site!] === 'rebuilding') reintroduction?.cancel();
+      state.queue.push({ command, site: v.site!, reason: v.reason });
+    }
+    note(`command:${command}`, v.site ?? undefined, v.reason ?? undefined);
+  }
+
+  const reject = (command: string, e: unknown) => {
+    state.rejected.push({ command, reason: (e as Error).message, at: now() });
+    if (state.rejected.length > KEEP_REJECTED) state.rejected.splice(0, state.rejected.length - KEEP_REJECTED);
+  };
+
+  for (const command of DR_COMMANDS) {
+    // A malformed signal is recorded and changes nothing; it never fails the workflow task.
+    setHandler(drSignals[command], (payload?: unknown) => {
+      try {
+        apply(command, validate(command, payload));
+      } catch (e) {
+        reject(command, e);
+      }
+    });
+    setHandler(
+      drUpdates[command],
+      (payload: unknown): DrCommandResult => {
+        const v = validate(command, payload);
+        apply(command, v);
+        return { accepted: true, command, site: v.site, phase: state.phase };
+      },
+      {
+        validator: (payload: unknown) => {
+          try {
+            validate(command, payload);
+          } catch (e) {
+            reject(command, e);
+            throw e;
+          }
+        },
+      },
+    );
+  }
+
+  setHandler(etlConfirmationSignal, (c: EtlConfirmation) => {
+    const i = state.pending.findIndex((p) => p.requestId === c.requestId);
+    if (i < 0) return; // a late duplicate
+    state.pending.splice(i, 1);
+    note(`confirmed:${c.command}`, c.etlSite, `${c.target} excluded sites now [${c.excludedSites.join(', ')}]`);
+  });
+
+  setHandler(drStatusQuery, (): DrStatus => {
+    const { queue: _q, failedCommand: _f, probeFailures: _p, ...status } = state;
+    return status;
+  });
+
+  // ---- procedures --------------------------------------------------------------
+  async function waiting<T>(item: Omit<PendingItem, 'since' | 'overdue'>, fn: () => Promise<T>): Promise<T> {
+    const p: PendingItem = { ...item, since: now(), overdue: false };
+    state.pending.push(p);
+    showDetails();
+    try {
+      return await fn();
+    } finally {
+      state.pending = state.pending.filter((x) => x !== p);
+      showDetails();
+    }
+  }
+
+  /** Sends a command to ETLs and waits for each to confirm it applied it; `retry` resends. */
+  async function commandEtls(etls: string[], command: 'excludeSite' | 'includeSite', site: string): Promise<void> {
+    const send = async (p: PendingItem) => {
+      try {
+        await getExternalWorkflowHandle(etlWorkflowId(p.site)).signal(command, { site, requestId: p.requestId, replyTo: DR_WORKFLOW_ID });
+      } catch (e) {
+        note('etl-unreachable', p.site, `${(e as Error).message}: start its ETL (twinmart start), then retry`);
+      }
+    };
+    const items = etls.map((etl): PendingItem => ({
+      kind: 'etl-confirmation',
+      what: `ETL ${etl} to confirm ${command} ${site}`,
+      site: etl,
+      since: now(),
+      overdue: false,
+      requestId: `${command}-${site}-${etl}-${uuid4()}`,
+    }));
+    state.pending.push(...items);
+    showDetails();
+    await Promise.all(items.map(send));
+    const open = () => items.filter((p) => state.pending.includes(p));
+    let deadline = Date.now() + dep.dr.confirmationTimeoutSeconds * 1000;
+    while (open().length) {
+      const left = deadline - Date.now();
+      const settled = () => !open().length || retryRequested;
+      // Past the deadline it keeps waiting, without a timer, until confirmed or retried.
+      const woke = left > 0 ? await condition(settled, left) : (await condition(settled), true);
+      if (!open().length) break;
+      if (retryRequested) {
+        retryRequested = false;
+        note('retry', undefined, `resending ${command} ${site} to ${open().map((p) => p.site).join(', ')}`);
+        await Promise.all(open().map(send));
+        deadline = Date.now() + dep.dr.confirmationTimeoutSeconds * 1000;
+        open().forEach((p) => (p.overdue = false));
+      } else if (!woke) {
+        open().forEach((p) => (p.overdue = true));
+        note('confirmation-overdue', undefined, `still waiting for ${open().map((p) => p.what).join('; ')}; send retry to resend`);
+      }
+    }
+  }
+
+  async function activateReporting(site: string): Promise<void> {
+    const previous = state.reporting.active;
+    await waiting({ kind: 'activity', what: `reporting at ${site} to switch to active`, site }, () =>
+      acts(site).setReportingRole({ site, role: 'active', activeSite: site }),
+    );
+    if (previous !== site && state.sites[previous] === 'active') {
+      await acts(previous).setReportingRole({ site: previous, role: 'standby', activeSite: site });
+    }
+    state.reporting.active = site;
+    state.reporting.awaitingConfirmation = site;
+    note('reporting-activated', site);
+    await waiting({ kind: 'operator', what: `the operator's confirmReporting ${site}`, site }, () =>
+      condition(() => state.reporting.awaitingConfirmation === null),
+    );
+    note('reporting-confirmed', site);
+  }
+
+  async function dataLossReport(failed: string, survivors: string[]): Promise<DataLossReport> {
+    const sets = Object.entries(dep.sources).map(([sourceId, members]) => ({
+      sourceId,
+      members,
+      survivingMembers: members.filter((m) => survivors.includes(m.site)).map((m) => m.id),
+    }));
+    const lost = sets.filter((s) => !s.survivingMembers.length).map((s) => s.sourceId);
+    const facts = await Promise.all(
+      survivors.map((s) => acts(s).dataLossFacts({ site: s, sourceIds: sets.map((x) => x.sourceId) })),
+    );
+    return {
+      failedSite: failed,
+      at: now(),
+      potentialLoss: lost,
+      sets: sets.map((s) => ({
+        ...s,
+        lastEventBySite: lost.includes(s.sourceId)
+          ? Object.fromEntries(survivors.map((site, i) => [site, facts[i]!.find((f) => f.sourceId === s.sourceId)?.lastEventTs ?? null]))
+          : null,
+      })),
+      gapsBySite: Object.fromEntries(
+        survivors.map((site, i) => [site, facts[i]!.flatMap((f) => f.gaps.map((g) => ({ sourceId: f.sourceId, ...g })))]),
+      ),
+    };
+  }
+
+  async function failover(site: string, reason: string | null): Promise<void> {
+    const wasRebuilding = state.sites[site] === 'rebuilding';
+    state.sites[site] = 'failed';
+    setPhase('failing-over');
+    const times: FailoverTimes = {
+      site,
+      declaredAt: now(),
+      exclusionsConfirmedAt: null,
+      reportingActivatedAt: null,
+      reportingConfirmedAt: null,
+      degradedAt: null,
+      rtoSeconds: null,
+    };
+    state.lastFailover = times;
+    note('failure-declared', site, reason ?? (wasRebuilding ? 'failed again during reintroduction' : undefined));
+    const survivors = activeSites();
+    await commandEtls(survivors, 'excludeSite', site);
+    times.exclusionsConfirmedAt = now();
+    note('exclusions-confirmed', site, `by ${survivors.join(', ')}`);
+    try {
+      await getExternalWorkflowHandle(etlWorkflowId(site)).cancel();
+      note('etl-cancelled', site);
+    } catch {
+      note('etl-cancelled', site, 'it was not running');
+    }
+    state.dataLoss = await dataLossReport(site, survivors);
+    note('data-loss-reported', site, state.dataLoss.potentialLoss.length ? `potential loss in ${state.dataLoss.potentialLoss.join(', ')}` : 'every HA set has a surviving member');
+    const rto = () => (Date.parse(now()) - Date.parse(times.declaredAt)) / 1000;
+    if (state.reporting.active === site) {
+      const target = survivors.includes(dep.primary) ? dep.primary : survivors[0]!;
+      const activation = activateReporting(target);
+      await condition(() => state.reporting.active === target);
+      times.reportingActivatedAt = now();
+      times.rtoSeconds = rto();
+      await activation;
+      times.reportingConfirmedAt = now();
+    } else {
+      times.rtoSeconds = rto();
+    }
+    setPhase('degraded');
+    times.degradedAt = now();
+    note('degraded', site, `RTO ${times.rtoSeconds?.toFixed(1)} s`);
+  }
+
+  async function check(site: string, parityWith?: string) {
+    const r = await acts(site).reintroductionCheck({ site, parityWith });
+    state.reintroduction = {
+      site,
+      at: now(),
+      caughtUp: r.caughtUp,
+      parity: r.parity ? `${r.parity.match ? 'match' : `${r.parity.mismatches} mismatching intervals`} of ${r.parity.intervalsCompared} closed before ${r.parity.closedBefore}` : null,
+    };
+    return r;
+  }
+
+  async function reintroduce(site: string): Promise<void> {
+    state.sites[site] = 'rebuilding';
+    setPhase('reintroducing');
+    note('rebuild-declared', site);
+    const survivor = state.sites[state.reporting.active] === 'active' ? state.reporting.active : activeSites()[0]!;
+    const a = acts(site);
+    await waiting({ kind: 'activity', what: `the mart of ${site} to migrate (its worker must run)`, site }, () => a.prepareSite({ site }));
+    note('mart-migrated', site);
+    const copied = await waiting({ kind: 'activity', what: `the mart of ${site} to be seeded from ${survivor}`, site }, () =>
+      a.seedFrom({ site, from: survivor, activeReporting: state.reporting.active }),
+    );
+    note('mart-seeded', site, `from ${survivor}: ${copied.stg_call_event} call events, ${copied.interaction_fact} interactions`);
+    try {
+      await startChild(siteEtlWorkflow, {
+        workflowId: etlWorkflowId(site),
+        taskQueue: CONTROL_QUEUE,
+        args: [{ site }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+      note('etl-started', site);
+    } catch (e) {
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+      note('etl-started', site, 'it was already running');
+    }
+    await waiting({ kind: 'activity', what: `the ETL of ${site} to catch up`, site }, async () => {
+      for (let wait = 2; !(await check(site)).caughtUp; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
+    });
+    note('caught-up', site);
+    await commandEtls(activeSites(), 'includeSite', site);
+    note('inclusions-confirmed', site);
+    await waiting({ kind: 'activity', what: `parity of ${site} with ${survivor}`, site }, async () => {
+      for (let wait = 2; !(await check(site, survivor)).parity?.match; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
+    });
+    note('parity-passed', site, state.reintroduction?.parity ?? undefined);
+    state.sites[site] = 'active';
+    setPhase('normal');
+    note('normal', site);
+  }
+
+  async function run(cmd: QueuedCommand): Promise<void> {
+    try {
+      if (cmd.command === 'declareSiteFailure') await failover(cmd.site, cmd.reason);
+      else if (cmd.command === 'failbackReporting') {
+        note('failback-requested', cmd.site);
+        await activateReporting(cmd.site);
+      } else {
+        reintroduction = new CancellationScope();
+        try {
+          await reintroduction.run(() => reintroduce(cmd.site));
+        } finally {
+          reintroduction = null;
+        }
+      }
+      state.lastError = null;
+    } catch (e) {
+      if (isCancellation(e) && cmd.command === 'siteRebuilt') {
+        // A failure of the site being rebuilt: its failover, queued by the command, follows.
+        await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(etlWorkflowId(cmd.site)).cancel()).catch(() => undefined);
+        state.pending = [];
+        note('reintroduction-aborted', cmd.site);
+        return;
+      }
+      if (isCancellation(e)) throw e;
+      state.lastError = `${cmd.command} ${cmd.site}: ${(e as Error).message}`;
+      state.failedCommand = cmd;
+      note('step-failed', cmd.site, `${state.lastError}; send retry to run it again`);
+    }
+  }
+
+  // ---- health ------------------------------------------------------------------
+  async function probe(): Promise<void> {
+    const sites = activeSites();
+    const results = await Promise.allSettled(
+      sites.map((s) =>
+        proxyActivities<DrActivities>({
+          taskQueue: siteQueue(s),
+          scheduleToStartTimeout: dep.dr.probeSeconds * 1000,
+          startToCloseTimeout: dep.dr.probeSeconds * 1000,
+          retry: { maximumAttempts: 1 },
+        }).probeSite({ site: s }),
+      ),
+    );
+    results.forEach((r, i) => {
+      const s = sites[i]!;
+      const error = r.status === 'rejected' ? `no worker of ${s} answered within ${dep.dr.probeSeconds} s` : r.value.error;
+      if (!error) {
+        if (state.suspected[s]) note('suspicion-cleared', s);
+        delete state.suspected[s];
+        state.probeFailures[s] = 0;
+        return;
+      }
+      const failures = (state.probeFailures[s] ?? 0) + 1;
+      state.probeFailures[s] = failures;
+      if (failures < dep.dr.probeFailures) return;
+      if (!state.suspected[s]) {
+        state.suspected[s] = { since: now(), failures, reason: error };
+        note('failure-suspected', s, error);
+        if (dep.dr.autoFailover) {
+          try {
+            apply('declareSiteFailure', validate('declareSiteFailure', { site: s, reason: `automatic: ${error}` }));
+          } catch (e) {
+            note('auto-failover-refused', s, (e as Error).message);
+          }
+        }
+      } else state.suspected[s] = { ...state.suspected[s]!, failures, reason: error };
+    });
+    showDetails();
+  }
+
+  // ---- main loop -----------------------------------------------------------------
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.phase, value: state.phase }]);
+  showDetails();
+  for (;;) {
+    const next = state.queue.shift();
+    if (next) {
+      await run(next);
+      continue;
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      state.continuedAsNew += 1;
+      await continueAsNew<typeof drWorkflow>({ state });
+    }
+    const woke = await condition(() => state.queue.length > 0, dep.dr.probeSeconds * 1000);
+    if (!woke) await probe();
+  }
+}

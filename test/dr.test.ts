@@ -1,0 +1,223 @@
+/**
+ * The DR procedure with real failures: a site's PostgreSQL and worker stopped while
+ * traffic runs, the failover declared with the `temporal` CLI, the surviving mart kept
+ * complete for every set it has a member of, reintroduction of a wiped and of an intact
+ * site, a worker kill and a Temporal server restart in the middle of both procedures.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { silentLogger } from '../src/logger';
+import { runSim } from '../src/sim';
+import { compareMarts } from '../src/parity';
+import { failSite, restoreSite, saveWorld, startTemporal, startWorker, stopTemporal, stopWorker } from '../src/dev/world';
+import { drStatusQuery, drUpdates, type DrPhase, type DrStatus } from '../src/workflows/dr-messages';
+import { etlStatusQuery } from '../src/workflows/etl-messages';
+import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
+import { readReportingRole } from '../src/mart/control';
+import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { martKeys, unionCallEvents } from './helpers/truth';
+
+const run = promisify(execFile);
+
+const LAYOUT = {
+  'sw-voice-1': [
+    { site: 'dc1', db: 'idb_voice_1' },
+    { site: 'dc2', db: 'idb_voice_1' },
+  ],
+  'sw-voice-2': [
+    { site: 'dc1', db: 'idb_voice_2a' },
+    { site: 'dc1', db: 'idb_voice_2b' },
+  ],
+  'sw-chat-1': [
+    { site: 'dc2', db: 'idb_chat_1a' },
+    { site: 'dc2', db: 'idb_chat_1b' },
+  ],
+};
+
+describe('disaster recovery with real site failures', { timeout: 600_000 }, () => {
+  let w: TestWorld;
+  const traffic = new AbortController();
+  let sim: Promise<unknown>;
+
+  const dr = (): Promise<DrStatus> => w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+  const phase = (p: DrPhase, timeoutMs = 120_000) =>
+    waitFor(`DR phase ${p}`, async () => {
+      const s = await dr();
+      return s.phase === p && s;
+    }, timeoutMs);
+  /** The operator's tool: the temporal CLI against the world's server. */
+  const temporal = (...args: string[]) =>
+    run(w.binary, [...args, '--address', w.config.temporal.address, '--namespace', 'default']);
+  const update = (name: keyof typeof drUpdates, payload: unknown) =>
+    w.client.workflow.getHandle(DR_WORKFLOW_ID).executeUpdate(drUpdates[name], { args: [payload] });
+  const restartTemporal = async () => {
+    await stopTemporal(w.state);
+    await startTemporal(w.state, w.binary, silentLogger);
+    saveWorld(w.state);
+  };
+  const restartWorker = async (site: string) => {
+    await stopWorker(w.state, site, 'kill');
+    startWorker(w.state, site);
+  };
+
+  after(async () => {
+    traffic.abort();
+    await sim?.catch(() => undefined);
+    await w?.close();
+  });
+  before(async () => {
+    w = await openWorld('dr', { layout: LAYOUT });
+    await runSim(w.config, { calls: 300, rate: 20, seed: 21, startTs: new Date(Date.now() - 2 * 3600_000) }, silentLogger);
+    // Live traffic throughout; members of a stopped site are skipped by the simulator as by real collectors.
+    sim = runSim(w.config, { calls: 20_000, rate: 4, seed: 22 }, silentLogger, traffic.signal);
+    await waitFor('both ETLs to have loaded the backfill', async () => {
+      for (const s of ['dc1', 'dc2']) if ((await martKeys(w.mart(s))).size < 1000) return false;
+      return true;
+    });
+  });
+
+  it(
+    'refuses bad commands with a clear reason and changes nothing',
+    step(async () => {
+      const before = await dr();
+      const refused = async (name: keyof typeof drUpdates, payload: unknown, reason: RegExp) =>
+        assert.rejects(update(name, payload), (e: unknown) => {
+          assert.ok(e instanceof WorkflowUpdateFailedError);
+          assert.match(String((e.cause as Error).message), reason);
+          return true;
+        });
+      await refused('declareSiteFailure', { site: 'dc9' }, /unknown site "dc9"/);
+      await refused('declareSiteFailure', { site: 'DC1!' }, /site: a site id/);
+      await refused('siteRebuilt', { site: 'dc1' }, /dc1 is active, not failed/);
+      await refused('confirmReporting', { site: 'dc2' }, /no reporting confirmation is pending/);
+      await refused('failbackReporting', { site: 'dc1' }, /already served from dc1/);
+      await refused('retry', {}, /nothing to retry/);
+      await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'declareSiteFailure', '--input', '{"sight":"dc1"}');
+      const after = await waitFor('the malformed signal recorded', async () => {
+        const s = await dr();
+        return s.rejected.length >= before.rejected.length + 7 && s;
+      });
+      assert.match(after.rejected.at(-1)!.reason, /sight/);
+      assert.equal(after.phase, 'normal');
+      assert.deepEqual(after.sites, { dc1: 'active', dc2: 'active' });
+      assert.equal(after.reporting.active, 'dc1');
+    }),
+  );
+
+  it(
+    'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
+    step(async () => {
+      await failSite(w.state, 'dc1');
+      await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'declareSiteFailure',
+        '--input', '{"site":"dc1","reason":"data center 1 lost power"}');
+      await restartWorker('dc2');
+      await restartTemporal();
+      const awaiting = await waitFor('reporting moved to dc2, awaiting confirmation', async () => {
+        const s = await dr();
+        return s.reporting.awaitingConfirmation === 'dc2' && s;
+      }, 120_000);
+      assert.equal(awaiting.phase, 'failing-over');
+      assert.deepEqual((await readReportingRole(w.mart('dc2')))?.role, 'active');
+      await temporal('workflow', 'update', 'execute', '--workflow-id', DR_WORKFLOW_ID, '--name', 'confirmReporting', '--input', '{"site":"dc2"}');
+      const s = await phase('degraded');
+      const steps = s.timeline.map((t) => t.step);
+      for (const expected of ['failure-declared', 'exclusions-confirmed', 'etl-cancelled', 'data-loss-reported', 'reporting-activated', 'reporting-confirmed', 'degraded']) {
+        assert.ok(steps.includes(expected), `timeline has ${expected}: ${steps.join(', ')}`);
+      }
+      assert.equal(steps.filter((x) => x === 'degraded').length, 1, 'the failover completed once');
+      assert.deepEqual(s.dataLoss!.potentialLoss, ['sw-voice-2'], 'exactly the set with all members at dc1');
+      assert.ok(s.dataLoss!.sets.find((x) => x.sourceId === 'sw-voice-2')!.lastEventBySite!.dc2, 'last event time at dc2 reported');
+      const rto = s.lastFailover!.rtoSeconds!;
+      process.stdout.write(`# RTO (declareSiteFailure to exclusions confirmed and reporting activated, operator wait excluded): ${rto.toFixed(1)} s\n`);
+      assert.ok(rto > 0);
+      const etl = await w.client.workflow.getHandle(etlWorkflowId('dc2')).query(etlStatusQuery);
+      assert.deepEqual(etl.excludedSites, ['dc1']);
+      const dc1Etl = await w.client.workflow.getHandle(etlWorkflowId('dc1')).describe();
+      assert.equal(dc1Etl.status.name, 'CANCELLED');
+    }),
+  );
+
+  it(
+    'keeps every event recorded at dc2 flowing into the surviving mart',
+    step(async () => {
+      const dc2Members = w.config.members.filter((m) => m.site === 'dc2').map((m) => m.id);
+      const before = (await martKeys(w.mart('dc2'))).size;
+      const recorded = await unionCallEvents(w.config, w.pools, dc2Members);
+      await waitFor('dc2 mart to hold every event recorded at dc2', async () => {
+        const keys = await martKeys(w.mart('dc2'));
+        return [...recorded.keys()].every((k) => keys.has(k));
+      });
+      assert.ok((await martKeys(w.mart('dc2'))).size > before, 'new traffic arrived after the failover');
+    }),
+  );
+
+  it(
+    'reintroduces dc1 as a wiped replacement, through a worker kill and a Temporal restart, then fails reporting back',
+    step(async () => {
+      await restoreSite(w.state, 'dc1', silentLogger, true);
+      saveWorld(w.state);
+      await update('siteRebuilt', { site: 'dc1' });
+      await waitFor('reintroduction under way', async () => (await dr()).timeline.some((t) => t.step === 'mart-seeded'));
+      await restartWorker('dc1');
+      await restartTemporal();
+      const s = await phase('normal', 240_000);
+      const steps = s.timeline.map((t) => t.step);
+      for (const expected of ['rebuild-declared', 'mart-migrated', 'mart-seeded', 'etl-started', 'caught-up', 'inclusions-confirmed', 'parity-passed', 'normal']) {
+        assert.ok(steps.includes(expected), `timeline has ${expected}`);
+      }
+      assert.equal(steps.filter((x) => x === 'normal').length, 1, 'the reintroduction completed once');
+      assert.deepEqual(s.sites, { dc1: 'active', dc2: 'active' });
+      const dc2 = await w.client.workflow.getHandle(etlWorkflowId('dc2')).query(etlStatusQuery);
+      assert.deepEqual(dc2.excludedSites, [], 'dc2 reads dc1 again');
+      assert.equal((await readReportingRole(w.mart('dc1')))?.role, 'standby', 'the rebuilt site starts as standby');
+      const report = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date(Date.now() - 60_000) });
+      assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 2)));
+
+      await update('failbackReporting', { site: 'dc1' });
+      await waitFor('failback awaiting confirmation', async () => (await dr()).reporting.awaitingConfirmation === 'dc1');
+      await update('confirmReporting', { site: 'dc1' });
+      const done = await waitFor('reporting back at dc1', async () => {
+        const x = await dr();
+        return x.reporting.active === 'dc1' && !x.reporting.awaitingConfirmation && x;
+      });
+      assert.equal(done.phase, 'normal');
+      assert.equal((await readReportingRole(w.mart('dc1')))?.role, 'active');
+      assert.equal((await readReportingRole(w.mart('dc2')))?.role, 'standby');
+    }),
+  );
+
+  it(
+    'fails dc1 again and reintroduces it with its databases intact',
+    step(async () => {
+      await failSite(w.state, 'dc1');
+      await update('declareSiteFailure', { site: 'dc1', reason: 'second outage' });
+      await waitFor('reporting awaiting confirmation at dc2', async () => (await dr()).reporting.awaitingConfirmation === 'dc2');
+      await update('confirmReporting', { site: 'dc2' });
+      await phase('degraded');
+      await restoreSite(w.state, 'dc1', silentLogger, false);
+      saveWorld(w.state);
+      await update('siteRebuilt', { site: 'dc1' });
+      const s = await waitFor('the second reintroduction to complete', async () => {
+        const x = await dr();
+        return x.phase === 'normal' && x.timeline.filter((t) => t.step === 'normal').length === 2 && x;
+      }, 240_000);
+      assert.ok(s.timeline.some((t) => t.step === 'mart-seeded' && /from dc2/.test(t.detail ?? '')));
+      traffic.abort();
+      await sim;
+      // Quiesced: the whole union of every IDB is in both marts, and they agree.
+      const union = await unionCallEvents(w.config, w.pools);
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site} holds every recorded event`, async () => {
+          const keys = await martKeys(w.mart(site));
+          return [...union.keys()].every((k) => keys.has(k));
+        });
+      }
+      await waitFor('parity of the quiesced marts', async () =>
+        (await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date(Date.now() + 3600_000) })).match,
+      );
+    }),
+  );
+});
