@@ -69,7 +69,11 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
     await w?.close();
   });
   before(async () => {
-    w = await openWorld('dr', { layout: LAYOUT });
+    w = await openWorld('dr', {
+      layout: LAYOUT,
+      // A low history limit: every workflow, DR included, continues as new during the test.
+      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 150 },
+    });
     await runSim(w.config, { calls: 300, rate: 20, seed: 21, startTs: new Date(Date.now() - 2 * 3600_000) }, silentLogger);
     // Live traffic throughout; members of a stopped site are skipped by the simulator as by real collectors.
     sim = runSim(w.config, { calls: 20_000, rate: 4, seed: 22 }, silentLogger, traffic.signal);
@@ -111,6 +115,13 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
     'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
     step(async () => {
       await failSite(w.state, 'dc1');
+      // The health monitor notices, says so, and leaves the decision to the operator.
+      const suspected = await waitFor('dc1 suspected', async () => {
+        const x = await dr();
+        return x.suspected.dc1 && x;
+      });
+      assert.match(suspected.suspected.dc1!.reason, /no worker of dc1 answered/);
+      assert.equal(suspected.phase, 'normal', 'no failover without the operator');
       await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'declareSiteFailure',
         '--input', '{"site":"dc1","reason":"data center 1 lost power"}');
       await restartWorker('dc2');
@@ -151,6 +162,19 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
         return [...recorded.keys()].every((k) => keys.has(k));
       });
       assert.ok((await martKeys(w.mart('dc2'))).size > before, 'new traffic arrived after the failover');
+      await assert.rejects(update('declareSiteFailure', { site: 'dc2' }), (e: unknown) =>
+        e instanceof WorkflowUpdateFailedError && /would leave no active site/.test(String((e.cause as Error).message)),
+      );
+      // Waiting degraded (for days, in production) keeps its history bounded.
+      const idle = await dr();
+      const continued = await waitFor('the idle DR workflow to continue as new', async () => {
+        const x = await dr();
+        return x.continuedAsNew > idle.continuedAsNew && x;
+      }, 120_000);
+      assert.equal(continued.phase, 'degraded');
+      assert.deepEqual(continued.dataLoss, idle.dataLoss, 'its state carried over');
+      const { historyLength } = await w.client.workflow.getHandle(DR_WORKFLOW_ID).describe();
+      assert.ok(historyLength < 300, `history bounded (${historyLength} events)`);
     }),
   );
 
@@ -197,6 +221,20 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       await waitFor('reporting awaiting confirmation at dc2', async () => (await dr()).reporting.awaitingConfirmation === 'dc2');
       await update('confirmReporting', { site: 'dc2' });
       await phase('degraded');
+      await restoreSite(w.state, 'dc1', silentLogger, false);
+      saveWorld(w.state);
+      // A second failure of dc1 in the middle of its reintroduction: aborted, failed over again.
+      await update('siteRebuilt', { site: 'dc1' });
+      await waitFor('reintroduction under way', async () => (await dr()).timeline.filter((t) => t.step === 'mart-seeded').length === 2);
+      await failSite(w.state, 'dc1');
+      await update('declareSiteFailure', { site: 'dc1', reason: 'failed again while rebuilding' });
+      const aborted = await waitFor('reintroduction aborted and dc1 failed over', async () => {
+        const x = await dr();
+        return x.phase === 'degraded' && x.timeline.some((t) => t.step === 'reintroduction-aborted') && x;
+      });
+      assert.equal(aborted.sites.dc1, 'failed');
+      assert.equal(aborted.reporting.active, 'dc2');
+      assert.deepEqual((await w.client.workflow.getHandle(etlWorkflowId('dc2')).query(etlStatusQuery)).excludedSites, ['dc1']);
       await restoreSite(w.state, 'dc1', silentLogger, false);
       saveWorld(w.state);
       await update('siteRebuilt', { site: 'dc1' });

@@ -57,7 +57,8 @@ export interface WorldState {
   primary: string;
   /** PostgreSQL instances by name: one per site (named like the site, holding its mart) plus any member's own. */
   pg: Record<string, PgInstance>;
-  temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null };
+  /** dynamicConfig is kept so a restarted server runs as the first one did. */
+  temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null; dynamicConfig?: Record<string, unknown> };
   workers: Record<string, number | null>;
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
@@ -132,7 +133,14 @@ async function portOr(preferred: number): Promise<number> {
 /** Plans a world: ports (preferred ones when free), data dirs. Nothing is started. */
 export async function planWorld(
   root: string,
-  options: { layout?: Layout; primary?: string; preferredPorts?: boolean; etl?: WorldState['etl']; dr?: WorldState['dr'] } = {},
+  options: {
+    layout?: Layout;
+    primary?: string;
+    preferredPorts?: boolean;
+    etl?: WorldState['etl'];
+    dr?: WorldState['dr'];
+    temporalDynamicConfig?: Record<string, unknown>;
+  } = {},
 ): Promise<WorldState> {
   const layout = options.layout ?? DEV_LAYOUT;
   const sites = sitesOf(layout);
@@ -152,6 +160,7 @@ export async function planWorld(
       uiPort: options.preferredPorts ? await pick(8233) : null,
       dbFile: join(resolve(root), 'temporal.db'),
       pid: null,
+      ...(options.temporalDynamicConfig ? { dynamicConfig: options.temporalDynamicConfig } : {}),
     },
     workers: Object.fromEntries(sites.map((s) => [s, null])),
     etl: options.etl ?? {},
@@ -182,12 +191,7 @@ export async function startSiteDatabases(state: WorldState, site: string, logger
   for (const name of instancesOf(state.layout, site)) await startInstanceDatabases(state, name, logger);
 }
 
-export async function startTemporal(
-  state: WorldState,
-  binary: string,
-  logger: Logger,
-  dynamicConfig?: Record<string, unknown>,
-): Promise<string | null> {
+export async function startTemporal(state: WorldState, binary: string, logger: Logger): Promise<string | null> {
   mkdirSync(logDir(state), { recursive: true });
   const server = await startDevServer({
     binary,
@@ -196,7 +200,7 @@ export async function startTemporal(
     dbFile: state.temporal.dbFile,
     logFile: join(logDir(state), 'temporal.log'),
     logger,
-    dynamicConfig,
+    dynamicConfig: state.temporal.dynamicConfig,
   });
   state.temporal.pid = server.pid;
   return server.uiUrl;

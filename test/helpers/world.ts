@@ -69,6 +69,7 @@ export async function openWorld(
     layout: options.layout,
     etl: { cycleSeconds: 0.5, heartbeatSeconds: 3, connectTimeoutSeconds: 1, ...options.etl },
     dr: { probeSeconds: 2, confirmationTimeoutSeconds: 30, paritySettleSeconds: 0, ...options.dr },
+    temporalDynamicConfig: options.temporalDynamicConfig,
   });
   const pools = new Pools();
   let client: Client | undefined;
@@ -84,7 +85,7 @@ export async function openWorld(
   try {
     for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, silentLogger);
     binary = process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false }));
-    await startTemporal(state, binary, silentLogger, options.temporalDynamicConfig);
+    await startTemporal(state, binary, silentLogger);
     config = saveWorld(state);
     for (const site of sitesOf(state.layout)) startWorker(state, site);
     client = await connectClient(config);
