@@ -99,8 +99,15 @@ describe('the twinmart command', { timeout: 600_000 }, () => {
   it(
     'stops a site for real and brings it back',
     step(async () => {
+      const refused = await twinmart(cwd, ['dr', 'fail', 'dc9']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /refused: unknown site "dc9"/);
       const stop = await twinmart(cwd, ['site', 'stop', 'dc1']);
       assert.equal(stop.code, 0, stop.stderr);
+      await waitFor('the DR health probe to suspect dc1', async () => {
+        const r = await twinmart(cwd, ['dr', 'status']);
+        return /suspected failure of dc1/.test(r.stdout);
+      }, 90_000);
       await waitFor('dc2 to see the dc1 members down', async () => {
         const dc2 = (await status(cwd)).find((s) => s.site === 'dc2')!;
         return dc2.members.filter((m) => m.site === 'dc1').every((m) => m.state === 'unreachable');
@@ -120,9 +127,9 @@ describe('the twinmart command', { timeout: 600_000 }, () => {
   );
 
   it(
-    'runs the demo: live progress at both sites, then a clean shutdown',
+    'runs the demo: live progress at both sites, a DR round trip of dc1, then a clean shutdown',
     step(async () => {
-      const demo = await twinmart(cwd, ['demo', '--seconds', '12', '--rate', '20']);
+      const demo = await twinmart(cwd, ['demo', '--seconds', '110', '--rate', '10']);
       assert.equal(demo.code, 0, demo.stderr);
       assert.match(demo.stdout, /Temporal Web UI: http:\/\/127\.0\.0\.1:\d+/);
       const lines = demo.stdout.split('\n').filter((l) => /dc1: cycle \d+ events \d+/.test(l));
@@ -130,6 +137,14 @@ describe('the twinmart command', { timeout: 600_000 }, () => {
       const last = lines.at(-1)!;
       const events = [...last.matchAll(/events (\d+)/g)].map((m) => Number(m[1]));
       assert.ok(events.length === 2 && events.every((n) => n > 0), `events loaded at both sites: ${last}`);
+      for (const line of [
+        /\[dr\] stopping site dc1 for real/,
+        /\[dr\] phase degraded; RTO [\d.]+ s; potential data loss in: sw-voice-2/,
+        /\[dr\] dc1 reintroduced: seeded from dc2, caught up, parity passed; phase normal/,
+        /\[dr\] round trip complete: reporting back at dc1, both sites active/,
+      ]) {
+        assert.match(demo.stdout, line);
+      }
       assert.match(demo.stdout, /stopping the dev world/);
       const status = await twinmart(cwd, ['status', '--json']);
       assert.notEqual(status.code, 0, 'nothing answers after the demo stopped');

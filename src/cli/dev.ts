@@ -25,6 +25,8 @@ import {
   type WorldState,
 } from '../dev/world';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
+import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
+import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { DEV_ROOT } from './config-path';
 
@@ -108,11 +110,15 @@ export async function siteCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Per-site progress lines every second until Ctrl-C (or `seconds` elapse). */
-async function watchUntilInterrupted(config: Config, seconds: number | null, extra?: () => string): Promise<void> {
+/** Per-site progress lines every second until Ctrl-C (or `seconds` elapse, or `stop` aborts). */
+async function watchUntilInterrupted(
+  config: Config,
+  seconds: number | null,
+  extra?: () => string,
+  stop = new AbortController(),
+): Promise<void> {
   const client = await connectClient(config);
   const pools = new Pools();
-  const stop = new AbortController();
   const onSig = () => stop.abort();
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
@@ -137,8 +143,64 @@ async function watchUntilInterrupted(config: Config, seconds: number | null, ext
   }
 }
 
+const pause = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/**
+ * The scripted DR round trip of the demo: dc1 fails for real, the operator's commands
+ * follow (as `twinmart dr …` would send them), dc1 comes back as a wiped replacement.
+ */
+async function drRoundTrip(state: WorldState, config: Config, signal: AbortSignal): Promise<void> {
+  const say = (line: string) => process.stdout.write(`[dr] ${line}\n`);
+  const client = await connectClient(config);
+  const dr = client.workflow.getHandle(DR_WORKFLOW_ID);
+  const until = async (what: string, ok: (s: DrStatus) => boolean): Promise<DrStatus> => {
+    for (;;) {
+      if (signal.aborted) throw new Error(`demo stopped while waiting for ${what}`);
+      const s = await dr.query(drStatusQuery);
+      if (ok(s)) return s;
+      await pause(500, signal);
+    }
+  };
+  const send = async (command: keyof typeof drUpdates, site: string) => {
+    say(`operator: ${command} ${site}`);
+    await dr.executeUpdate(drUpdates[command], { args: [{ site }] });
+  };
+  try {
+    await pause(20_000, signal);
+    say('stopping site dc1 for real: its worker is killed and its PostgreSQL stops');
+    await failSite(state, 'dc1');
+    saveWorld(state);
+    await send('declareSiteFailure', 'dc1');
+    await until('reporting at dc2', (s) => s.reporting.awaitingConfirmation === 'dc2');
+    say('reporting is now served from dc2');
+    await send('confirmReporting', 'dc2');
+    const degraded = await until('degraded', (s) => s.phase === 'degraded');
+    say(`phase degraded; RTO ${degraded.lastFailover?.rtoSeconds?.toFixed(1)} s; potential data loss in: ${degraded.dataLoss?.potentialLoss.join(', ') || 'none'}`);
+    await pause(15_000, signal);
+    say('dc1 comes back as a replacement with empty databases');
+    await restoreSite(state, 'dc1', createLogger('demo', 'warn'), true);
+    saveWorld(state);
+    await send('siteRebuilt', 'dc1');
+    await until('normal', (s) => s.phase === 'normal');
+    say('dc1 reintroduced: seeded from dc2, caught up, parity passed; phase normal');
+    await send('failbackReporting', 'dc1');
+    await until('failback awaiting confirmation', (s) => s.reporting.awaitingConfirmation === 'dc1');
+    await send('confirmReporting', 'dc1');
+    await until('reporting back at dc1', (s) => s.reporting.active === 'dc1' && !s.reporting.awaitingConfirmation);
+    say('round trip complete: reporting back at dc1, both sites active');
+  } catch (e) {
+    if (!signal.aborted) say(`round trip stopped: ${(e as Error).message}`);
+  } finally {
+    await client.connection.close();
+  }
+}
+
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { seconds: { type: 'string' }, rate: { type: 'string' } });
+  const { values } = parse(args, { seconds: { type: 'string' }, rate: { type: 'string' }, 'no-dr': { type: 'boolean' } });
   const seconds = values.seconds === undefined ? null : Number(values.seconds);
   if (seconds !== null && !(seconds > 0)) throw new UsageError(`--seconds needs a positive number, got ${values.seconds}`);
   const rate = values.rate === undefined ? 5 : Number(values.rate);
@@ -146,7 +208,9 @@ export async function demoCommand(args: string[]): Promise<number> {
   const logger = createLogger('demo');
   const { state, uiUrl } = await up(logger);
   announce(state, uiUrl);
-  process.stdout.write(`simulating ${rate} calls/s into every HA set; Ctrl-C stops the demo and the world\n`);
+  process.stdout.write(
+    `simulating ${rate} calls/s into every HA set${values['no-dr'] ? '' : '; a DR round trip of dc1 starts in 20 s'}; Ctrl-C stops the demo and the world\n`,
+  );
   const config = loadConfig(configFile(state));
   const simStop = new AbortController();
   let simulated = 0;
@@ -157,11 +221,12 @@ export async function demoCommand(args: string[]): Promise<number> {
     createLogger('sim', 'warn'),
     simStop.signal,
   );
+  const roundTrip = values['no-dr'] ? Promise.resolve() : drRoundTrip(state, config, simStop.signal);
   try {
-    await watchUntilInterrupted(config, seconds, () => `| calls simulated ${simulated}`);
+    await watchUntilInterrupted(config, seconds, () => `| calls simulated ${simulated}`, simStop);
   } finally {
     simStop.abort();
-    await sim.catch(() => undefined);
+    await Promise.all([sim.catch(() => undefined), roundTrip]);
     process.stdout.write('stopping the dev world (data kept in .twinmart; `twinmart dev down --wipe` removes it)\n');
     await stopWorld(loadWorld(state.root), false);
   }

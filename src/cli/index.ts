@@ -10,7 +10,9 @@ import { compareMarts, formatParityReport } from '../parity';
 import { runSim } from '../sim';
 import { createSiteWorkers } from '../workers/site-worker';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
-import { drCommand } from './dr';
+import { drCommand, formatDrStatus } from './dr';
+import { drStatusQuery } from '../workflows/dr-messages';
+import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { configPath } from './config-path';
 import { devCommand, siteCommand, demoCommand } from './dev';
@@ -62,8 +64,15 @@ async function status(args: string[]): Promise<void> {
   try {
     for (;;) {
       const view = await collectStatus(config, client, pools);
-      if (values.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), sites: view }) + '\n');
-      else process.stdout.write(`${values.watch ? '\x1b[2J\x1b[H' : ''}${new Date().toISOString()}\n${formatStatus(view)}\n`);
+      const dr = await client.workflow
+        .getHandle(DR_WORKFLOW_ID)
+        .query(drStatusQuery)
+        .catch(() => null);
+      if (values.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), dr, sites: view }) + '\n');
+      else {
+        const drLine = dr ? formatDrStatus(dr).split('\n')[0] : 'not running';
+        process.stdout.write(`${values.watch ? '\x1b[2J\x1b[H' : ''}${new Date().toISOString()}\nDR: ${drLine}\n${formatStatus(view)}\n`);
+      }
       if (!values.watch) break;
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -83,7 +83,8 @@ export function worldConfig(state: WorldState): ConfigInput {
   return {
     temporal: { address: `127.0.0.1:${state.temporal.port}`, namespace: 'default' },
     etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
-    ...(state.dr ? { dr: state.dr } : {}),
+    // A local world notices a stopped site within seconds.
+    dr: { probeSeconds: 3, ...state.dr },
     reporting: { primary: state.primary },
     sites: Object.fromEntries(
       sites.map((s, i) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: 8401 + i }]),

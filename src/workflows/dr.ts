@@ -453,21 +453,23 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   }
 
   // ---- health ------------------------------------------------------------------
+  const probeTimeout = Math.min(dep.dr.probeSeconds, 5);
   async function probe(): Promise<void> {
     const sites = activeSites();
     const results = await Promise.allSettled(
       sites.map((s) =>
         proxyActivities<DrActivities>({
           taskQueue: siteQueue(s),
-          scheduleToStartTimeout: dep.dr.probeSeconds * 1000,
-          startToCloseTimeout: dep.dr.probeSeconds * 1000,
+          scheduleToStartTimeout: probeTimeout * 1000,
+          startToCloseTimeout: probeTimeout * 1000,
           retry: { maximumAttempts: 1 },
         }).probeSite({ site: s }),
       ),
     );
+    if (CancellationScope.current().consideredCancelled) return; // a command arrived: not a verdict
     results.forEach((r, i) => {
       const s = sites[i]!;
-      const error = r.status === 'rejected' ? `no worker of ${s} answered within ${dep.dr.probeSeconds} s` : r.value.error;
+      const error = r.status === 'rejected' ? `no worker of ${s} answered within ${probeTimeout} s` : r.value.error;
       if (!error) {
         if (state.suspected[s]) note('suspicion-cleared', s);
         delete state.suspected[s];
@@ -492,6 +494,19 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     showDetails();
   }
 
+  /** A probe round gives way to an operator's command instead of delaying it. */
+  async function probeUnlessCommanded(): Promise<void> {
+    const scope = new CancellationScope();
+    await scope.run(async () => {
+      const probing = probe();
+      const commanded = condition(() => state.queue.length > 0);
+      probing.catch(() => undefined);
+      commanded.catch(() => undefined);
+      await Promise.race([probing, commanded]);
+      scope.cancel();
+    });
+  }
+
   // ---- main loop -----------------------------------------------------------------
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.phase, value: state.phase }]);
   showDetails();
@@ -507,6 +522,6 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       await continueAsNew<typeof drWorkflow>({ state });
     }
     const woke = await condition(() => state.queue.length > 0, dep.dr.probeSeconds * 1000);
-    if (!woke) await probe();
+    if (!woke) await probeUnlessCommanded();
   }
 }
