@@ -4,13 +4,13 @@
  * in the temporary directory when a test fails.
  */
 import assert from 'node:assert/strict';
+import { withPgClient } from './helpers/pg';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import { Client } from 'pg';
 import {
   createDatabase,
   initInstance,
@@ -37,18 +37,9 @@ function evidence(dir: () => string): { passed(): void; planned(n: number): void
   return { passed: () => void passed++, planned: (n) => void (expected = n) };
 }
 
-async function withPg<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const noteTexts = (url: string): Promise<string[]> =>
-  withPg(url, async (c) => (await c.query<{ text: string }>('select text from note order by id')).rows.map((r) => r.text));
+  withPgClient(url, async (c) => (await c.query<{ text: string }>('select text from note order by id')).rows.map((r) => r.text));
 
 describe('dev PostgreSQL instance', () => {
   let root = '';
@@ -74,7 +65,7 @@ describe('dev PostgreSQL instance', () => {
     await createDatabase(inst, 'twinmart_test'); // idempotent
     const url = instanceUrl(inst, 'twinmart_test');
     assert.equal(url, `postgres://postgres@127.0.0.1:${inst.port}/twinmart_test`);
-    await withPg(url, async (c) => {
+    await withPgClient(url, async (c) => {
       const settings = await c.query<{ name: string; setting: string }>(
         "select name, setting from pg_settings where name in ('max_connections', 'fsync', 'port') order by name",
       );
@@ -102,7 +93,7 @@ describe('dev PostgreSQL instance', () => {
 
   test('immediate stop (a crash), start again: committed data recovered', async () => {
     const url = instanceUrl(inst, 'twinmart_test');
-    await withPg(url, (c) => c.query("insert into note (text) values ('before crash')"));
+    await withPgClient(url, (c) => c.query("insert into note (text) values ('before crash')"));
     await stopInstance(inst, 'immediate');
     assert.equal(await isInstanceRunning(inst), false);
     await startInstance(inst);

@@ -17,25 +17,13 @@ import { drStatusQuery, drUpdates, type DrPhase, type DrStatus } from '../src/wo
 import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { readReportingRole } from '../src/mart/control';
+import { DEV_LAYOUT } from '../src/dev/world';
 import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
 import { martKeys, unionCallEvents } from './helpers/truth';
 
 const run = promisify(execFile);
 
-const LAYOUT = {
-  'sw-voice-1': [
-    { site: 'dc1', db: 'idb_voice_1' },
-    { site: 'dc2', db: 'idb_voice_1' },
-  ],
-  'sw-voice-2': [
-    { site: 'dc1', db: 'idb_voice_2a' },
-    { site: 'dc1', db: 'idb_voice_2b' },
-  ],
-  'sw-chat-1': [
-    { site: 'dc2', db: 'idb_chat_1a' },
-    { site: 'dc2', db: 'idb_chat_1b' },
-  ],
-};
+
 
 describe('disaster recovery with real site failures', { timeout: 600_000 }, () => {
   let w: TestWorld;
@@ -70,7 +58,7 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   });
   before(async () => {
     w = await openWorld('dr', {
-      layout: LAYOUT,
+      layout: DEV_LAYOUT,
       // A low history limit: every workflow, DR included, continues as new during the test.
       temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 150 },
     });

@@ -13,23 +13,11 @@ import { runSim } from '../src/sim';
 import { compareMarts } from '../src/parity';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlStatus } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
+import { DEV_LAYOUT } from '../src/dev/world';
 import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, unionCallEvents, unusableRows } from './helpers/truth';
 
-const LAYOUT = {
-  'sw-voice-1': [
-    { site: 'dc1', db: 'idb_voice_1' },
-    { site: 'dc2', db: 'idb_voice_1' },
-  ],
-  'sw-voice-2': [
-    { site: 'dc1', db: 'idb_voice_2a' },
-    { site: 'dc1', db: 'idb_voice_2b' },
-  ],
-  'sw-chat-1': [
-    { site: 'dc2', db: 'idb_chat_1a' },
-    { site: 'dc2', db: 'idb_chat_1b' },
-  ],
-};
+
 
 /**
  * History as text with every payload's bytes decoded, so a search sees what was stored.
@@ -68,7 +56,7 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   after(() => w?.close());
   before(async () => {
     w = await openWorld('etl-correctness', {
-      layout: LAYOUT,
+      layout: DEV_LAYOUT,
       // A short history limit, so runs continue as new many times during the test.
       temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 400 },
     });

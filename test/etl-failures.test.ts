@@ -5,6 +5,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
@@ -67,25 +69,37 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
   });
 
   it(
-    'loses and doubles nothing when a worker is SIGKILLed in the middle of chunked loads, several times',
+    'loses and doubles nothing when a worker is stopped (SIGTERM once, then SIGKILL several times) in the middle of chunked loads',
     step(async () => {
       await runSim(w.config, { calls: 2500, rate: 5, seed: 11, startTs: new Date(Date.now() - 4 * 3600_000) }, silentLogger);
       let kills = 0;
-      for (let i = 0; i < 3; i++) {
+      let drained = false;
+      for (let i = 0; i < 4; i++) {
         // Wait until a chunked delta is half committed at dc1, then kill dc1's worker.
         await waitFor('a load in the middle of its chunks', async () => {
           const { rows } = await w.mart('dc1').query('select 1 from ctl_cursor where pending_snapshot is not null');
           return rows.length > 0;
         }, 30_000).then(
           async () => {
-            await stopWorker(w.state, 'dc1', 'kill');
-            kills += 1;
+            if (i === 0) {
+              // SIGTERM first: the worker drains (the load finishes or stops at a chunk boundary) and exits by itself.
+              const started = Date.now();
+              await stopWorker(w.state, 'dc1', 'graceful');
+              const log = readFileSync(join(w.state.root, 'logs', 'worker-dc1.log'), 'utf8');
+              assert.match(log, /workers stopped/, 'the worker shut down by itself');
+              assert.ok(Date.now() - started < 25_000, 'within the grace time');
+              drained = true;
+            } else {
+              await stopWorker(w.state, 'dc1', 'kill');
+              kills += 1;
+            }
             await sleep(500);
             startWorker(w.state, 'dc1');
           },
           () => undefined, // the load may have finished before a third kill
         );
       }
+      assert.ok(drained, 'a SIGTERM mid-load drained the worker');
       assert.ok(kills >= 2, `killed ${kills} times mid-load`);
       await waitFor('everything staged after the kills', () => allStaged(w), 180_000);
       await waitFor('transform drained', async () => (await w.mart('dc1').query('select 1 from etl_dirty_call limit 1')).rows.length === 0);

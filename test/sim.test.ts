@@ -3,10 +3,10 @@
  * drops them only when it passed, so a failure leaves its evidence behind.
  */
 import assert from 'node:assert/strict';
+import { withPgClient } from './helpers/pg';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type TestContext, test } from 'node:test';
-import { Client } from 'pg';
 import { type Config, parseConfig } from '../src/config';
 import { type Logger, silentLogger } from '../src/logger';
 import { type SimResult, applyIdbSchema, runSim } from '../src/sim';
@@ -15,21 +15,12 @@ const SERVER = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:54
 const START = new Date('2025-03-03T08:00:00Z');
 const DAY_MS = 86_400_000;
 
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Creates `count` throwaway databases; drops them only if `fn` succeeds. */
 async function withDatabases<T>(t: TestContext, count: number, fn: (urls: string[]) => Promise<T>): Promise<T> {
   const run = `${process.pid}_${randomBytes(3).toString('hex')}`;
   const names = Array.from({ length: count }, (_, i) => `twinmart_sim_${run}_${i}`);
-  await withClient(`${SERVER}/postgres`, async (c) => {
+  await withPgClient(`${SERVER}/postgres`, async (c) => {
     for (const name of names) await c.query(`create database ${name}`);
   });
   let result: T;
@@ -39,7 +30,7 @@ async function withDatabases<T>(t: TestContext, count: number, fn: (urls: string
     t.diagnostic(`databases kept for inspection: ${names.join(', ')}`);
     throw e;
   }
-  await withClient(`${SERVER}/postgres`, async (c) => {
+  await withPgClient(`${SERVER}/postgres`, async (c) => {
     for (const name of names) await c.query(`drop database ${name} with (force)`);
   });
   return result;
@@ -113,7 +104,7 @@ interface Dump {
 const epochMs = (col: string): string => `(extract(epoch from ${col}) * 1000)::float8`;
 
 async function dump(url: string): Promise<Dump> {
-  return withClient(url, async (c) => {
+  return withPgClient(url, async (c) => {
     const calls = await c.query<CallRow>(
       `select call_id::text, seq, source_id, event, ${epochMs('event_ts')} as ts, media, direction, ani, dnis,
               queue, agent_id, attrs::text, dss_id::int, xid::text::bigint::float8 as xid
@@ -200,7 +191,7 @@ test('applyIdbSchema installs the IDB schema and is idempotent', async (t) => {
   await withDatabases(t, 1, async ([url]) => {
     await applyIdbSchema(url!);
     await applyIdbSchema(url!);
-    const { rows } = await withClient(url!, (c) =>
+    const { rows } = await withPgClient(url!, (c) =>
       c.query<{ n: number }>(`select count(*)::int as n from idb.meta`),
     );
     assert.equal(rows[0]!.n, 1);
@@ -312,7 +303,7 @@ test('a late commit is invisible until its hold ends, then present', async (t) =
     const snapshots: number[][] = [];
     let finished = false;
     void running.finally(() => (finished = true)).catch(() => {});
-    await withClient(b!, async (c) => {
+    await withPgClient(b!, async (c) => {
       while (!finished) {
         const { rows } = await c
           .query<{ ts: number }>(`select ${epochMs('event_ts')} as ts from idb.call_event`)

@@ -7,13 +7,13 @@
  * pg_ctl run as the `postgres` OS user and the data directory is given to it.
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
 import { access, appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, DatabaseError } from 'pg';
 import type { Logger } from '../logger';
 import { logTail } from './log-tail';
+import { isExecutable } from './files';
 
 const exec = promisify(execFile);
 
@@ -83,15 +83,6 @@ async function debianBinDirs(): Promise<string[]> {
     .filter((v) => /^\d+(\.\d+)?$/.test(v))
     .sort((a, b) => Number(b) - Number(a))
     .map((v) => join(root, v, 'bin'));
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

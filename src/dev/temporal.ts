@@ -4,8 +4,8 @@
  * which can be stopped, killed and restarted on the same database file.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { access, link, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { link, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,6 +16,7 @@ import type { Logger } from '../logger';
 import { SEARCH_ATTRIBUTES } from '../workflows/names';
 import { logTail } from './log-tail';
 import { freePort } from './ports';
+import { isExecutable } from './files';
 
 const exec = promisify(execFile);
 
@@ -98,14 +99,6 @@ export function temporalCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME ? resolve(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'twinmart');
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function which(command: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
