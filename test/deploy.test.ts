@@ -22,5 +22,5 @@ test('docker-compose.yml validates', (t) => {
     encoding: 'utf8',
     env: { ...process.env, TWINMART_DB_PASSWORD: 'pw' },
   });
-  assert.deepEqual(out.trim().split('\n').sort(), ['dc1-db', 'dc2-db', 'start', 'temporal', 'worker-dc1', 'worker-dc2']);
+  assert.deepEqual(out.trim().split('\n').sort(), ['dc1-db', 'dc2-db', 'reporting-dc1', 'reporting-dc2', 'start', 'temporal', 'worker-dc1', 'worker-dc2']);
 });

@@ -46,6 +46,18 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
     await startTemporal(w.state, w.binary, silentLogger);
     saveWorld(w.state);
   };
+  /** GET on a site's reporting service. */
+  const reportingGet = async (site: string, path: string) => {
+    const res = await fetch(`http://127.0.0.1:${w.config.sites[site]!.reportingPort}${path}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const offered = async (site: string) => {
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    const from = new Date(Date.now() - 6 * 3600_000).toISOString();
+    const r = await reportingGet(site, `/api/queue-summary?from=${from}&to=${to}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body as { totals: { offered: number }; rows: { intervalStart: string }[] };
+  };
   const restartWorker = async (site: string) => {
     await stopWorker(w.state, site, 'kill');
     startWorker(w.state, site);
@@ -136,6 +148,8 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.deepEqual(etl.excludedSites, ['dc1']);
       const dc1Etl = await w.client.workflow.getHandle(etlWorkflowId('dc1')).describe();
       assert.equal(dc1Etl.status.name, 'CANCELLED');
+      const health = await reportingGet('dc2', '/health');
+      assert.deepEqual([health.body.role, health.body.activeSite], ['active', 'dc2'], 'the survivor serves reports');
     }),
   );
 
@@ -144,12 +158,16 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
     step(async () => {
       const dc2Members = w.config.members.filter((m) => m.site === 'dc2').map((m) => m.id);
       const before = (await martKeys(w.mart('dc2'))).size;
+      const failedAt = Date.parse((await dr()).lastFailover!.declaredAt);
+      const reportBefore = await offered('dc2');
+      assert.ok(reportBefore.rows.some((r) => Date.parse(r.intervalStart) < failedAt - 3600_000), 'reports hold data from before the failure');
       const recorded = await unionCallEvents(w.config, w.pools, dc2Members);
       await waitFor('dc2 mart to hold every event recorded at dc2', async () => {
         const keys = await martKeys(w.mart('dc2'));
         return [...recorded.keys()].every((k) => keys.has(k));
       });
       assert.ok((await martKeys(w.mart('dc2'))).size > before, 'new traffic arrived after the failover');
+      await waitFor('the survivor reports traffic after the failure', async () => (await offered('dc2')).totals.offered > reportBefore.totals.offered);
       await assert.rejects(update('declareSiteFailure', { site: 'dc2' }), (e: unknown) =>
         e instanceof WorkflowUpdateFailedError && /would leave no active site/.test(String((e.cause as Error).message)),
       );
@@ -198,6 +216,9 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.equal(done.phase, 'normal');
       assert.equal((await readReportingRole(w.mart('dc1')))?.role, 'active');
       assert.equal((await readReportingRole(w.mart('dc2')))?.role, 'standby');
+      const standby = await reportingGet('dc2', `/api/queue-summary?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date().toISOString()}`);
+      assert.deepEqual([standby.status, standby.body.activeSite], [503, 'dc1'], 'the old survivor refuses as a standby');
+      assert.ok((await offered('dc1')).totals.offered > 0, 'the failed-back site serves its rebuilt mart');
     }),
   );
 

@@ -5,11 +5,11 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Config } from '../config';
+import { reportingUrl, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
 import { martCursors, rowsBehind } from '../etl/backlog';
-import { loadBacklog, readReportingRole, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
+import { loadBacklog, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
 
@@ -47,14 +47,32 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
   };
 
   return {
-    /** Switches this site's reporting and reads the switch back from the mart. */
+    /**
+     * Switches this site's reporting and waits until its reporting service says so on
+     * /health, so the operator is asked to confirm only a switch that took effect.
+     */
     async setReportingRole(input: { site: string; role: ReportingRole; activeSite: string }): Promise<{ role: ReportingRole; activeSite: string }> {
       checkSite(input.site);
       await setReportingRole(mart(), input.role, input.activeSite);
-      const now = await readReportingRole(mart());
-      if (!now || now.role !== input.role) throw new Error(`reporting role of ${site} did not switch to ${input.role}`);
-      logger.info('reporting role set', { site, ...now });
-      return now;
+      const url = `${reportingUrl(config, site)}/health`;
+      const ctx = Context.current();
+      let last = 'no answer yet';
+      for (let attempt = 0; attempt < 30 && !ctx.cancellationSignal.aborted; attempt++) {
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+          const health = (await res.json()) as { role?: string; activeSite?: string };
+          if (health.role === input.role && health.activeSite === input.activeSite) {
+            logger.info('reporting role set', { site, role: input.role, activeSite: input.activeSite });
+            return { role: input.role, activeSite: input.activeSite };
+          }
+          last = `it answers role ${health.role}, active site ${health.activeSite}`;
+        } catch (e) {
+          last = (e as Error).message;
+        }
+        ctx.heartbeat({ attempt, last });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      throw new Error(`the reporting service of ${site} at ${url} does not show role ${input.role} yet: ${last}`);
     },
 
     async dataLossFacts(input: { site: string; sourceIds: string[] }): Promise<SourceFacts[]> {

@@ -20,6 +20,7 @@ import {
   sitesOf,
   startSiteDatabases,
   startTemporal,
+  startReporting,
   startWorker,
   stopWorld,
   type WorldState,
@@ -53,7 +54,10 @@ async function up(logger: Logger): Promise<{ state: WorldState; config: Config; 
   let config = saveWorld(state);
   if (!alive(state.temporal.pid)) await startTemporal(state, binary, logger);
   config = saveWorld(state);
-  for (const site of sitesOf(state.layout)) if (!alive(state.workers[site] ?? null)) startWorker(state, site);
+  for (const site of sitesOf(state.layout)) {
+    if (!alive(state.workers[site] ?? null)) startWorker(state, site);
+    if (!alive(state.reporting[site]?.pid ?? null)) startReporting(state, site);
+  }
   saveWorld(state);
   const client = await connectClient(config);
   await ensureSearchAttributes(client);
@@ -67,7 +71,11 @@ function announce(state: WorldState, uiUrl: string | null): void {
   const lines = [
     `twinmart dev world is up (${sitesOf(state.layout).join(', ')})`,
     `  Temporal Web UI: ${uiUrl ?? '(headless)'}   frontend 127.0.0.1:${state.temporal.port}`,
-    ...Object.entries(state.pg).map(([s, p]) => `  ${s}: PostgreSQL on 127.0.0.1:${p.port}, worker pid ${state.workers[s]}`),
+    ...sitesOf(state.layout).map(
+      (s) =>
+        `  ${s}: PostgreSQL on 127.0.0.1:${state.pg[s]!.port}, worker pid ${state.workers[s]}, ` +
+        `reporting http://127.0.0.1:${state.reporting[s]!.port}/ (${s === state.primary ? 'active' : 'standby'} at start)`,
+    ),
     `  config: ${configFile(state)}   logs: ${state.root}/logs`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -9,6 +9,7 @@ import { collectStatus, formatStatus } from '../etl/site-status';
 import { compareMarts, formatParityReport } from '../parity';
 import { runSim } from '../sim';
 import { createSiteWorkers } from '../workers/site-worker';
+import { createReportingServer } from '../reporting/server';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { drCommand, formatDrStatus } from './dr';
 import { drStatusQuery } from '../workflows/dr-messages';
@@ -23,6 +24,7 @@ const USAGE = `usage: twinmart <command> [options]   (every command takes --conf
   site stop|start <site> [--wipe]         dev only: stop a site for real / bring it back (as a replacement with --wipe)
   demo                                    dev up, traffic, live progress until Ctrl-C
   worker --site <site>                    run one site's workers
+  reporting --site <site> [--host H]      run one site's reporting service and dashboard
   start                                   start the ETL workflows if they are not running
   status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
   sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
@@ -45,6 +47,31 @@ async function worker(args: string[]): Promise<void> {
   logger.info('workers running', { site: values.site, temporal: config.temporal.address });
   await workers.run;
   logger.info('workers stopped');
+}
+
+async function reporting(args: string[]): Promise<void> {
+  const { values } = parse(args, { site: { type: 'string' }, host: { type: 'string' } });
+  if (!values.site) throw new UsageError('reporting needs --site <site>');
+  const config = loadConfig(configPath(values.config));
+  assertSite(config, values.site);
+  const logger = createLogger(`reporting ${values.site}`);
+  const pools = new Pools();
+  const server = createReportingServer({
+    config,
+    site: values.site,
+    pools,
+    logger,
+    temporal: () => connectClient(config),
+    host: values.host ?? '127.0.0.1',
+  });
+  const port = await server.listen();
+  logger.info('reporting service listening', { site: values.site, url: `http://${values.host ?? '127.0.0.1'}:${port}/` });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await server.close();
+  await pools.end();
 }
 
 async function start(args: string[]): Promise<void> {
@@ -135,6 +162,7 @@ async function parity(args: string[]): Promise<number> {
 type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, Command> = {
   worker,
+  reporting,
   start,
   status,
   sim,

@@ -68,7 +68,15 @@ const configSchema = z
       .prefault({}),
     reporting: z.strictObject({ primary: siteId }),
     sites: z
-      .record(siteId, z.strictObject({ mart: pgUrl, reportingPort: z.number().int().min(1).max(65535) }))
+      .record(
+        siteId,
+        z.strictObject({
+          mart: pgUrl,
+          reportingPort: z.number().int().min(1).max(65535),
+          /** Where that site's workers reach its reporting service; default http://127.0.0.1:<reportingPort>. */
+          reportingUrl: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'an http(s)://host[:port] URL').optional(),
+        }),
+      )
       .refine((s) => Object.keys(s).length > 0, 'at least one site'),
     sources: z.record(objectId, z.array(memberSchema).min(1, 'at least one member')),
   })
@@ -187,6 +195,11 @@ export function memberById(config: Config, id: string): Member {
   const m = config.members.find((x) => x.id === id);
   if (!m) throw new ConfigError(`no member "${id}" in config ${config.file}`);
   return m;
+}
+
+export function reportingUrl(config: Config, site: string): string {
+  const s = config.sites[site]!;
+  return (s.reportingUrl ?? `http://127.0.0.1:${s.reportingPort}`).replace(/\/$/, '');
 }
 
 export function siteIds(config: Config): string[] {

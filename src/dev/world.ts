@@ -60,6 +60,8 @@ export interface WorldState {
   /** dynamicConfig is kept so a restarted server runs as the first one did. */
   temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null; dynamicConfig?: Record<string, unknown> };
   workers: Record<string, number | null>;
+  /** Reporting service per site: its port and process. */
+  reporting: Record<string, { port: number; pid: number | null }>;
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
 }
@@ -87,7 +89,7 @@ export function worldConfig(state: WorldState): ConfigInput {
     dr: { probeSeconds: 3, ...state.dr },
     reporting: { primary: state.primary },
     sites: Object.fromEntries(
-      sites.map((s, i) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: 8401 + i }]),
+      sites.map((s) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: state.reporting[s]!.port }]),
     ),
     sources: Object.fromEntries(
       Object.entries(state.layout).map(([source, members]) => [
@@ -164,6 +166,9 @@ export async function planWorld(
       ...(options.temporalDynamicConfig ? { dynamicConfig: options.temporalDynamicConfig } : {}),
     },
     workers: Object.fromEntries(sites.map((s) => [s, null])),
+    reporting: Object.fromEntries(
+      await Promise.all(sites.map(async (s, i) => [s, { port: await pick(8401 + i), pid: null }] as const)),
+    ),
     etl: options.etl ?? {},
     ...(options.dr ? { dr: options.dr } : {}),
   };
@@ -215,27 +220,44 @@ export async function stopTemporal(state: WorldState, mode: 'graceful' | 'kill' 
   else await stopProcess(pid);
 }
 
-/** Runs `twinmart worker --site <site>` as its own detached process, logging to a file. */
-export function startWorker(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {
+/** Runs `twinmart <command> --site <site>` as its own detached process, logging to a file. */
+function spawnSiteProcess(state: WorldState, command: 'worker' | 'reporting', site: string, env: NodeJS.ProcessEnv): number {
   mkdirSync(logDir(state), { recursive: true });
-  const log = openSync(join(logDir(state), `worker-${site}.log`), 'a');
+  const log = openSync(join(logDir(state), `${command}-${site}.log`), 'a');
   const child = spawn(
     process.execPath,
-    [join(repoRoot, 'bin', 'twinmart.js'), 'worker', '--site', site, '--config', configFile(state)],
+    [join(repoRoot, 'bin', 'twinmart.js'), command, '--site', site, '--config', configFile(state)],
     { stdio: ['ignore', log, log], detached: true, env },
   );
   closeSync(log);
   child.unref();
-  state.workers[site] = child.pid!;
   return child.pid!;
+}
+
+export function startWorker(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {
+  return (state.workers[site] = spawnSiteProcess(state, 'worker', site, env));
+}
+
+export function startReporting(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {
+  return (state.reporting[site]!.pid = spawnSiteProcess(state, 'reporting', site, env));
 }
 
 export async function stopWorker(state: WorldState, site: string, mode: 'graceful' | 'kill' = 'graceful'): Promise<void> {
   const pid = state.workers[site];
   state.workers[site] = null;
+  await stopPid(pid ?? null, mode, 30_000);
+}
+
+async function stopReporting(state: WorldState, site: string, mode: 'graceful' | 'kill'): Promise<void> {
+  const pid = state.reporting[site]!.pid;
+  state.reporting[site]!.pid = null;
+  await stopPid(pid, mode, 10_000);
+}
+
+async function stopPid(pid: number | null, mode: 'graceful' | 'kill', graceMs: number): Promise<void> {
   if (!pid) return;
   if (mode === 'kill') killQuietly(pid, 'SIGKILL');
-  else await stopProcess(pid, 30_000);
+  else await stopProcess(pid, graceMs);
 }
 
 function killQuietly(pid: number, signal: NodeJS.Signals): void {
@@ -249,6 +271,7 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
 /** A real site failure: its workers die and its PostgreSQL stops as in a crash. */
 export async function failSite(state: WorldState, site: string): Promise<void> {
   await stopWorker(state, site, 'kill');
+  await stopReporting(state, site, 'kill');
   for (const name of instancesOf(state.layout, site)) await stopInstance(state.pg[name]!, 'immediate');
 }
 
@@ -260,11 +283,15 @@ export async function restoreSite(state: WorldState, site: string, logger: Logge
   if (wipe) for (const name of instancesOf(state.layout, site)) await removeInstance(state.pg[name]!);
   await startSiteDatabases(state, site, logger);
   startWorker(state, site);
+  startReporting(state, site);
 }
 
 /** Everything stopped; data kept unless `wipe`. */
 export async function stopWorld(state: WorldState, wipe: boolean): Promise<void> {
-  for (const site of Object.keys(state.workers)) await stopWorker(state, site);
+  for (const site of Object.keys(state.workers)) {
+    await stopWorker(state, site);
+    await stopReporting(state, site, 'graceful');
+  }
   await stopTemporal(state);
   for (const inst of Object.values(state.pg)) await stopInstance(inst, 'fast');
   if (wipe) rmSync(state.root, { recursive: true, force: true });

@@ -20,6 +20,7 @@ import {
   sitesOf,
   startSiteDatabases,
   startTemporal,
+  startReporting,
   startWorker,
   stopWorld,
   type Layout,
@@ -87,7 +88,10 @@ export async function openWorld(
     binary = process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false }));
     await startTemporal(state, binary, silentLogger);
     config = saveWorld(state);
-    for (const site of sitesOf(state.layout)) startWorker(state, site);
+    for (const site of sitesOf(state.layout)) {
+      startWorker(state, site);
+      startReporting(state, site);
+    }
     client = await connectClient(config);
     await startAll(client, sitesOf(state.layout));
   } catch (e) {

@@ -1,0 +1,281 @@
+/**
+ * The reports of the reporting service (/tmp/briefs/reporting-contract.md): one function
+ * per report, each a read of the site's mart with every value as a bind parameter.
+ * Numbers are cast in SQL to types `pg` hands back as JS numbers (int4, float8), and
+ * text is ordered with collation "C" so that twin marts created with different
+ * collations list rows in the same order.
+ */
+import type { Queryable } from '../db';
+
+/** A half-open time range [from, to). */
+export interface Range {
+  from: Date;
+  to: Date;
+}
+
+/** How /api/interactions finds calls: one call by id, or the calls of one caller number. */
+export type InteractionLookup = { callId: string } | { ani: string; range: Range | null };
+
+/** Agent states reported by agent-summary (the states the transform writes; logout opens no span). */
+export const AGENT_STATES = ['logged_in', 'ready', 'not_ready', 'after_call_work'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+export interface QueueFigures {
+  offered: number;
+  answered: number;
+  abandoned: number;
+  answeredInSl: number;
+  serviceLevelPct: number | null;
+  asaSeconds: number | null;
+  ahtSeconds: number | null;
+}
+
+export interface QueueIntervalRow extends QueueFigures {
+  queue: string;
+  intervalStart: string;
+}
+
+export interface QueueSummary {
+  rows: QueueIntervalRow[];
+  totals: QueueFigures;
+}
+
+export interface AgentSummaryRow {
+  agentId: string;
+  callsHandled: number;
+  talkSeconds: number;
+  stateSeconds: Record<AgentState, number>;
+}
+
+export interface InteractionEvent {
+  seq: number;
+  event: string;
+  ts: string;
+  queue: string | null;
+  agentId: string | null;
+}
+
+export interface InteractionRow {
+  callId: string;
+  sourceId: string;
+  media: string;
+  direction: string;
+  queue: string | null;
+  agentId: string | null;
+  startTs: string;
+  answerTs: string | null;
+  endTs: string | null;
+  outcome: string;
+  waitSeconds: number | null;
+  talkSeconds: number | null;
+  eventCount: number;
+  ani: string | null;
+  events: InteractionEvent[];
+}
+
+/** The most calls one interactions answer lists (newest first). */
+export const MAX_INTERACTIONS = 100;
+
+interface QueueCounts {
+  offered: number;
+  answered: number;
+  abandoned: number;
+  answered_in_sl: number;
+  total_wait_s: number;
+  total_talk_s: number;
+}
+
+/** Ratios from counts, so that totals are computed from summed counts, never averaged averages. */
+function queueFigures(c: QueueCounts): QueueFigures {
+  return {
+    offered: c.offered,
+    answered: c.answered,
+    abandoned: c.abandoned,
+    answeredInSl: c.answered_in_sl,
+    serviceLevelPct: c.offered === 0 ? null : (100 * c.answered_in_sl) / c.offered,
+    asaSeconds: c.answered === 0 ? null : c.total_wait_s / c.answered,
+    ahtSeconds: c.answered === 0 ? null : c.total_talk_s / c.answered,
+  };
+}
+
+/**
+ * Per queue and 15-minute interval starting in the range, and the totals over them. The
+ * empty grouping set yields the totals row (also when no interval matches), summed in
+ * numeric so the totals carry no float rounding of the per-interval values.
+ */
+export async function queueSummary(db: Queryable, range: Range, queues: string[] | null): Promise<QueueSummary> {
+  const { rows } = await db.query<QueueCounts & { queue: string | null; interval_start: Date | null; is_total: boolean }>(
+    `select q.queue,
+            q.interval_start,
+            grouping(q.queue, q.interval_start) <> 0 as is_total,
+            coalesce(sum(q.offered), 0)::integer as offered,
+            coalesce(sum(q.answered), 0)::integer as answered,
+            coalesce(sum(q.abandoned), 0)::integer as abandoned,
+            coalesce(sum(q.answered_in_sl), 0)::integer as answered_in_sl,
+            coalesce(sum(q.total_wait_s), 0)::float8 as total_wait_s,
+            coalesce(sum(q.total_talk_s), 0)::float8 as total_talk_s
+       from ag_queue_15min q
+      where q.interval_start >= $1::timestamptz
+        and q.interval_start < $2::timestamptz
+        and ($3::text[] is null or q.queue = any($3::text[]))
+      group by grouping sets ((q.queue, q.interval_start), ())
+      order by is_total, q.interval_start, q.queue collate "C"`,
+    [range.from, range.to, queues],
+  );
+  const totals = rows.find((r) => r.is_total);
+  if (!totals) throw new Error('queue summary: the totals row of the empty grouping set is missing');
+  return {
+    rows: rows
+      .filter((r) => !r.is_total)
+      .map((r) => ({ queue: r.queue!, intervalStart: r.interval_start!.toISOString(), ...queueFigures(r) })),
+    totals: queueFigures(totals),
+  };
+}
+
+/**
+ * Per agent: calls answered in the range and their talk time, and the seconds of each
+ * state span clipped to the range (a span still open ends now, or at the range's end).
+ * An agent appears when it has either calls or state time in the range. Overlapping
+ * spans are found with `span_range` (migration 003), the expression of their index.
+ */
+export async function agentSummary(db: Queryable, range: Range, agents: string[] | null): Promise<AgentSummaryRow[]> {
+  const { rows } = await db.query<{ agent_id: string; calls_handled: number; talk_s: number } & Record<AgentState, number>>(
+    `with calls as (
+       select f.agent_id, count(*)::integer as calls_handled, coalesce(sum(f.talk_s), 0)::float8 as talk_s
+         from interaction_fact f
+        where f.answer_ts >= $1::timestamptz
+          and f.answer_ts < $2::timestamptz
+          and f.agent_id is not null
+          and ($3::text[] is null or f.agent_id = any($3::text[]))
+        group by f.agent_id
+     ), spans as (
+       select s.agent_id, s.state,
+              extract(epoch from least(coalesce(s.end_ts, now()), $2::timestamptz) - greatest(s.start_ts, $1::timestamptz)) as seconds
+         from agent_state_fact s
+        where span_range(s.start_ts, s.end_ts) && tstzrange($1::timestamptz, $2::timestamptz, '[)')
+          and ($3::text[] is null or s.agent_id = any($3::text[]))
+     ), states as (
+       select agent_id,
+              coalesce(sum(seconds) filter (where state = 'logged_in'), 0)::float8 as logged_in,
+              coalesce(sum(seconds) filter (where state = 'ready'), 0)::float8 as ready,
+              coalesce(sum(seconds) filter (where state = 'not_ready'), 0)::float8 as not_ready,
+              coalesce(sum(seconds) filter (where state = 'after_call_work'), 0)::float8 as after_call_work
+         from spans
+        where seconds > 0
+        group by agent_id
+     )
+     select agent_id,
+            coalesce(c.calls_handled, 0)::integer as calls_handled,
+            coalesce(c.talk_s, 0)::float8 as talk_s,
+            coalesce(st.logged_in, 0)::float8 as logged_in,
+            coalesce(st.ready, 0)::float8 as ready,
+            coalesce(st.not_ready, 0)::float8 as not_ready,
+            coalesce(st.after_call_work, 0)::float8 as after_call_work
+       from calls c
+       full join states st using (agent_id)
+      order by agent_id collate "C"`,
+    [range.from, range.to, agents],
+  );
+  return rows.map((r) => ({
+    agentId: r.agent_id,
+    callsHandled: r.calls_handled,
+    talkSeconds: r.talk_s,
+    stateSeconds: Object.fromEntries(AGENT_STATES.map((s) => [s, r[s]])) as Record<AgentState, number>,
+  }));
+}
+
+interface FactRow {
+  call_id: string;
+  source_id: string;
+  media: string;
+  direction: string;
+  queue: string | null;
+  agent_id: string | null;
+  start_ts: Date;
+  answer_ts: Date | null;
+  end_ts: Date | null;
+  outcome: string;
+  wait_s: number | null;
+  talk_s: number | null;
+  event_count: number;
+  ani: string | null;
+}
+
+/** The fact columns and the call's ani: that of its first usable event that has one. */
+const FACT_COLUMNS = `f.call_id::text as call_id, f.source_id, f.media, f.direction, f.queue, f.agent_id,
+       f.start_ts, f.answer_ts, f.end_ts, f.outcome, f.wait_s::float8 as wait_s, f.talk_s::float8 as talk_s,
+       f.event_count, a.ani`;
+const CALL_ANI = `left join lateral (
+         select e.ani from stg_call_event e
+          where e.call_id = f.call_id and e.discard_reason is null and e.ani is not null
+          order by e.seq
+          limit 1) a on true`;
+
+async function factsByCallId(db: Queryable, callId: string): Promise<FactRow[]> {
+  const { rows } = await db.query<FactRow>(
+    `select ${FACT_COLUMNS}
+       from interaction_fact f
+       ${CALL_ANI}
+      where f.call_id = $1::uuid`,
+    [callId],
+  );
+  return rows;
+}
+
+/** Calls whose ani is the given number, newest first; the ani index finds the candidates. */
+async function factsByAni(db: Queryable, ani: string, range: Range | null): Promise<FactRow[]> {
+  const { rows } = await db.query<FactRow>(
+    `select ${FACT_COLUMNS}
+       from interaction_fact f
+       ${CALL_ANI}
+      where f.call_id in (select e.call_id from stg_call_event e where e.ani = $1::text and e.discard_reason is null)
+        and a.ani = $1::text
+        and ($2::timestamptz is null or f.start_ts >= $2::timestamptz)
+        and ($3::timestamptz is null or f.start_ts < $3::timestamptz)
+      order by f.start_ts desc, f.call_id desc
+      limit $4::integer`,
+    [ani, range?.from ?? null, range?.to ?? null, MAX_INTERACTIONS],
+  );
+  return rows;
+}
+
+/** The usable staged events of the given calls, in seq order per call. */
+async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, InteractionEvent[]>> {
+  const byCall = new Map<string, InteractionEvent[]>(callIds.map((id) => [id, []]));
+  if (!callIds.length) return byCall;
+  const { rows } = await db.query<{ call_id: string; seq: number; event: string; event_ts: Date; queue: string | null; agent_id: string | null }>(
+    `select e.call_id::text as call_id, e.seq, e.event, e.event_ts, e.queue, e.agent_id
+       from stg_call_event e
+      where e.call_id = any($1::uuid[])
+        and e.discard_reason is null
+      order by e.call_id, e.seq`,
+    [callIds],
+  );
+  for (const r of rows) {
+    byCall.get(r.call_id)!.push({ seq: r.seq, event: r.event, ts: r.event_ts.toISOString(), queue: r.queue, agentId: r.agent_id });
+  }
+  return byCall;
+}
+
+/** One call by id, or the newest calls of one caller number, each with its events. */
+export async function interactions(db: Queryable, lookup: InteractionLookup): Promise<InteractionRow[]> {
+  const facts = 'callId' in lookup ? await factsByCallId(db, lookup.callId) : await factsByAni(db, lookup.ani, lookup.range);
+  const events = await eventsOf(db, facts.map((f) => f.call_id));
+  return facts.map((f) => ({
+    callId: f.call_id,
+    sourceId: f.source_id,
+    media: f.media,
+    direction: f.direction,
+    queue: f.queue,
+    agentId: f.agent_id,
+    startTs: f.start_ts.toISOString(),
+    answerTs: f.answer_ts?.toISOString() ?? null,
+    endTs: f.end_ts?.toISOString() ?? null,
+    outcome: f.outcome,
+    waitSeconds: f.wait_s,
+    talkSeconds: f.talk_s,
+    eventCount: f.event_count,
+    ani: f.ani,
+    events: events.get(f.call_id)!,
+  }));
+}

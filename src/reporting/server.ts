@@ -1,0 +1,412 @@
+/**
+ * The reporting service of one site (/tmp/briefs/reporting-contract.md): read-only
+ * reports over the site's mart, the dashboard's files, and an operations view from
+ * Temporal. Whether the site serves reports is read from the mart's `ctl_reporting` on
+ * every report request, so a role switched by the DR workflow takes effect at once; a
+ * standby still answers /health, /api/ops and the dashboard, which shows the notice.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, extname, join } from 'node:path';
+import type { Client, QueryDefinition } from '@temporalio/client';
+import type { PoolConfig } from 'pg';
+import { assertSite, type Config } from '../config';
+import { isConnectionError, type Pools } from '../db';
+import type { Logger } from '../logger';
+import { readReportingRole, type ReportingRole } from '../mart/control';
+import { repoRoot } from '../paths';
+import { drStatusQuery } from '../workflows/dr-messages';
+import { etlStatusQuery } from '../workflows/etl-messages';
+import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
+import {
+  agentSummaryParams,
+  interactionsParams,
+  parseParams,
+  queueSummaryParams,
+  rawParams,
+  type ParamSchema,
+  type RawParams,
+} from './params';
+import { agentSummary, interactions, queueSummary } from './queries';
+
+export interface ReportingServerOptions {
+  config: Config;
+  site: string;
+  /** The mart pool is taken from here with the reporting session settings below (if this Pools has none for that URL yet). */
+  pools: Pools;
+  logger: Logger;
+  /**
+   * Gives the Temporal client /api/ops queries, called on first use. The server keeps the
+   * first client it gets and closes that client's connection on close(); a failure or
+   * null is reported in the answer and the factory is asked again on the next request.
+   */
+  temporal?: () => Promise<Client | null>;
+  /** Interface to listen on: 127.0.0.1 unless given (e.g. 0.0.0.0 behind a proxy in a container). */
+  host?: string;
+}
+
+export interface ReportingServer {
+  /** Listens on `port` (default: the site's reportingPort; 0 picks a free one) and resolves to the port. */
+  listen(port?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+interface RoleView {
+  role: ReportingRole;
+  activeSite: string;
+}
+
+interface Reply {
+  status: number;
+  body: string | Buffer;
+  headers: Record<string, string>;
+}
+
+/**
+ * Sessions of the reporting service: read-only (a report can never write the mart,
+ * whatever reaches it), cancelled when a report runs away, and quick to say the mart is
+ * not there, so /health answers while the site is down.
+ */
+const martSession = (site: string): PoolConfig => ({
+  max: 8,
+  connectionTimeoutMillis: 3_000,
+  statement_timeout: 30_000,
+  application_name: `twinmart-reporting-${site}`,
+  options: '-c default_transaction_read_only=on',
+});
+
+/** Deadline of the Temporal queries behind one /api/ops answer. */
+const OPS_TIMEOUT_MS = 5_000;
+const WEB_DIR = join(repoRoot, 'web');
+/** Names served under /static/: one plain file of web/, never a path. */
+const STATIC_NAME = /^[a-z0-9._-]+$/;
+const CHART_JS = 'chart.umd.js';
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+};
+
+/**
+ * On every answer. The dashboard is same-origin only: scripts (its own and chart.js) come
+ * from /static and never inline, since it shows text that callers and collectors chose
+ * (caller numbers, queue names); inline styles stay allowed for style attributes set by
+ * script. Nothing from another origin can load or frame it.
+ */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-resource-policy': 'same-origin',
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+};
+
+function json(status: number, value: unknown, extra: Record<string, string> = {}): Reply {
+  return {
+    status,
+    body: JSON.stringify(value),
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...extra },
+  };
+}
+
+const notFound = (): Reply => json(404, { error: 'not found' });
+
+function send(res: ServerResponse, reply: Reply): void {
+  res.writeHead(reply.status, {
+    ...SECURITY_HEADERS,
+    ...reply.headers,
+    'content-length': String(Buffer.byteLength(reply.body)),
+  });
+  res.end(reply.body);
+}
+
+interface Target {
+  path: string;
+  params: RawParams;
+}
+
+/** node:http's url is the raw request target: split without normalising, so `..` stays visible. */
+function splitTarget(target: string): Target {
+  const q = target.indexOf('?');
+  return q < 0
+    ? { path: target, params: {} }
+    : { path: target.slice(0, q), params: rawParams(new URLSearchParams(target.slice(q + 1))) };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * A service bound to loopback answers only requests addressed to a loopback name: a web
+ * page elsewhere that rebinds its own DNS name to 127.0.0.1 must not read the reports
+ * (they hold callers' numbers).
+ */
+function hostAllowed(req: IncomingMessage): boolean {
+  const header = req.headers.host;
+  if (!header) return false;
+  try {
+    return LOOPBACK_HOSTS.has(new URL(`http://${header}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** chart.js's package exports do not include its UMD build, so it is found beside the main file. */
+function chartJsPath(): string | null {
+  try {
+    return join(dirname(require.resolve('chart.js')), CHART_JS);
+  } catch {
+    return null;
+  }
+}
+
+async function fileReply(file: string): Promise<Reply | null> {
+  try {
+    const body = await readFile(file);
+    return {
+      status: 200,
+      body,
+      headers: {
+        'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+        // Revalidated on every load, so a dashboard updated on disk is never served stale.
+        'cache-control': 'no-cache',
+      },
+    };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+function noStatuses(sites: string[], error: string) {
+  return { dr: null, etl: Object.fromEntries(sites.map((s) => [s, null])), error };
+}
+
+/** Queries every status at once under one deadline; each that fails is null and named in `error`. */
+async function statuses(client: Client, sites: string[]) {
+  const deadline = Date.now() + OPS_TIMEOUT_MS;
+  const ask = <T>(workflowId: string, query: QueryDefinition<T>) =>
+    client.withDeadline(deadline, () => client.workflow.getHandle(workflowId).query(query));
+  const [dr, ...etl] = await Promise.allSettled([
+    ask(DR_WORKFLOW_ID, drStatusQuery),
+    ...sites.map((s) => ask(etlWorkflowId(s), etlStatusQuery)),
+  ]);
+  const errors: string[] = [];
+  const value = <T>(workflowId: string, r: PromiseSettledResult<T>): T | null => {
+    if (r.status === 'fulfilled') return r.value;
+    errors.push(`${workflowId}: ${(r.reason as Error).message}`);
+    return null;
+  };
+  return {
+    dr: value(DR_WORKFLOW_ID, dr!),
+    etl: Object.fromEntries(sites.map((s, i) => [s, value(etlWorkflowId(s), etl[i]!)])),
+    error: errors.length ? errors.join('; ') : null,
+  };
+}
+
+export function createReportingServer(opts: ReportingServerOptions): ReportingServer {
+  const { config, site, logger } = opts;
+  assertSite(config, site);
+  const host = opts.host ?? '127.0.0.1';
+  const checkHost = isLoopback(host);
+  const mart = opts.pools.get(config.sites[site]!.mart, martSession(site));
+
+  /** What /health says while the mart is unreachable: the role seen last, or standby. */
+  let lastRole: RoleView | null = null;
+  let martUp: boolean | null = null;
+
+  function martAnswered(): void {
+    if (martUp === false) logger.info('reporting: mart reachable again', { site });
+    martUp = true;
+  }
+
+  function martFailed(e: unknown): void {
+    // Logged when it goes down, not on every request of a dashboard polling a dead mart.
+    if (martUp !== false) logger.warn('reporting: mart unreachable', { site, error: (e as Error).message });
+    martUp = false;
+  }
+
+  async function readRole(): Promise<RoleView> {
+    const row = await readReportingRole(mart);
+    martAnswered();
+    const view = row ?? { role: 'standby', activeSite: config.reporting.primary };
+    if (lastRole?.role !== view.role || lastRole.activeSite !== view.activeSite) {
+      logger.info(`reporting: ${view.role}`, { site, activeSite: view.activeSite });
+    }
+    lastRole = view;
+    return view;
+  }
+
+  async function health(): Promise<Reply> {
+    let view: RoleView;
+    let state: 'ok' | 'unreachable';
+    try {
+      view = await readRole();
+      state = 'ok';
+    } catch (e) {
+      martFailed(e);
+      view = lastRole ?? { role: 'standby', activeSite: config.reporting.primary };
+      state = 'unreachable';
+    }
+    return json(200, { site, role: view.role, activeSite: view.activeSite, mart: state, at: new Date().toISOString() });
+  }
+
+  /** Parameters first (a bad request is bad whatever the role), then the role, then the report. */
+  async function report<T>(
+    raw: RawParams,
+    schema: ParamSchema<T>,
+    run: (input: T) => Promise<Record<string, unknown>>,
+  ): Promise<Reply> {
+    const parsed = parseParams(schema, raw);
+    if (!parsed.ok) return json(400, { error: parsed.error });
+    try {
+      const view = await readRole();
+      if (view.role !== 'active') return json(503, { error: 'standby', site, activeSite: view.activeSite });
+      return json(200, { site, ...(await run(parsed.value)) });
+    } catch (e) {
+      if (isConnectionError(e)) {
+        martFailed(e);
+        return json(503, { error: 'mart unreachable' });
+      }
+      if ((e as { code?: string }).code === '57014') return json(503, { error: 'report timed out' });
+      throw e;
+    }
+  }
+
+  let temporalClient: Promise<Client | null> | null = null;
+
+  /** The client from the factory, kept once it exists; a failure is retried on the next request. */
+  function temporal(): Promise<Client | null> {
+    if (!opts.temporal) return Promise.resolve(null);
+    temporalClient ??= opts.temporal().then(
+      (client) => {
+        if (!client) temporalClient = null;
+        return client;
+      },
+      (e: unknown) => {
+        temporalClient = null;
+        throw e;
+      },
+    );
+    return temporalClient;
+  }
+
+  /** The DR and ETL statuses, or why there are none. */
+  async function ops(): Promise<Reply> {
+    const sites = Object.keys(config.sites);
+    let client: Client | null;
+    try {
+      client = await temporal();
+    } catch (e) {
+      return json(200, noStatuses(sites, `temporal unreachable: ${(e as Error).message}`));
+    }
+    return json(200, client ? await statuses(client, sites) : noStatuses(sites, 'no temporal client'));
+  }
+
+  async function staticFile(name: string): Promise<Reply> {
+    if (name === CHART_JS) {
+      const file = chartJsPath();
+      if (file) return (await fileReply(file)) ?? notFound();
+      logger.error('reporting: chart.js is not installed (npm ci installs it)', { site });
+      return notFound();
+    }
+    // The pattern admits "." and "..": a leading dot is refused, so are hidden files.
+    if (!STATIC_NAME.test(name) || name.startsWith('.')) return notFound();
+    return (await fileReply(join(WEB_DIR, name))) ?? notFound();
+  }
+
+  async function route(req: IncomingMessage, { path, params }: Target): Promise<Reply> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return json(405, { error: `method ${req.method} not allowed, expected GET or HEAD` }, { allow: 'GET, HEAD' });
+    }
+    if (checkHost && !hostAllowed(req)) {
+      return json(403, { error: `host ${JSON.stringify(req.headers.host ?? '')} not allowed, expected 127.0.0.1, localhost or [::1]` });
+    }
+    switch (path) {
+      case '/':
+        return staticFile('index.html');
+      case '/health':
+        return health();
+      case '/api/ops':
+        return ops();
+      case '/api/queue-summary':
+        return report(params, queueSummaryParams, async ({ range, queues }) => ({
+          from: range.from.toISOString(),
+          to: range.to.toISOString(),
+          serviceLevelSeconds: config.etl.serviceLevelSeconds,
+          ...(await queueSummary(mart, range, queues)),
+        }));
+      case '/api/agent-summary':
+        return report(params, agentSummaryParams, async ({ range, agents }) => ({
+          from: range.from.toISOString(),
+          to: range.to.toISOString(),
+          rows: await agentSummary(mart, range, agents),
+        }));
+      case '/api/interactions':
+        return report(params, interactionsParams, async (lookup) => ({ rows: await interactions(mart, lookup) }));
+    }
+    if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
+    return notFound();
+  }
+
+  async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const target = splitTarget(req.url ?? '/');
+    // The path only: query strings carry callers' numbers, which do not belong in logs.
+    const path = target.path;
+    let reply: Reply;
+    try {
+      reply = await route(req, target);
+    } catch (e) {
+      logger.error('reporting: request failed', { site, method: req.method, path, error: (e as Error).stack });
+      reply = json(500, { error: 'internal error' });
+    }
+    send(res, reply);
+    logger.debug('reporting: request', { site, method: req.method, path, status: reply.status, ms: Date.now() - started });
+  }
+
+  const server = createServer((req, res) => void respond(req, res));
+  let closing: Promise<void> | null = null;
+
+  return {
+    listen(port = config.sites[site]!.reportingPort) {
+      return new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const bound = (server.address() as AddressInfo).port;
+          logger.info('reporting: listening', { site, url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/` });
+          resolve(bound);
+        });
+      });
+    },
+
+    close() {
+      closing ??= (async () => {
+        if (server.listening) {
+          await new Promise<void>((resolve, reject) => {
+            server.close((e) => (e ? reject(e) : resolve()));
+            server.closeIdleConnections();
+          });
+        }
+        const client = await temporalClient?.catch(() => null);
+        await client?.connection.close();
+      })();
+      return closing;
+    },
+  };
+}
