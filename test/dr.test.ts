@@ -252,6 +252,8 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
         return x.phase === 'normal' && x.timeline.filter((t) => t.step === 'normal').length === 2 && x;
       }, 240_000);
       assert.ok(s.timeline.some((t) => t.step === 'mart-seeded' && /from dc2/.test(t.detail ?? '')));
+      // The run cancelled by the aborted reintroduction was ended before the new one started.
+      assert.equal((await w.client.workflow.getHandle(etlWorkflowId('dc1')).describe()).status.name, 'RUNNING', 'the ETL of dc1 runs');
       traffic.abort();
       await sim;
       // Quiesced: the whole union of every IDB is in both marts, and they agree.

@@ -5,6 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { reportingUrl, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
@@ -12,6 +13,7 @@ import { martCursors, rowsBehind } from '../etl/backlog';
 import { loadBacklog, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
+import { etlWorkflowId } from '../workflows/names';
 
 export interface Deployment {
   sites: string[];
@@ -36,6 +38,38 @@ export function createControlActivities({ config }: { config: Config }) {
       const sources: Deployment['sources'] = {};
       for (const m of config.members) (sources[m.sourceId] ??= []).push({ id: m.id, site: m.site });
       return { sites: Object.keys(config.sites), primary: config.reporting.primary, sources, dr: config.dr };
+    },
+
+    /**
+     * Ends the site's ETL and returns once no run of it is open, so nothing writes the
+     * mart while it is seeded and a new run can start. A cancellation that has not
+     * taken effect within `graceSeconds` (its workflow task waits on a dead site's
+     * activities) is forced with a terminate.
+     */
+    async stopEtl(input: { site: string; graceSeconds: number }): Promise<'not running' | 'cancelled' | 'terminated'> {
+      const ctx = Context.current();
+      const handle = ctx.client.workflow.getHandle(etlWorkflowId(input.site));
+      const running = async () => {
+        try {
+          return (await handle.describe()).status.name === 'RUNNING';
+        } catch (e) {
+          if (e instanceof WorkflowNotFoundError) return false;
+          throw e;
+        }
+      };
+      if (!(await running())) return 'not running';
+      await handle.cancel();
+      const deadline = Date.now() + input.graceSeconds * 1000;
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        ctx.heartbeat();
+        if (!(await running())) return 'cancelled';
+      }
+      await handle.terminate(`cancellation did not take effect within ${input.graceSeconds} s`).catch((e: unknown) => {
+        if (!(e instanceof WorkflowNotFoundError)) throw e;
+      });
+      if (await running()) throw new Error(`the ETL of ${input.site} still runs after terminate`);
+      return 'terminated';
     },
   };
 }
@@ -91,17 +125,20 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
 
     /**
      * Caught up: no half-committed chunk, the transform's queues nearly empty and every
-     * reachable member less than a chunk behind. With `parityWith`, also compares marts.
+     * reachable member less than a chunk behind, extracted by this site's ETL since
+     * `extractedSince` (a freshly seeded cursor is the survivor's, not proof that this
+     * ETL runs). With `parityWith`, also compares marts.
      */
-    async reintroductionCheck(input: { site: string; parityWith?: string }): Promise<ReintroductionCheck> {
+    async reintroductionCheck(input: { site: string; extractedSince: string; parityWith?: string }): Promise<ReintroductionCheck> {
       checkSite(input.site);
       const { dirty, pendingChunks } = await loadBacklog(mart());
       const cursors = await martCursors(config, pools, site);
+      const since = Date.parse(input.extractedSince);
       const behind: Record<string, number> = {};
       for (const m of config.members) {
         const c = cursors.get(m.id);
         const n = c ? await rowsBehind(pools, m.url, c.snapshot) : null;
-        if (n !== null) behind[m.id] = n;
+        if (n !== null) behind[m.id] = c!.last_extract_at && c!.last_extract_at.getTime() >= since ? n : Number.MAX_SAFE_INTEGER;
         else if (!c) behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
       }
       const caughtUp =

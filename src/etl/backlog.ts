@@ -10,12 +10,14 @@ export interface MemberCursor {
   member_id: string;
   snapshot: string;
   age: number | null;
+  last_extract_at: Date | null;
   rows_total: string;
 }
 
 export async function martCursors(config: Config, pools: Pools, site: string): Promise<Map<string, MemberCursor>> {
   const { rows } = await pools.get(config.sites[site]!.mart, { connectionTimeoutMillis: 2000 }).query<MemberCursor>(
-    `select member_id, snapshot::text, extract(epoch from now() - last_extract_at)::float8 as age, rows_total::text
+    `select member_id, snapshot::text, extract(epoch from now() - last_extract_at)::float8 as age, last_extract_at,
+            rows_total::text
        from ctl_cursor`,
   );
   return new Map(rows.map((r) => [r.member_id, r]));

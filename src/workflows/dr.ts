@@ -88,6 +88,12 @@ type SiteActivities = DrActivities & EtlActivities;
 
 export async function drWorkflow(input: DrInput = {}): Promise<void> {
   const control = proxyActivities<ControlActivities>({ taskQueue: CONTROL_QUEUE, startToCloseTimeout: '1 minute' });
+  const { stopEtl } = proxyActivities<ControlActivities>({
+    taskQueue: CONTROL_QUEUE,
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1s', maximumInterval: '15s' },
+  });
   const dep = await control.describeDeployment();
   const state: DrState = input?.state ?? initialState(dep);
   const now = () => new Date().toISOString();
@@ -372,8 +378,8 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     note('degraded', site, `RTO ${times.rtoSeconds?.toFixed(1)} s`);
   }
 
-  async function check(site: string, parityWith?: string) {
-    const r = await acts(site).reintroductionCheck({ site, parityWith });
+  async function check(site: string, extractedSince: string, parityWith?: string) {
+    const r = await acts(site).reintroductionCheck({ site, extractedSince, parityWith });
     state.reintroduction = {
       site,
       at: now(),
@@ -389,12 +395,19 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     note('rebuild-declared', site);
     const survivor = state.sites[state.reporting.active] === 'active' ? state.reporting.active : activeSites()[0]!;
     const a = acts(site);
+    // A run cancelled by an earlier failover may still be closing: it must neither write
+    // the mart while it is seeded nor be taken for the ETL started below.
+    const stopped = await waiting({ kind: 'activity', what: `the previous ETL run of ${site} to end`, site }, () =>
+      stopEtl({ site, graceSeconds: 30 }),
+    );
+    note('etl-stopped', site, stopped);
     await waiting({ kind: 'activity', what: `the mart of ${site} to migrate (its worker must run)`, site }, () => a.prepareSite({ site }));
     note('mart-migrated', site);
     const copied = await waiting({ kind: 'activity', what: `the mart of ${site} to be seeded from ${survivor}`, site }, () =>
       a.seedFrom({ site, from: survivor, activeReporting: state.reporting.active }),
     );
     note('mart-seeded', site, `from ${survivor}: ${copied.stg_call_event} call events, ${copied.interaction_fact} interactions`);
+    const etlStartedAt = now();
     try {
       await startChild(siteEtlWorkflow, {
         workflowId: etlWorkflowId(site),
@@ -408,13 +421,13 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       note('etl-started', site, 'it was already running');
     }
     await waiting({ kind: 'activity', what: `the ETL of ${site} to catch up`, site }, async () => {
-      for (let wait = 2; !(await check(site)).caughtUp; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
+      for (let wait = 2; !(await check(site, etlStartedAt)).caughtUp; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
     });
     note('caught-up', site);
     await commandEtls(activeSites(), 'includeSite', site);
     note('inclusions-confirmed', site);
     await waiting({ kind: 'activity', what: `parity of ${site} with ${survivor}`, site }, async () => {
-      for (let wait = 2; !(await check(site, survivor)).parity?.match; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
+      for (let wait = 2; !(await check(site, etlStartedAt, survivor)).parity?.match; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
     });
     note('parity-passed', site, state.reintroduction?.parity ?? undefined);
     state.sites[site] = 'active';
