@@ -14,7 +14,7 @@ import { compareMarts } from '../src/parity';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlStatus } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
 import { DEV_LAYOUT } from '../src/dev/world';
-import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, unionCallEvents, unusableRows } from './helpers/truth';
 
 
@@ -84,13 +84,7 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
       // Rows refused at load never reach staging; the others are staged and maybe discarded later.
       const stageable = new Set([...union.keys()].filter((k) => !['unknown event', 'in the future'].includes(unusable.get(k)!)));
       await waitFor('both marts to stage every event', () => marksComplete(w, stageable));
-      await waitFor('transforms to drain', async () => {
-        for (const site of ['dc1', 'dc2']) {
-          const { rows } = await w.mart(site).query('select 1 from etl_dirty_call limit 1');
-          if (rows.length) return false;
-        }
-        return true;
-      });
+      for (const site of ['dc1', 'dc2']) await waitFor(`${site} to settle`, () => settled(w, site));
       const expected = expectedFacts(union.values(), new Set(unusable.keys()));
       for (const site of ['dc1', 'dc2']) {
         const keys = await martKeys(w.mart(site));

@@ -27,6 +27,8 @@ import {
   type WorldState,
 } from '../../src/dev/world';
 import { connectClient, startAll } from '../../src/temporal/connection';
+import { martCursors, rowsBehind } from '../../src/etl/backlog';
+import { loadBacklog } from '../../src/mart/control';
 
 export interface TestWorld {
   state: WorldState;
@@ -130,4 +132,24 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * A site's mart has done all there is to do: every member extracted up to now, no chunk
+ * half committed, the transform's queues (calls and agents) empty. Throws what is still
+ * outstanding, so `waitFor` shows it on a timeout.
+ */
+export async function settled(w: TestWorld, site: string): Promise<true> {
+  const outstanding: string[] = [];
+  const cursors = await martCursors(w.config, w.pools, site);
+  for (const m of w.config.members) {
+    const c = cursors.get(m.id);
+    const behind = c ? await rowsBehind(w.pools, m.url, c.snapshot) : null;
+    if (behind !== 0) outstanding.push(`${m.id}: ${c ? `${behind ?? 'unreachable'} rows behind` : 'never extracted'}`);
+  }
+  const { dirty, pendingChunks } = await loadBacklog(w.mart(site));
+  if (dirty) outstanding.push(`${dirty} calls or agents to transform`);
+  if (pendingChunks) outstanding.push(`${pendingChunks} chunked loads half committed`);
+  if (outstanding.length) throw new Error(`${site}: ${outstanding.join('; ')}`);
+  return true;
 }
