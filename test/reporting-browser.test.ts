@@ -9,9 +9,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient, type Pool } from 'pg';
@@ -22,6 +21,7 @@ import { silentLogger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
+import { ensureDebianPackage } from './helpers/apt';
 import { createReportingServer } from '../src/reporting/server';
 import type { DrStatus } from '../src/workflows/dr-messages';
 import type { EtlStatus } from '../src/workflows/etl-messages';
@@ -41,28 +41,6 @@ const ADMIN_URL = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1
 const ARTIFACTS = join(repoRoot, 'test', 'artifacts');
 const SITE = 'dc1';
 const MIN15 = 15 * 60_000;
-
-/** A machine without Debian's chromium gets it from apt (as root), never a downloaded browser build. */
-function ensureChromium(): string {
-  if (existsSync(CHROMIUM)) return CHROMIUM;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`${CHROMIUM} is missing and installing it needs root: run apt-get update && apt-get install -y chromium`);
-  }
-  process.stderr.write(`[reporting-browser] ${CHROMIUM} is missing: installing Debian's chromium with apt-get (a few minutes)\n`);
-  for (const args of [['update'], ['install', '-y', 'chromium']]) {
-    const r = spawnSync('apt-get', args, {
-      encoding: 'utf8',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    if (r.status !== 0) {
-      const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-25).join('\n');
-      throw new Error(`apt-get ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}); chromium is needed at ${CHROMIUM}:\n${out}`);
-    }
-  }
-  if (!existsSync(CHROMIUM)) throw new Error(`apt-get install -y chromium succeeded but ${CHROMIUM} does not exist`);
-  return CHROMIUM;
-}
 
 async function admin<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
   const c = new PgClient({ connectionString: ADMIN_URL });
@@ -318,7 +296,7 @@ function step(fn: () => Promise<void>): () => Promise<void> {
 }
 
 before(step(async () => {
-  const executablePath = ensureChromium();
+  const executablePath = ensureDebianPackage(CHROMIUM, 'chromium');
   mkdirSync(ARTIFACTS, { recursive: true });
   await admin((c) => c.query(`create database ${dbName}`));
   const martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
