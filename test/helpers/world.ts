@@ -113,26 +113,7 @@ export async function openWorld(
   };
 }
 
-/** Polls until `check` returns a truthy value; the timeout error says what was awaited and what was last seen. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+export { waitFor } from '../../src/wait';
 
 /**
  * A site's mart has done all there is to do: every member extracted up to now, no chunk

@@ -1,0 +1,336 @@
+/**
+ * Catch-up throughput on a backlog already in the IDBs, three ways on the same data:
+ *  - raw: COPY (select the extracted columns from idb.<table>) TO STDOUT piped into
+ *    COPY <scratch table> FROM STDIN in the mart's database, every member in parallel:
+ *    the limit of moving these rows between the two servers;
+ *  - plain: twinmart's own extractMember (every member in parallel, as the workflow
+ *    runs them) and transformSite, called in a loop without Temporal, into a fresh
+ *    scratch mart database;
+ *  - temporal: the site's ETL workflow on the real worker, from its start to the mart
+ *    being complete (staging holds every member's keys, no pending chunk, transform
+ *    queues empty).
+ * Events are rows extracted: call + agent events summed over every member IDB (a set
+ * with two members counts each event twice), the work one site's ETL does.
+ */
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { Pool } from 'pg';
+import type { Config, Member } from '../config';
+import { Pools, withClient } from '../db';
+import { createDatabase, instanceUrl } from '../dev/postgres';
+import { extractMember } from '../etl/extract-member';
+import { transformSite, type TransformResult } from '../etl/transform';
+import { migrateMart } from '../mart/migrate';
+import { COPY_COLUMNS, EVENT_TABLES } from '../sources/idb';
+import { startEtl } from '../temporal/connection';
+import { etlWorkflowId } from '../workflows/names';
+import type { Backlog } from './load';
+import { fetchHistory, historyPoint, taskTimings, type TaskTimings } from './footprint';
+import { readStatements, resetStatements, sampleWaits, type StatementProfile, type WaitProfile } from './statements';
+import type { BenchWorld } from './world';
+import { log, peakRssMb, ratio, seconds, sleep } from './util';
+
+export interface RawResult {
+  seconds: number;
+  rows: number;
+  eventsPerSecond: number;
+  statements: StatementProfile | null;
+  waits: WaitProfile | null;
+}
+
+const RAW_DDL: Record<string, string> = {
+  call_event: `create table if not exists bench_raw_call_event (
+    id bigint, call_id uuid, seq integer, source_id text, event text, event_ts timestamptz, media text,
+    direction text, ani text, dnis text, queue text, agent_id text, attrs jsonb, dss_id bigint, xid xid8)`,
+  agent_event: `create table if not exists bench_raw_agent_event (
+    id bigint, agent_id text, seq integer, source_id text, event text, event_ts timestamptz, reason text,
+    dss_id bigint, xid xid8)`,
+};
+
+/** The raw PostgreSQL limit: each member's tables COPYed straight into plain tables of the mart's database. */
+export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Promise<RawResult> {
+  const mart = w.mart(site);
+  for (const t of EVENT_TABLES) {
+    await mart.query(RAW_DDL[t]!);
+    await mart.query(`truncate bench_raw_${t}`);
+  }
+  await resetStatements(w);
+  const sampler = sampleWaits(w);
+  const t0 = Date.now();
+  const counts = await Promise.all(
+    w.config.members.map(async (m) => {
+      let rows = 0;
+      for (const t of EVENT_TABLES) {
+        rows += await withClient(w.idb(m), (src) =>
+          withClient(mart, async (dst) => {
+            const sink = dst.query(copyFrom(`copy bench_raw_${t} from stdin`));
+            await pipeline(src.query(copyTo(`copy (select ${COPY_COLUMNS[t]} from idb.${t}) to stdout`)), sink);
+            return Number(sink.rowCount ?? 0);
+          }),
+        );
+      }
+      return rows;
+    }),
+  );
+  const ms = Date.now() - t0;
+  const waits = await sampler.stop();
+  const statements = await readStatements(w);
+  for (const t of EVENT_TABLES) await mart.query(`drop table bench_raw_${t}`);
+  const rows = counts.reduce((a, b) => a + b, 0);
+  if (rows !== backlog.memberRows) log.warn(`raw copy moved ${rows} rows, the backlog has ${backlog.memberRows}`);
+  const r = { seconds: seconds(ms), rows, eventsPerSecond: Math.round((rows * 1000) / ms), statements, waits };
+  log.info(`raw COPY: ${rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s`);
+  return r;
+}
+
+/** One cycle of the ETL without Temporal: every member extracted in parallel, then the transform. */
+export async function plainCycle(
+  config: Config,
+  site: string,
+  mart: Pool,
+  idb: (m: Member) => Pool,
+): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
+  const t0 = Date.now();
+  const members: Record<string, number> = {};
+  const results = await Promise.all(
+    config.members.map(async (m) => {
+      const s = Date.now();
+      const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows: config.etl.chunkRows });
+      members[m.id] = Date.now() - s;
+      if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
+      return r;
+    }),
+  );
+  const t1 = Date.now();
+  const transform = await transformSite(mart, {
+    batch: config.etl.transformBatch,
+    serviceLevelSeconds: config.etl.serviceLevelSeconds,
+    maxCallSeconds: config.etl.maxCallSeconds,
+  });
+  return {
+    rows: results.reduce((a, r) => a + r.callRows + r.agentRows, 0),
+    extractMs: t1 - t0,
+    transformMs: Date.now() - t1,
+    transform,
+    members,
+  };
+}
+
+export interface PlainMart {
+  pools: Pools;
+  mart: Pool;
+  idb: (m: Member) => Pool;
+  database: string;
+}
+
+/** A fresh scratch mart on the site's instance, migrated, with pools shaped like the worker's. */
+export async function openPlainMart(w: BenchWorld, site: string, database = 'bench_plain_mart'): Promise<PlainMart> {
+  await createDatabase(w.state.pg[site]!, database);
+  const pools = new Pools();
+  const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
+  await migrateMart(mart);
+  const idb = (m: Member) => pools.get(m.url, { max: 2, connectionTimeoutMillis: w.config.etl.connectTimeoutSeconds * 1000 });
+  return { pools, mart, idb, database };
+}
+
+export interface PlainResult {
+  seconds: number;
+  rows: number;
+  eventsPerSecond: number;
+  cycles: number;
+  extractSeconds: number;
+  transformSeconds: number;
+  /** Slowest and fastest member's extraction in the first cycle, seconds. */
+  memberExtractSeconds: { max: number; min: number };
+  transform: { batches: number; facts: number; agentSpans: number };
+  statements: StatementProfile | null;
+  waits: WaitProfile | null;
+}
+
+export async function plainCatchup(w: BenchWorld, site: string, pm: PlainMart, backlog: Backlog): Promise<PlainResult> {
+  await resetStatements(w);
+  const sampler = sampleWaits(w);
+  const t0 = Date.now();
+  let end = t0;
+  let rows = 0;
+  let cycles = 0;
+  let extractMs = 0;
+  let transformMs = 0;
+  let memberMs: number[] = [];
+  const tr = { batches: 0, facts: 0, agentSpans: 0 };
+  for (let i = 0; i < 100; i++) {
+    const c = await plainCycle(w.config, site, pm.mart, pm.idb);
+    if (!c.rows && !c.transform.calls && !c.transform.agents) break;
+    if (i === 0) memberMs = Object.values(c.members);
+    cycles++;
+    rows += c.rows;
+    extractMs += c.extractMs;
+    transformMs += c.transformMs;
+    tr.batches += c.transform.batches;
+    tr.facts += c.transform.facts;
+    tr.agentSpans += c.transform.agentSpans;
+    end = Date.now();
+    log.info(`  plain cycle ${cycles}: ${c.rows} rows, extract ${seconds(c.extractMs)} s, transform ${seconds(c.transformMs)} s`);
+  }
+  const waits = await sampler.stop();
+  const statements = await readStatements(w);
+  const done = await completeness(pm.mart, backlog);
+  if (!done.complete) throw new Error(`the plain loop stopped with an incomplete mart: ${JSON.stringify(done)}`);
+  const ms = end - t0;
+  const r: PlainResult = {
+    seconds: seconds(ms),
+    rows,
+    eventsPerSecond: Math.round((rows * 1000) / ms),
+    cycles,
+    extractSeconds: seconds(extractMs),
+    transformSeconds: seconds(transformMs),
+    memberExtractSeconds: { max: seconds(Math.max(0, ...memberMs)), min: seconds(memberMs.length ? Math.min(...memberMs) : 0) },
+    transform: tr,
+    statements,
+    waits,
+  };
+  log.info(`no-Temporal loop: ${rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s (extract ${r.extractSeconds} s, transform ${r.transformSeconds} s)`);
+  return r;
+}
+
+export interface Completeness {
+  complete: boolean;
+  extractedRows: number;
+  pendingChunks: number;
+  dirty: boolean;
+  stagedCalls: number | null;
+  stagedAgents: number | null;
+}
+
+/** Complete: every member row extracted, no half-committed delta, queues empty, staging = the union of keys. */
+export async function completeness(mart: Pool, backlog: Backlog): Promise<Completeness> {
+  const { rows } = await mart.query<{ rows: string; pending: string; dirty: boolean }>(
+    `select coalesce(sum(rows_total), 0)::text as rows,
+            count(*) filter (where pending_snapshot is not null)::text as pending,
+            exists (select 1 from etl_dirty_call) or exists (select 1 from etl_dirty_agent) as dirty
+       from ctl_cursor`,
+  );
+  const r = rows[0]!;
+  const c: Completeness = {
+    complete: false,
+    extractedRows: Number(r.rows),
+    pendingChunks: Number(r.pending),
+    dirty: r.dirty,
+    stagedCalls: null,
+    stagedAgents: null,
+  };
+  if (c.extractedRows < backlog.memberRows || c.pendingChunks > 0 || c.dirty) return c;
+  const staged = await mart.query<{ calls: string; agents: string }>(
+    'select (select count(*) from stg_call_event)::text as calls, (select count(*) from stg_agent_event)::text as agents',
+  );
+  c.stagedCalls = Number(staged.rows[0]!.calls);
+  c.stagedAgents = Number(staged.rows[0]!.agents);
+  c.complete = c.stagedCalls >= backlog.callEvents && c.stagedAgents >= backlog.agentEvents;
+  return c;
+}
+
+export interface TemporalResult {
+  site: string;
+  seconds: number;
+  rows: number;
+  eventsPerSecond: number;
+  distinctEventsPerSecond: number;
+  cycles: number;
+  historyLength: number;
+  timings: TaskTimings | null;
+  workerPeakRssMb: number | null;
+  statements: StatementProfile | null;
+  waits: WaitProfile | null;
+}
+
+/**
+ * Starts the site's ETL workflow (its mart already migrated, so prepareSite finds nothing
+ * to do) and waits until the mart is complete, polling every 100 ms. `start` defaults to
+ * starting that ETL alone.
+ */
+export async function temporalCatchup(
+  w: BenchWorld,
+  site: string,
+  backlog: Backlog,
+  timeoutSeconds: number,
+  start: () => Promise<unknown> = () => startEtl(w.client, site),
+): Promise<TemporalResult> {
+  const mart = w.mart(site);
+  await migrateMart(mart);
+  await resetStatements(w);
+  const sampler = sampleWaits(w);
+  const t0 = Date.now();
+  await start();
+  let last: Completeness | null = null;
+  let lastLog = Date.now();
+  for (;;) {
+    last = await completeness(mart, backlog);
+    if (last.complete) break;
+    if (Date.now() - t0 > timeoutSeconds * 1000) throw new Error(`catch-up of ${site} not complete after ${timeoutSeconds} s: ${JSON.stringify(last)}`);
+    if (Date.now() - lastLog > 5000) {
+      lastLog = Date.now();
+      log.info(`  ${site}: ${last.extractedRows}/${backlog.memberRows} rows extracted${last.dirty ? ', transform queue not empty' : ''}`);
+    }
+    await sleep(100);
+  }
+  const t1 = Date.now();
+  const waits = await sampler.stop();
+  const statements = await readStatements(w);
+  const point = await historyPoint(w.client, etlWorkflowId(site));
+  let timings: TaskTimings | null = null;
+  try {
+    timings = taskTimings(await fetchHistory(w.client, etlWorkflowId(site)), t0, t1);
+  } catch (e) {
+    log.warn(`could not read the history of ${etlWorkflowId(site)}`, { error: (e as Error).message });
+  }
+  const ms = t1 - t0;
+  const r: TemporalResult = {
+    site,
+    seconds: seconds(ms),
+    rows: last.extractedRows,
+    eventsPerSecond: Math.round((backlog.memberRows * 1000) / ms),
+    distinctEventsPerSecond: Math.round(((backlog.callEvents + backlog.agentEvents) * 1000) / ms),
+    cycles: point.cycle,
+    historyLength: point.length,
+    timings,
+    workerPeakRssMb: peakRssMb(w.state.workers[site]),
+    statements,
+    waits,
+  };
+  log.info(`Temporal ETL ${site}: ${backlog.memberRows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s, ${r.cycles} cycles`);
+  return r;
+}
+
+export interface CatchupSummary {
+  /** What "events" means in the rates below. */
+  events: string;
+  callEvents: number;
+  agentEvents: number;
+  memberRows: number;
+  eventsPerSecond: number | null;
+  distinctEventsPerSecond: number | null;
+  rawCopyEventsPerSecond: number | null;
+  noTemporalEventsPerSecond: number | null;
+  ratioToRawCopy: number | null;
+  ratioToNoTemporal: number | null;
+  seconds: { temporal: number | null; rawCopy: number | null; noTemporal: number | null };
+}
+
+export const EVENTS_MEANING =
+  'rows extracted by one site: call + agent events summed over every member IDB (each event of a two-member set counts twice)';
+
+export function summarize(backlog: Backlog, raw: RawResult | null, plain: PlainResult | null, t: TemporalResult | null): CatchupSummary {
+  return {
+    events: EVENTS_MEANING,
+    callEvents: backlog.callEvents,
+    agentEvents: backlog.agentEvents,
+    memberRows: backlog.memberRows,
+    eventsPerSecond: t?.eventsPerSecond ?? null,
+    distinctEventsPerSecond: t?.distinctEventsPerSecond ?? null,
+    rawCopyEventsPerSecond: raw?.eventsPerSecond ?? null,
+    noTemporalEventsPerSecond: plain?.eventsPerSecond ?? null,
+    ratioToRawCopy: ratio(t?.eventsPerSecond ?? null, raw?.eventsPerSecond ?? null),
+    ratioToNoTemporal: ratio(t?.eventsPerSecond ?? null, plain?.eventsPerSecond ?? null),
+    seconds: { temporal: t?.seconds ?? null, rawCopy: raw?.seconds ?? null, noTemporal: plain?.seconds ?? null },
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * Freshness under steady traffic: the simulator runs in real time in its own process
+ * (`twinmart sim`, as a collector would write) at a target event rate; after a warm-up a
+ * probe writer commits one call event (autocommit, event_ts = now()) into a member IDB
+ * every ~100 ms, members taken in turn, and notes when the commit returned; a watcher
+ * polls each mart's interaction_fact for the outstanding probe call ids every ~20 ms.
+ * Latency = the start of the first poll that saw the call minus the commit time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Member } from '../config';
+import { repoRoot } from '../paths';
+import { mediaOf } from '../sim/model';
+import { etlWorkflowId } from '../workflows/names';
+import { historyGrowth, historyPoint, type HistoryGrowth } from './footprint';
+import { waitIdle } from './idle';
+import type { Profile } from './profile';
+import type { BenchWorld } from './world';
+import { distribution, log, round, sleep, type Distribution } from './util';
+
+/**
+ * Distinct events (call + agent) per call arrival the simulator emits in the first half
+ * minute of a real-time run (measured): call events of calls still waiting or talking,
+ * plus the agents logging in and getting ready. Corrected after each level.
+ */
+export const EARLY_EVENTS_PER_CALL = 9.5;
+
+export interface SiteFreshness extends Distribution {
+  missing: number;
+  cycles: number | null;
+  history: HistoryGrowth | null;
+}
+
+export interface FreshnessLevel extends Distribution {
+  measured: boolean;
+  targetEventsPerSecond: number;
+  /** Distinct events per second the data sources committed during the window (each set counted once). */
+  achievedEventsPerSecond: number | null;
+  /** Rows per second committed over every member IDB. */
+  achievedRowsPerSecond: number | null;
+  callsPerSecond: number | null;
+  probes: number;
+  missing: number;
+  windowSeconds: number;
+  sites: Record<string, SiteFreshness>;
+  note?: string;
+}
+
+export function unmeasured(rate: number, note: string): FreshnessLevel {
+  return {
+    measured: false,
+    targetEventsPerSecond: rate,
+    achievedEventsPerSecond: null,
+    achievedRowsPerSecond: null,
+    callsPerSecond: null,
+    probes: 0,
+    missing: 0,
+    windowSeconds: 0,
+    samples: 0,
+    p50Seconds: null,
+    p95Seconds: null,
+    p99Seconds: null,
+    maxSeconds: null,
+    meanSeconds: null,
+    sites: {},
+    note,
+  };
+}
+
+/** `twinmart sim` in real time as a child process; stop() ends it with SIGINT as an operator would. */
+function startTraffic(w: BenchWorld, callsPerSecond: number, calls: number, seed: number): { stop(): Promise<void>; exited: () => boolean } {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin', 'twinmart.js'), 'sim', '--calls', String(calls), '--rate', String(callsPerSecond), '--seed', String(seed), '--config', w.configFile],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  let done = false;
+  const exited = new Promise<void>((ok) =>
+    child.once('exit', (code) => {
+      done = true;
+      if (code) log.warn(`background sim exited with ${code}: ${stderr.split('\n').slice(-5).join(' | ')}`);
+      ok();
+    }),
+  );
+  return {
+    exited: () => done,
+    async stop() {
+      if (done) return;
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Highest row id per member (call + agent tables): rows committed so far, cheap (primary key). */
+async function rowsPerMember(w: BenchWorld): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await Promise.all(
+    w.config.members.map(async (m) => {
+      const { rows } = await w.idb(m).query<{ n: string }>(
+        `select ((select coalesce(max(id), 0) from idb.call_event) + (select coalesce(max(id), 0) from idb.agent_event))::text as n`,
+      );
+      out.set(m.id, Number(rows[0]!.n));
+    }),
+  );
+  return out;
+}
+
+interface Probe {
+  member: Member;
+  committedAt: number;
+  seen: Map<string, number>;
+}
+
+export async function freshnessLevel(
+  w: BenchWorld,
+  rate: number,
+  profile: Profile['freshness'],
+  correction: number,
+  seed: number,
+): Promise<FreshnessLevel> {
+  const sites = Object.keys(w.config.sites);
+  const callsPerSecond = round((rate / EARLY_EVENTS_PER_CALL) * correction, 2);
+  const totalSeconds = profile.warmupSeconds + profile.windowSeconds + profile.drainSeconds + 60;
+  log.info(`freshness at ${rate} events/s: background ${callsPerSecond} calls/s, warm-up ${profile.warmupSeconds} s, window ${profile.windowSeconds} s`);
+  const traffic = startTraffic(w, callsPerSecond, Math.ceil(callsPerSecond * totalSeconds), seed);
+  const probes = new Map<string, Probe>();
+  const latencies: Record<string, number[]> = Object.fromEntries(sites.map((s) => [s, []]));
+  const probeRows = new Map<string, number>();
+  let writing = true;
+  let watching = true;
+  try {
+    await sleep(profile.warmupSeconds * 1000);
+    if (traffic.exited()) throw new Error('the background simulator stopped during the warm-up');
+    const rows0 = await rowsPerMember(w);
+    const h0 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
+    const t0 = Date.now();
+
+    const inFlight = new Set<Promise<void>>();
+    const writer = (async () => {
+      let i = 0;
+      for (let next = Date.now(); writing; next += profile.probeEveryMs) {
+        const member = w.config.members[i++ % w.config.members.length]!;
+        const callId = randomUUID();
+        const p = w
+          .idb(member)
+          .query(
+            `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction)
+             values ($1, 1, $2, 'created', now(), $3, 'inbound')`,
+            [callId, member.sourceId, mediaOf(member.sourceId)],
+          )
+          .then(
+            () => {
+              probes.set(callId, { member, committedAt: Date.now(), seen: new Map() });
+              probeRows.set(member.id, (probeRows.get(member.id) ?? 0) + 1);
+            },
+            (e: Error) => log.warn('probe insert failed', { member: member.id, error: e.message }),
+          );
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        await sleep(Math.max(0, next + profile.probeEveryMs - Date.now()));
+      }
+      await Promise.all(inFlight);
+    })();
+
+    const watchers = sites.map(async (site) => {
+      const mart = w.mart(site);
+      while (watching) {
+        const open = [...probes.entries()].filter(([, p]) => !p.seen.has(site)).map(([id]) => id);
+        if (!open.length) {
+          await sleep(profile.pollEveryMs);
+          continue;
+        }
+        const asked = Date.now();
+        const { rows } = await mart.query<{ call_id: string }>('select call_id::text from interaction_fact where call_id = any($1::uuid[])', [open]);
+        for (const r of rows) {
+          const p = probes.get(r.call_id)!;
+          p.seen.set(site, asked);
+          latencies[site]!.push(asked - p.committedAt);
+        }
+        await sleep(Math.max(0, profile.pollEveryMs - (Date.now() - asked)));
+      }
+    });
+
+    await sleep(profile.windowSeconds * 1000);
+    writing = false;
+    await writer;
+    const t1 = Date.now();
+    const rows1 = await rowsPerMember(w);
+    const h1 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
+    // The traffic goes on while the last probes drain, so they see the same load.
+    const drainUntil = Date.now() + profile.drainSeconds * 1000;
+    while (Date.now() < drainUntil && [...probes.values()].some((p) => p.seen.size < sites.length)) await sleep(100);
+    watching = false;
+    await Promise.all(watchers);
+
+    const windowS = (t1 - t0) / 1000;
+    const firstOfSet = new Map<string, Member>();
+    for (const m of w.config.members) if (!firstOfSet.has(m.sourceId)) firstOfSet.set(m.sourceId, m);
+    const delta = (m: Member) => (rows1.get(m.id) ?? 0) - (rows0.get(m.id) ?? 0) - (probeRows.get(m.id) ?? 0);
+    const distinct = [...firstOfSet.values()].reduce((a, m) => a + delta(m), 0);
+    const allRows = w.config.members.reduce((a, m) => a + delta(m), 0);
+    const missing = (site: string) => [...probes.values()].filter((p) => !p.seen.has(site)).length;
+    const bySite: Record<string, SiteFreshness> = {};
+    for (const [i, site] of sites.entries()) {
+      let history: HistoryGrowth | null = null;
+      try {
+        history = await historyGrowth(w.client, etlWorkflowId(site), h0[i]!, h1[i]!);
+      } catch {
+        history = null;
+      }
+      bySite[site] = { ...distribution(latencies[site]!), missing: missing(site), cycles: history?.cycles ?? null, history };
+    }
+    const level: FreshnessLevel = {
+      measured: true,
+      targetEventsPerSecond: rate,
+      achievedEventsPerSecond: Math.round(distinct / windowS),
+      achievedRowsPerSecond: Math.round(allRows / windowS),
+      callsPerSecond,
+      probes: probes.size,
+      missing: sites.reduce((a, s) => a + missing(s), 0),
+      windowSeconds: round(windowS, 1),
+      ...distribution(Object.values(latencies).flat()),
+      sites: bySite,
+    };
+    log.info(
+      `  achieved ${level.achievedEventsPerSecond} events/s; ${level.probes} probes; p50 ${level.p50Seconds} s, ` +
+        `p99 ${level.p99Seconds} s, max ${level.maxSeconds} s; missing ${level.missing}`,
+    );
+    return level;
+  } finally {
+    writing = false;
+    watching = false;
+    await traffic.stop();
+  }
+}
+
+/** Every rate of the profile, each after the ETLs went idle again; rates beyond the profile are reported unmeasured. */
+export async function freshness(w: BenchWorld, profile: Profile['freshness'], kind: string): Promise<Record<string, FreshnessLevel>> {
+  const out: Record<string, FreshnessLevel> = {};
+  let correction = 1;
+  for (const [i, rate] of profile.rates.entries()) {
+    for (const site of Object.keys(w.config.sites)) await waitIdle(w, site, 300_000, 1);
+    const level = await freshnessLevel(w, rate, profile, correction, 1000 + i);
+    out[String(rate)] = level;
+    if (level.achievedEventsPerSecond) correction = Math.min(3, Math.max(0.3, correction * (rate / level.achievedEventsPerSecond)));
+  }
+  for (const rate of profile.allRates) out[String(rate)] ??= unmeasured(rate, `not measured in a ${kind} run`);
+  return out;
+}

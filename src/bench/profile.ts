@@ -1,0 +1,45 @@
+/** The sizes of a run: `--quick` keeps the harness alive in minutes, the full run measures. */
+export interface Profile {
+  kind: 'quick' | 'full';
+  /** Call events (distinct, as the data sources emit them) in the backlog of each catch-up; the last is the main world's. */
+  catchupSizes: number[];
+  /** Arrival rate of the backfilled calls (calls per second of event time). */
+  backfillCallsPerSecond: number;
+  /** Rows per simulator transaction while backfilling. */
+  backfillBatch: number;
+  catchupTimeoutSeconds: number;
+  idle: { plainCycles: number; temporalWindowSeconds: number };
+  freshness: { rates: number[]; allRates: number[]; warmupSeconds: number; windowSeconds: number; drainSeconds: number; probeEveryMs: number; pollEveryMs: number };
+  drTimeoutSeconds: number;
+  /** HA sets per world for the scaling runs (full only), each with `scalingCallEvents`. */
+  scalingSets: number[] | null;
+  scalingCallEvents: number;
+}
+
+const ALL_RATES = [200, 1000, 5000];
+
+export const QUICK: Profile = {
+  kind: 'quick',
+  catchupSizes: [20_000],
+  backfillCallsPerSecond: 10,
+  backfillBatch: 5000,
+  catchupTimeoutSeconds: 300,
+  idle: { plainCycles: 20, temporalWindowSeconds: 10 },
+  freshness: { rates: [200, 1000], allRates: ALL_RATES, warmupSeconds: 10, windowSeconds: 15, drainSeconds: 20, probeEveryMs: 100, pollEveryMs: 20 },
+  drTimeoutSeconds: 300,
+  scalingSets: null,
+  scalingCallEvents: 0,
+};
+
+export const FULL: Profile = {
+  kind: 'full',
+  catchupSizes: [100_000, 1_000_000],
+  backfillCallsPerSecond: 10,
+  backfillBatch: 10_000,
+  catchupTimeoutSeconds: 1800,
+  idle: { plainCycles: 50, temporalWindowSeconds: 30 },
+  freshness: { rates: ALL_RATES, allRates: ALL_RATES, warmupSeconds: 20, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
+  drTimeoutSeconds: 1800,
+  scalingSets: [1, 4, 16],
+  scalingCallEvents: 100_000,
+};
