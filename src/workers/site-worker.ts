@@ -51,6 +51,10 @@ export async function createSiteWorkers(
     ...workflowSource,
     activities: createControlActivities({ config }),
     identity: `twinmart-${site}-control@${process.pid}`,
+    // A workflow's tasks stick to the worker that ran it last; when that worker's site
+    // has just died, the next task (a declareSiteFailure) waits this long before another
+    // site's worker may take it. The default 10 s went straight into the failover's RTO.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
   });
   const activities = await Worker.create({
     connection: conn,

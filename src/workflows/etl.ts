@@ -1,8 +1,8 @@
 /**
  * siteEtlWorkflow (`twinmart-etl-<site>`): the never-ending ETL cycle of one site's mart.
  * Extract every included member, transform, apply commands at the cycle boundary and
- * confirm them, sleep, continue-as-new when the server suggests it. State is a plain
- * record; history holds ids and counts only.
+ * confirm them, sleep when the cycle found nothing new, continue-as-new when the server
+ * suggests it. State is a plain record; history holds ids and counts only.
  */
 import {
   allHandlersFinished,
@@ -92,6 +92,8 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
   const setup = proxyActivities<EtlActivities>({
     taskQueue: siteQueue(site),
     startToCloseTimeout: '5 minutes',
+    // prepareSite heartbeats while it migrates: a worker killed meanwhile costs seconds, not the 5 minutes.
+    heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   });
 
@@ -213,7 +215,8 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     }
   }
 
-  async function runCycle(): Promise<void> {
+  /** One cycle; returns the rows it loaded. */
+  async function runCycle(): Promise<number> {
     const startedAt = now();
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
     const results = await Promise.all(included.map((m) => acts.extractMember({ site, memberId: m.id })));
@@ -237,11 +240,12 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     state.totals.discarded += t.discarded;
     state.cycle += 1;
     state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t.facts };
+    return rows;
   }
 
   for (;;) {
     await applyCommands();
-    if (!state.paused) await runCycle();
+    const loaded = state.paused ? 0 : await runCycle();
     await applyCommands();
     if (workflowInfo().continueAsNewSuggested) {
       // Updates waiting for a boundary must be answered before this run ends.
@@ -252,7 +256,10 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       state.continuedAsNew += 1;
       await continueAsNew<typeof siteEtlWorkflow>({ site, state });
     }
-    await condition(() => state.pending.length > 0, desc.cycleSeconds * 1000);
+    // The interval is how often an idle site looks again. While rows keep arriving the
+    // next cycle starts at once: sleeping after a cycle that found work would add up to
+    // a whole interval to the freshness of every event.
+    if (loaded === 0) await condition(() => state.pending.length > 0, desc.cycleSeconds * 1000);
   }
 }
 
