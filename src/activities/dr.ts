@@ -13,6 +13,7 @@ import { martCursors, rowsBehind } from '../etl/backlog';
 import { loadBacklog, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
+import { heartbeating } from './heartbeat';
 import { etlWorkflowId } from '../workflows/names';
 
 export interface Deployment {
@@ -80,6 +81,37 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
     if (requested !== site) throw ApplicationFailure.nonRetryable(`activity for site ${requested} reached the worker of site ${site}`);
   };
 
+  async function checkReintroduction(extractedSince: string, parityWith?: string): Promise<ReintroductionCheck> {
+    const { dirty, pendingChunks } = await loadBacklog(mart());
+    const cursors = await martCursors(config, pools, site);
+    const since = Date.parse(extractedSince);
+    const behind: Record<string, number> = {};
+    for (const m of config.members) {
+      const c = cursors.get(m.id);
+      const n = c ? await rowsBehind(pools, m.url, c.snapshot) : null;
+      if (n !== null) behind[m.id] = c!.last_extract_at && c!.last_extract_at.getTime() >= since ? n : Number.MAX_SAFE_INTEGER;
+      else if (!c) behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
+    }
+    const caughtUp =
+      pendingChunks === 0 && dirty < config.etl.transformBatch && Object.values(behind).every((n) => n < config.etl.chunkRows);
+    let parity: ReintroductionCheck['parity'] = null;
+    if (parityWith && caughtUp) {
+      const closedBefore = new Date(Date.now() - config.dr.paritySettleSeconds * 1000);
+      const report = await compareMarts(
+        { name: site, pool: mart() },
+        { name: parityWith, pool: mart(parityWith) },
+        { closedBefore, maxExamples: 3 },
+      );
+      parity = {
+        match: report.match,
+        intervalsCompared: report.intervalsCompared,
+        mismatches: report.mismatches.length,
+        closedBefore: report.closedBefore,
+      };
+    }
+    return { caughtUp, dirty, pendingChunks, behind, parity };
+  }
+
   return {
     /**
      * Switches this site's reporting and waits until its reporting service says so on
@@ -111,13 +143,13 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
 
     async dataLossFacts(input: { site: string; sourceIds: string[] }): Promise<SourceFacts[]> {
       checkSite(input.site);
-      return sourceFacts(mart(), input.sourceIds);
+      return heartbeating(() => sourceFacts(mart(), input.sourceIds));
     },
 
     /** Seeds this (rebuilt) site's mart from a surviving site's mart; starts it as a standby. */
     async seedFrom(input: { site: string; from: string; activeReporting: string }): Promise<Record<string, number>> {
       checkSite(input.site);
-      const copied = await seedMart(mart(input.from), mart());
+      const copied = await heartbeating(() => seedMart(mart(input.from), mart()));
       await setReportingRole(mart(), input.activeReporting === site ? 'active' : 'standby', input.activeReporting);
       logger.info('mart seeded', { site, from: input.from, copied });
       return copied;
@@ -131,35 +163,7 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
      */
     async reintroductionCheck(input: { site: string; extractedSince: string; parityWith?: string }): Promise<ReintroductionCheck> {
       checkSite(input.site);
-      const { dirty, pendingChunks } = await loadBacklog(mart());
-      const cursors = await martCursors(config, pools, site);
-      const since = Date.parse(input.extractedSince);
-      const behind: Record<string, number> = {};
-      for (const m of config.members) {
-        const c = cursors.get(m.id);
-        const n = c ? await rowsBehind(pools, m.url, c.snapshot) : null;
-        if (n !== null) behind[m.id] = c!.last_extract_at && c!.last_extract_at.getTime() >= since ? n : Number.MAX_SAFE_INTEGER;
-        else if (!c) behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
-      }
-      const caughtUp =
-        pendingChunks === 0 && dirty < config.etl.transformBatch && Object.values(behind).every((n) => n < config.etl.chunkRows);
-      let parity: ReintroductionCheck['parity'] = null;
-      if (input.parityWith && caughtUp) {
-        const closedBefore = new Date(Date.now() - config.dr.paritySettleSeconds * 1000);
-        const report = await compareMarts(
-          { name: site, pool: mart() },
-          { name: input.parityWith, pool: mart(input.parityWith) },
-          { closedBefore, maxExamples: 3 },
-        );
-        parity = {
-          match: report.match,
-          intervalsCompared: report.intervalsCompared,
-          mismatches: report.mismatches.length,
-          closedBefore: report.closedBefore,
-        };
-      }
-      Context.current().heartbeat();
-      return { caughtUp, dirty, pendingChunks, behind, parity };
+      return heartbeating(() => checkReintroduction(input.extractedSince, input.parityWith));
     },
 
     /** The site's worker answers (this runs there) and its mart answers. */

@@ -12,6 +12,7 @@ import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
 import { initReportingRole } from '../mart/control';
+import { heartbeating } from './heartbeat';
 
 export interface SiteDescription {
   site: string;
@@ -43,7 +44,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     /** Migrates this site's mart and describes what its ETL extracts (ids only). */
     async prepareSite(input: { site: string }): Promise<SiteDescription> {
       checkSite(input.site);
-      const { applied, version } = await migrateMart(mart());
+      const { applied, version } = await heartbeating(() => migrateMart(mart()));
       if (applied.length) logger.info('mart migrated', { site, applied });
       await initReportingRole(mart(), site, config.reporting.primary);
       return {

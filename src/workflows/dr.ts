@@ -101,7 +101,8 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     proxyActivities<SiteActivities>({
       taskQueue: siteQueue(site),
       startToCloseTimeout: '2 hours',
-      heartbeatTimeout: '2 minutes',
+      // Every site activity heartbeats at least every few seconds, so a killed worker is noticed quickly.
+      heartbeatTimeout: '10 seconds',
       retry: { initialInterval: '1s', maximumInterval: '15s' },
     });
   const activeSites = () => dep.sites.filter((s) => state.sites[s] === 'active');
