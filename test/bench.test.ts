@@ -1,0 +1,59 @@
+/**
+ * The benchmark harness keeps working: `npm run bench -- --quick --json` runs every quick
+ * stage on real worlds and prints the output contract of the benchmark issue. Figures are
+ * reported, never asserted here; what is checked is that each one was measured.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '../src/paths';
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'src', 'bench', 'index.js'), ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const at = (o: unknown, path: string): unknown =>
+  path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+
+test('npm run bench -- --quick --json measures every figure of the output contract', { timeout: 600_000 }, async () => {
+  const r = await run(['--quick', '--json', '--no-write']);
+  const tail = r.stderr.split('\n').slice(-30).join('\n');
+  assert.equal(r.code, 0, `bench exited ${r.code}:\n${tail}`);
+  const last = r.stdout.trim().split('\n').at(-1)!;
+  const result = JSON.parse(last) as Record<string, unknown>;
+  assert.deepEqual(result.errors, [], 'no stage failed');
+  assert.equal(result.kind, 'quick');
+  for (const path of [
+    'catchup.eventsPerSecond',
+    'catchup.rawCopyEventsPerSecond',
+    'catchup.noTemporalEventsPerSecond',
+    'catchup.ratioToRawCopy',
+    'catchup.ratioToNoTemporal',
+    'freshness.200.p99Seconds',
+    'freshness.1000.p99Seconds',
+    'idle.msPerCycle',
+    'memory.peakRssMb',
+    'dr.failoverRtoSeconds',
+    'dr.rebuildToParitySeconds',
+  ]) {
+    const v = at(result, path);
+    assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${path} is a measured number (got ${JSON.stringify(v)})`);
+  }
+  // A rate a quick run skips says so rather than reporting a number.
+  assert.equal(at(result, 'freshness.5000.p99Seconds'), null);
+  for (const path of ['machine', 'versions.node', 'versions.postgres', 'versions.temporalCli', 'sizes.main.callEvents']) {
+    assert.ok(at(result, path), `${path} is reported`);
+  }
+});
