@@ -15,7 +15,7 @@ import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlStatus } 
 import { etlWorkflowId } from '../src/workflows/names';
 import { DEV_LAYOUT } from '../src/dev/world';
 import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
-import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, unionCallEvents, unusableRows } from './helpers/truth';
+import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, queueAggregateDiff, unionCallEvents, unusableRows } from './helpers/truth';
 
 
 
@@ -91,6 +91,11 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
         assert.deepEqual([...keys.keys()].sort(), [...stageable].sort(), `${site}: staged keys = union of members`);
         assert.ok([...keys.values()].every((n) => n === 1), `${site}: every key once`);
         assert.deepEqual(diffFacts(expected, await martFacts(w.mart(site))), [], `${site}: facts match the IDBs`);
+        assert.deepEqual(
+          await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds),
+          [],
+          `${site}: ag_queue_15min equals the aggregate of interaction_fact`,
+        );
       }
       const report = await compareMarts(
         { name: 'dc1', pool: w.mart('dc1') },

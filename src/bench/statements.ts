@@ -16,7 +16,7 @@ const RULES: [RegExp, string][] = [
   [/insert into stg_agent_event/, 'merge: agent events into staging'],
   [/insert into ctl_discard .*from tmp_/, 'merge: row checks (ctl_discard)'],
   [/discard_reason/, 'transform: discards'],
-  [/tmp_dirty_group|ag_queue_15min/, 'transform: ag_queue_15min'],
+  [/tmp_group_delta|ag_queue_15min/, 'transform: ag_queue_15min'],
   [/interaction_fact/, 'transform: interaction_fact'],
   [/agent_state_fact|tmp_span|tmp_dirty_agent|etl_dirty_agent/, 'transform: agent_state_fact'],
   [/etl_dirty_call|tmp_dirty_call/, 'transform: claim dirty calls'],

@@ -7,11 +7,11 @@
 import type { Pool } from 'pg';
 import { withTransaction } from '../db';
 import {
+  applyQueueDeltas,
   claimDirtyAgents,
   claimDirtyCalls,
   markCallDiscards,
   refreshDataGaps,
-  refreshQueueIntervals,
   upsertAgentStates,
   upsertInteractionFacts,
 } from '../mart/facts';
@@ -40,12 +40,15 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
   for (;;) {
     const b = await withTransaction(mart, async (c) => {
+      // One transform at a time per mart (a retried activity may overlap a late one): the
+      // aggregates move by deltas, which two transforms of the same call would count twice.
+      await c.query(`select pg_advisory_xact_lock(hashtext('twinmart.transform'))`);
       const calls = await claimDirtyCalls(c, options.batch);
       const done = { calls, discarded: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0 };
       if (calls) {
         done.discarded = await markCallDiscards(c, options.maxCallSeconds);
-        done.facts = await upsertInteractionFacts(c);
-        done.intervals = await refreshQueueIntervals(c, options.serviceLevelSeconds);
+        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds);
+        done.intervals = await applyQueueDeltas(c);
       }
       done.agents = await claimDirtyAgents(c, options.batch);
       if (done.agents) done.agentSpans = await upsertAgentStates(c);

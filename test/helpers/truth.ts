@@ -180,3 +180,31 @@ export function unusableRows(rows: Iterable<IdbCallRow>, maxCallSeconds = 86_400
   }
   return out;
 }
+
+/**
+ * Rows where ag_queue_15min differs from the aggregate of interaction_fact recomputed here
+ * (per queue and 15-minute interval of the call's start), on either side; empty when equal.
+ */
+export async function queueAggregateDiff(mart: Pool, serviceLevelSeconds: number): Promise<string[]> {
+  const { rows } = await mart.query<{ side: string; row: string }>(
+    `with expected as (
+       select queue, date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00') as interval_start,
+              count(*)::integer as offered,
+              (count(*) filter (where answer_ts is not null and outcome <> 'in_progress'))::integer as answered,
+              (count(*) filter (where outcome = 'abandoned'))::integer as abandoned,
+              (count(*) filter (where answer_ts is not null and outcome <> 'in_progress' and wait_s <= $1))::integer
+                as answered_in_sl,
+              coalesce(sum(wait_s) filter (where answer_ts is not null and outcome <> 'in_progress'), 0) as total_wait_s,
+              coalesce(sum(talk_s), 0) as total_talk_s
+         from interaction_fact where queue is not null group by 1, 2),
+     actual as (
+       select queue, interval_start, offered, answered, abandoned, answered_in_sl, total_wait_s, total_talk_s
+         from ag_queue_15min)
+     select 'expected only' as side, e::text as row from (select * from expected except select * from actual) e
+     union all
+     select 'stored only', a::text from (select * from actual except select * from expected) a
+     limit 10`,
+    [serviceLevelSeconds],
+  );
+  return rows.map((r) => `${r.side}: ${r.row}`);
+}
