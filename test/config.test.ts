@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { loadConfig, parseConfig, ConfigError } from '../src/config';
@@ -79,8 +79,9 @@ test('duplicate member ids, a missing environment variable and a non-postgres UR
   rejects(d, /sites\.dc1\.mart/, /postgres:\/\//);
 });
 
-test('files: unreadable and invalid YAML are clear errors', () => {
+test('files: unreadable and invalid YAML are clear errors', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'twinmart-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read config .*missing\.yaml/);
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'sites: [unclosed');
