@@ -186,10 +186,11 @@ export async function applyQueueDeltas(client: PoolClient): Promise<number> {
 /**
  * Takes up to `limit` dirty agents, each from the span before its earliest changed event.
  * Locking and deleting are two statements: loads keep raising the same rows' min_seq, and
- * a single `delete ... where key in (select ... for update skip locked)` re-checked every
- * row updated since its snapshot by running that subquery again, slower the busier the
- * loads (a transform stuck for minutes at 5,000 events/s). The delete's fresh snapshot
- * sees the locked rows as they are; no one else can change them until commit.
+ * a single `delete ... where key in (select ... for update skip locked)` must re-check each
+ * row updated since its snapshot against that subquery. The delete's fresh snapshot sees
+ * the locked rows as they are; no one else can change them until commit. (Overlapping
+ * transforms stuck for minutes in these claims at 5,000 events/s were what the benchmark
+ * showed; the transform lock ends the overlap, this keeps a single claim cheap.)
  */
 export async function claimDirtyAgents(client: PoolClient, limit: number): Promise<number> {
   await client.query(
