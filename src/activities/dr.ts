@@ -88,9 +88,14 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
     const behind: Record<string, number> = {};
     for (const m of config.members) {
       const c = cursors.get(m.id);
-      const n = c ? await rowsBehind(pools, m.url, c.snapshot) : null;
-      if (n !== null) behind[m.id] = c!.last_extract_at && c!.last_extract_at.getTime() >= since ? n : Number.MAX_SAFE_INTEGER;
-      else if (!c) behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
+      if (!c) {
+        behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
+        continue;
+      }
+      const n = await rowsBehind(pools, m.url, c.snapshot);
+      if (n === null) continue; // unreachable: its partner covers the set
+      const extractedByThisEtl = c.last_extract_at !== null && c.last_extract_at.getTime() >= since;
+      behind[m.id] = extractedByThisEtl ? n : Number.MAX_SAFE_INTEGER;
     }
     const caughtUp =
       pendingChunks === 0 && dirty < config.etl.transformBatch && Object.values(behind).every((n) => n < config.etl.chunkRows);
