@@ -10,7 +10,8 @@ import {
   applyQueueDeltas,
   claimDirtyAgents,
   claimDirtyCalls,
-  markCallDiscards,
+  readDirtyCallEvents,
+  refreshStatistics,
   refreshDataGaps,
   upsertAgentStates,
   upsertInteractionFacts,
@@ -38,6 +39,7 @@ export interface TransformResult {
 
 export async function transformSite(mart: Pool, options: TransformOptions): Promise<TransformResult> {
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
+  await refreshStatistics(mart);
   for (;;) {
     const b = await withTransaction(mart, async (c) => {
       // One transform at a time per mart (a retried activity may overlap a late one): the
@@ -46,7 +48,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       const calls = await claimDirtyCalls(c, options.batch);
       const done = { calls, discarded: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0 };
       if (calls) {
-        done.discarded = await markCallDiscards(c, options.maxCallSeconds);
+        done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
         done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds);
         done.intervals = await applyQueueDeltas(c);
       }
