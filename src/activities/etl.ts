@@ -17,8 +17,9 @@ import { heartbeating } from './heartbeat';
 export interface SiteDescription {
   site: string;
   sites: string[];
-  members: { id: string; site: string; sourceId: string }[];
+  members: { id: string; site: string; sourceId: string; index: number }[];
   cycleSeconds: number;
+  chunkRows: number;
   heartbeatSeconds: number;
   martVersion: number;
 }
@@ -50,8 +51,9 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       return {
         site,
         sites: siteIds(config),
-        members: config.members.map((m) => ({ id: m.id, site: m.site, sourceId: m.sourceId })),
+        members: config.members.map((m) => ({ id: m.id, site: m.site, sourceId: m.sourceId, index: m.index })),
         cycleSeconds: config.etl.cycleSeconds,
+        chunkRows: config.etl.chunkRows,
         heartbeatSeconds: config.etl.heartbeatSeconds,
         martVersion: version,
       };

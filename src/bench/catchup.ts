@@ -4,7 +4,7 @@
  *    COPY <scratch table> FROM STDIN in the mart's database, every member in parallel,
  *    in the binary format the extraction uses: the limit of moving these rows between
  *    the two servers;
- *  - plain: twinmart's own extractMember (every member in parallel, as the workflow
+ *  - plain: twinmart's own extractMember (in the workflow's lanes, as the workflow
  *    runs them) and transformSite, called in a loop without Temporal, into a fresh
  *    scratch mart database;
  *  - temporal: the site's ETL workflow on the real worker, from its start to the mart
@@ -19,7 +19,8 @@ import type { Pool } from 'pg';
 import type { Config, Member } from '../config';
 import { COPY_FORMAT, Pools, withClient } from '../db';
 import { createDatabase, instanceUrl } from '../dev/postgres';
-import { extractMember } from '../etl/extract-member';
+import { extractMember, type ExtractResult } from '../etl/extract-member';
+import { extractionLanes } from '../etl/order';
 import { transformSite, type TransformResult } from '../etl/transform';
 import { migrateMart } from '../mart/migrate';
 import { COPY_SELECT, COPY_TABLE_COLUMNS, EVENT_TABLES } from '../sources/idb';
@@ -75,22 +76,29 @@ export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Pr
   return r;
 }
 
-/** One cycle of the ETL without Temporal: every member extracted in parallel, then the transform. */
+/** One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in parallel, then the transform. */
 export async function plainCycle(
   config: Config,
   site: string,
   mart: Pool,
   idb: (m: Member) => Pool,
+  /** Rows each member loaded in its last cycle, kept by the caller across cycles as the workflow keeps them. */
+  lastRows: Map<string, number>,
 ): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
   const t0 = Date.now();
   const members: Record<string, number> = {};
-  const results = await Promise.all(
-    config.members.map(async (m) => {
-      const s = Date.now();
-      const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows: config.etl.chunkRows });
-      members[m.id] = Date.now() - s;
-      if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
-      return r;
+  const results: ExtractResult[] = [];
+  const { chunkRows } = config.etl;
+  await Promise.all(
+    extractionLanes(config.members, site, (id) => lastRows.get(id) ?? null, chunkRows).map(async (lane) => {
+      for (const m of lane) {
+        const s = Date.now();
+        const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows });
+        members[m.id] = Date.now() - s;
+        if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
+        lastRows.set(m.id, r.callRows + r.agentRows);
+        results.push(r);
+      }
     }),
   );
   const t1 = Date.now();
@@ -113,6 +121,8 @@ export interface PlainMart {
   mart: Pool;
   idb: (m: Member) => Pool;
   database: string;
+  /** What each member loaded in its last cycle (plainCycle's lanes depend on it). */
+  lastRows: Map<string, number>;
 }
 
 /** A fresh scratch mart on the site's instance, migrated, with pools shaped like the worker's. */
@@ -122,7 +132,7 @@ export async function openPlainMart(w: BenchWorld, site: string, database = 'ben
   const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
   await migrateMart(mart);
   const idb = (m: Member) => pools.get(m.url, { max: 2, connectionTimeoutMillis: w.config.etl.connectTimeoutSeconds * 1000 });
-  return { pools, mart, idb, database };
+  return { pools, mart, idb, database, lastRows: new Map() };
 }
 
 export interface PlainResult {
@@ -151,7 +161,7 @@ export async function plainCatchup(w: BenchWorld, site: string, pm: PlainMart, b
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, site, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, site, pm.mart, pm.idb, pm.lastRows);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;

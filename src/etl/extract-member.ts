@@ -30,6 +30,7 @@ import {
   writeCursor,
   type CursorRow,
 } from '../mart/staging';
+import { qualityBase } from './order';
 import { snapshotXmax, snapshotXmin } from './snapshot';
 
 export interface ExtractOptions {
@@ -58,11 +59,6 @@ export interface ExtractResult {
   chunks: number;
   reset: string | null;
   error: string | null;
-}
-
-/** Lower is better: own site first, then list order (session coverage is added per row in SQL). */
-export function qualityBase(member: Member, martSite: string): number {
-  return (member.site === martSite ? 0 : 100) + member.index;
 }
 
 /** Why the stored cursor cannot be trusted for this IDB, or null. */

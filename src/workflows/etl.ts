@@ -20,6 +20,8 @@ import {
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
 import type { EtlActivities, SiteDescription } from '../activities/etl';
+import type { ExtractResult } from '../etl/extract-member';
+import { extractionLanes } from '../etl/order';
 import { SITE_ID } from '../config/ids';
 import {
   controlCommandSchema,
@@ -219,7 +221,17 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
   async function runCycle(): Promise<number> {
     const startedAt = now();
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
-    const results = await Promise.all(included.map((m) => acts.extractMember({ site, memberId: m.id })));
+    const results: ExtractResult[] = [];
+    await Promise.all(
+      extractionLanes(
+        included,
+        site,
+        (id) => (state.members[id]!.lastOkAt === null ? null : state.members[id]!.lastRows),
+        desc.chunkRows,
+      ).map(async (lane) => {
+        for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
+      }),
+    );
     let rows = 0;
     for (const r of results) {
       const m = state.members[r.memberId]!;

@@ -1,0 +1,44 @@
+/**
+ * Which member's copy of an event a mart keeps, and the order members are read in.
+ * Pure (no I/O): the workflow bundle imports it as well as the activities.
+ */
+
+interface Ranked {
+  id: string;
+  site: string;
+  sourceId: string;
+  /** Position in the set's member list. */
+  index: number;
+}
+
+/** Lower is better: own site first, then list order (session coverage is added per row in SQL). */
+export function qualityBase(member: Pick<Ranked, 'site' | 'index'>, martSite: string): number {
+  return (member.site === martSite ? 0 : 100) + member.index;
+}
+
+/**
+ * Lanes of one cycle: lanes run in parallel, the members of a lane one after another.
+ * The members of a set hold the same events; when the better member loaded second it
+ * rewrote every row the other had just written (a third of a catch-up's time). So a set
+ * that is behind (a member never loaded, or one loaded a full chunk last cycle) loads in
+ * turn, best first, and its partners' copies then only probe keys already there. Small
+ * deltas load at once: in turn, each cycle would wait for the members one by one.
+ * `lastRows` is what a member loaded in its last cycle, null before its first.
+ */
+export function extractionLanes<T extends Ranked>(
+  members: T[],
+  martSite: string,
+  lastRows: (memberId: string) => number | null,
+  chunkRows: number,
+): T[][] {
+  const sets = new Map<string, T[]>();
+  for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
+  return [...sets.values()].flatMap((set) => {
+    const behind = set.some((m) => {
+      const rows = lastRows(m.id);
+      return rows === null || rows >= chunkRows;
+    });
+    const ranked = [...set].sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
+    return behind ? [ranked] : ranked.map((m) => [m]);
+  });
+}
