@@ -13,7 +13,8 @@ import { runSim } from '../src/sim';
 import { applyIdbSchema } from '../src/sim/idb';
 import { compareMarts } from '../src/parity';
 import { collectStatus } from '../src/etl/site-status';
-import { resetReason } from '../src/etl/extract-member';
+import { extractMember, resetReason } from '../src/etl/extract-member';
+import { migrateMart } from '../src/mart/migrate';
 import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src/dev/postgres';
 import { startWorker, stopWorker } from '../src/dev/world';
 import { etlStatusQuery } from '../src/workflows/etl-messages';
@@ -171,6 +172,43 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
         assert.match(audit.reset_reason, /incarnation changed/);
       }
       await waitFor('new database rows staged', () => allStaged(w));
+    }),
+  );
+
+  it(
+    'loads a long backlog a few chunks per call, resuming each call where the last one stopped',
+    step(async () => {
+      await runSim(w.config, { calls: 300, rate: 5, seed: 15, startTs: new Date(Date.now() - 3600_000) }, silentLogger);
+      // A mart of its own on dc1's server: the running ETLs do not move its cursors.
+      await createDatabase(w.state.pg.dc1!, 'chunk_cap_mart');
+      const mart = w.db('dc1', 'chunk_cap_mart');
+      await migrateMart(mart);
+      const member = w.config.members.find((m) => m.id === 'idb-b-dc1')!;
+      const total = await idbRows(w, member.id);
+      const agents = Number((await w.pools.get(member.url).query('select count(*) as n from idb.agent_event')).rows[0]!.n);
+      assert.ok(total + agents > 300, `the member holds more than three chunks of 100 rows (${total + agents})`);
+      const calls: number[] = [];
+      for (;;) {
+        const r = await extractMember(mart, w.pools.get(member.url), member, { martSite: 'dc1', chunkRows: 100, maxChunks: 3 });
+        assert.equal(r.state, 'ok');
+        assert.ok(r.chunks <= 3, `a call commits at most 3 chunks, got ${r.chunks}`);
+        if (!r.callRows && !r.agentRows) break;
+        calls.push(r.callRows + r.agentRows);
+        if (calls.length < 2) {
+          const { rows } = await mart.query('select pending_snapshot from ctl_cursor where member_id = $1', [member.id]);
+          assert.ok(rows[0].pending_snapshot, 'the first call left the rest of the delta pending in the cursor');
+        }
+      }
+      assert.ok(calls.length >= 2, `the backlog took several calls (${calls.join(', ')} rows)`);
+      assert.ok(calls.slice(0, -1).every((n) => n === 300), `every call but the last loaded 3 full chunks: ${calls.join(', ')}`);
+      // Rows the load rejects (the simulator writes a few unknown events) are recorded instead.
+      const staged = await mart.query<{ calls: string; agents: string; rejected: string }>(
+        `select (select count(*) from stg_call_event) as calls, (select count(*) from stg_agent_event) as agents,
+                (select count(*) from ctl_discard where table_name = 'call_event') as rejected`,
+      );
+      const n = (k: 'calls' | 'agents' | 'rejected') => Number(staged.rows[0]![k]);
+      assert.equal(n('calls') + n('rejected'), total, 'every call event staged or rejected, none twice');
+      assert.equal(n('agents'), agents, 'every agent event staged once');
     }),
   );
 

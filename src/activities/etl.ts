@@ -70,6 +70,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       const result = await extractMember(mart(), idb, member, {
         martSite: site,
         chunkRows: config.etl.chunkRows,
+        maxChunks: config.etl.cycleChunks,
         onChunk: (p) => ctx.heartbeat(p),
         signal: ctx.cancellationSignal,
       });

@@ -88,12 +88,12 @@ export async function plainCycle(
   const t0 = Date.now();
   const members: Record<string, number> = {};
   const results: ExtractResult[] = [];
-  const { chunkRows } = config.etl;
+  const { chunkRows, cycleChunks } = config.etl;
   await Promise.all(
     extractionLanes(config.members, site, (id) => lastRows.get(id) ?? null, chunkRows).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
-        const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows });
+        const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows, maxChunks: cycleChunks });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
         lastRows.set(m.id, r.callRows + r.agentRows);

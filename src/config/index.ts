@@ -42,6 +42,11 @@ const configSchema = z
         serviceLevelSeconds: z.number().int().positive().max(3600).default(20),
         /** Rows per committed chunk of one member's delta. */
         chunkRows: z.number().int().min(1).max(1_000_000).default(50_000),
+        /**
+         * Chunks one member commits per cycle at most: a long backlog loads over several
+         * cycles, each followed by a transform and a cycle boundary where commands apply.
+         */
+        cycleChunks: z.number().int().min(1).max(10_000).default(4),
         /** Calls per transform transaction. */
         transformBatch: z.number().int().min(1).max(1_000_000).default(20_000),
         /** An activity not heard from for this long is retried elsewhere. */

@@ -36,6 +36,8 @@ import { snapshotXmax, snapshotXmin } from './snapshot';
 export interface ExtractOptions {
   martSite: string;
   chunkRows: number;
+  /** Chunks committed per call at most; the rest of the delta waits in the cursor for the next call. */
+  maxChunks?: number;
   /** Called after every committed chunk (activities heartbeat here). */
   onChunk?: (progress: ChunkProgress) => void;
   /** Checked after every committed chunk: a cancelled load stops there, its committed chunks kept. */
@@ -235,6 +237,7 @@ async function extractDeltas(
       pending: chunk.next && { table: chunk.next.table, position: chunk.next.position },
     });
     options.signal?.throwIfAborted();
+    if (options.maxChunks && result.chunks >= options.maxChunks) return;
     if (chunk.next) delta = chunk.next;
     else if (delta.target !== current) {
       // That finished a delta left pending by an earlier attempt; now the rest up to now.
