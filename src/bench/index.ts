@@ -6,7 +6,8 @@
  * Unless --no-write, the result goes to bench/results/<date>[-quick].json and the run's
  * tables into BENCHMARKS.md.
  *
- * Stages: catchup (with its baselines), idle, freshness, footprint, dr, scaling (full only).
+ * Stages: catchup (with its baselines), idle, freshness, footprint, dr (on the main world),
+ * scaling and rebuild (full only, worlds of their own).
  */
 import { parseArgs } from 'node:util';
 import { DEV_LAYOUT, sitesOf } from '../dev/world';
@@ -28,13 +29,14 @@ import { loadBacklog, type Backlog } from './load';
 import { finishMachine, machine, versions } from './machine';
 import { FULL, QUICK, type Profile } from './profile';
 import { renderMarkdown, writeResults } from './report';
-import { scalingPoint } from './scaling';
+import { rebuildPoint, scalingPoint } from './scaling';
 import type { StatementProfile } from './statements';
 import type { BenchResult, CatchupDetail } from './types';
 import { closeAllWorlds, openBenchWorld, type BenchWorld } from './world';
 import { log, peakRssMb, round, seconds, stage } from './util';
 
-const STAGES = ['catchup', 'idle', 'freshness', 'footprint', 'dr', 'scaling'] as const;
+const STAGES = ['catchup', 'idle', 'freshness', 'footprint', 'dr', 'scaling', 'rebuild'] as const;
+const MAIN_WORLD_STAGES: Stage[] = ['catchup', 'idle', 'freshness', 'footprint', 'dr'];
 type Stage = (typeof STAGES)[number];
 
 const NOTE =
@@ -56,7 +58,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
     note: NOTE,
     machine: machine(),
     versions: { node: process.version, postgres: null, temporalCli: null, twinmart: { commit: null, dirty: null } },
-    settings: { layout: '', cycleSeconds: 1, chunkRows: 0, transformBatch: 0, postgres: '', pgStatStatements: false },
+    settings: { layout: '', cycleSeconds: 1, chunkRows: 0, cycleChunks: 0, transformBatch: 0, postgres: '', pgStatStatements: false },
     sizes: {
       catchupCallEvents: profile.catchupSizes,
       main: null,
@@ -67,6 +69,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
       idleTemporalWindowSeconds: profile.idle.temporalWindowSeconds,
       scalingSets: profile.scalingSets,
       scalingCallEvents: profile.scalingSets ? profile.scalingCallEvents : null,
+      rebuildCalls: profile.rebuildCalls,
     },
     catchup: {
       ...summarize({ callEvents: 0, agentEvents: 0, memberRows: 0 } as Backlog, null, null, null),
@@ -154,6 +157,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
       layout: 'dev layout: 2 sites, 3 HA sets (sw-voice-1 split across sites, sw-voice-2 both at dc1, sw-chat-1 both at dc2), 6 member IDBs',
       cycleSeconds: w.config.etl.cycleSeconds,
       chunkRows: w.config.etl.chunkRows,
+      cycleChunks: w.config.etl.cycleChunks,
       transformBatch: w.config.etl.transformBatch,
       postgres: 'one instance per site on this machine; dev settings: fsync=off, full_page_writes=off, synchronous_commit=on',
       pgStatStatements: w.statements,
@@ -237,19 +241,28 @@ async function smallerBacklogs(profile: Profile, result: BenchResult): Promise<v
   }
 }
 
-async function scaling(profile: Profile, result: BenchResult): Promise<void> {
+async function scaling(profile: Profile, result: BenchResult, only: Set<Stage>): Promise<void> {
   const sets = [];
-  for (const n of profile.scalingSets ?? []) {
+  for (const n of only.has('scaling') ? (profile.scalingSets ?? []) : []) {
     const p = await stage(`scaling ${n} sets`, result.errors, () => scalingPoint(n, profile));
     if (p) sets.push(p);
   }
+  const rebuild = [];
+  for (const calls of only.has('rebuild') ? (profile.rebuildCalls ?? []) : []) {
+    const p = await stage(`rebuild with ${calls} calls`, result.errors, () => rebuildPoint(calls, profile));
+    if (p) rebuild.push(p);
+  }
   result.scaling = {
-    backlog: Object.values(result.catchup.bySize).map((d) => ({
-      callEvents: d.callEvents,
-      memberRows: d.memberRows,
-      eventsPerSecond: d.eventsPerSecond,
-    })),
+    backlog: [
+      ...Object.values(result.catchup.bySize).map((d) => ({
+        callEvents: d.callEvents,
+        memberRows: d.memberRows,
+        eventsPerSecond: d.eventsPerSecond,
+      })),
+      ...rebuild.map((p) => ({ callEvents: p.callEvents, memberRows: p.memberRows, eventsPerSecond: p.catchup.dc1?.eventsPerSecond ?? null })),
+    ],
     sets,
+    rebuild,
     note: null,
   };
 }
@@ -283,8 +296,8 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     if (profile.kind === 'full' && only.has('catchup')) await smallerBacklogs(profile, result);
-    await mainWorld(profile, result, only);
-    if (profile.kind === 'full' && only.has('scaling')) await scaling(profile, result);
+    if (MAIN_WORLD_STAGES.some((s) => only.has(s))) await mainWorld(profile, result, only);
+    if (profile.kind === 'full' && (only.has('scaling') || only.has('rebuild'))) await scaling(profile, result, only);
   } catch (e) {
     result.errors.push({ stage: 'run', message: (e as Error).message });
     log.error(`benchmark failed: ${(e as Error).stack}`);

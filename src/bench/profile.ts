@@ -14,6 +14,8 @@ export interface Profile {
   /** HA sets per world for the scaling runs (full only), each with `scalingCallEvents`. */
   scalingSets: number[] | null;
   scalingCallEvents: number;
+  /** Calls in the backlog of each rebuild point (full only): catch-up, then a DR round timed to parity. */
+  rebuildCalls: number[] | null;
 }
 
 const ALL_RATES = [200, 1000, 5000];
@@ -29,6 +31,7 @@ export const QUICK: Profile = {
   drTimeoutSeconds: 300,
   scalingSets: null,
   scalingCallEvents: 0,
+  rebuildCalls: null,
 };
 
 export const FULL: Profile = {
@@ -42,4 +45,5 @@ export const FULL: Profile = {
   drTimeoutSeconds: 1800,
   scalingSets: [1, 4, 16],
   scalingCallEvents: 100_000,
+  rebuildCalls: [100_000, 1_000_000],
 };

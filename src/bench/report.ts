@@ -36,12 +36,13 @@ export function renderMarkdown(r: BenchResult): string {
           `${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? dash} at end`,
           `Node ${v.node}, PostgreSQL ${v.postgres ?? dash}, ${v.temporalCli ?? 'Temporal CLI ' + dash}, twinmart ${v.twinmart.commit?.slice(0, 10) ?? dash}${v.twinmart.dirty ? ' (uncommitted changes)' : ''}`,
           `catch-up ${r.sizes.catchupCallEvents.map((n) => fmt(n)).join(' and ')} call events; freshness ${r.sizes.freshnessRates.join(', ')} events/s for ${r.sizes.freshnessWindowSeconds} s each` +
-            (r.sizes.scalingSets ? `; scaling ${r.sizes.scalingSets.join(', ')} sets × ${fmt(r.sizes.scalingCallEvents)} call events` : ''),
+            (r.sizes.scalingSets ? `; scaling ${r.sizes.scalingSets.join(', ')} sets × ${fmt(r.sizes.scalingCallEvents)} call events` : '') +
+            (r.sizes.rebuildCalls ? `; rebuild ${r.sizes.rebuildCalls.map((c) => fmt(c)).join(' and ')} calls` : ''),
         ],
       ],
     ),
     '',
-    `Setup: ${r.settings.layout}; ETL cycle ${r.settings.cycleSeconds} s, chunk ${fmt(r.settings.chunkRows)} rows, transform batch ${fmt(r.settings.transformBatch)} calls; ${r.settings.postgres}.`,
+    `Setup: ${r.settings.layout}; ETL cycle ${r.settings.cycleSeconds} s, chunk ${fmt(r.settings.chunkRows)} rows (at most ${fmt(r.settings.cycleChunks)} per member and cycle), transform batch ${fmt(r.settings.transformBatch)} calls; ${r.settings.postgres}.`,
     '',
   );
 
@@ -69,7 +70,7 @@ export function renderMarkdown(r: BenchResult): string {
     out.push('#### Where the catch-up time goes (largest backlog)', '');
     if (st.noTemporal) {
       out.push(
-        `No-Temporal loop, wall clock: extract (COPY + merge + cursor, members in parallel) ${fmt(st.noTemporal.extractSeconds, 1)} s, ` +
+        `No-Temporal loop, wall clock: extract (COPY + merge + cursor, sets in parallel) ${fmt(st.noTemporal.extractSeconds, 1)} s, ` +
           `transform ${fmt(st.noTemporal.transformSeconds, 1)} s (extract ${pct(st.noTemporal.extractShare)}).` +
           (st.temporalOutsideActivitiesSeconds !== null
             ? ` On Temporal, ${fmt(st.temporalOutsideActivitiesSeconds, 2)} s of the catch-up had no activity running (workflow tasks, queueing, the cycle timer).`
@@ -229,13 +230,35 @@ export function renderMarkdown(r: BenchResult): string {
 
   if (r.scaling) {
     out.push('#### Scaling', '');
-    out.push(
-      table(
-        ['HA sets', 'members', 'member rows', 'Temporal rows/s', 'seconds', 'cycles', 'worker peak RSS MB'],
-        r.scaling.sets.map((p) => [p.sets, p.members, fmt(p.memberRows), fmt(p.eventsPerSecond), fmt(p.seconds, 1), p.cycles, fmt(p.workerPeakRssMb)]),
-      ),
-      '',
-    );
+    if (r.scaling.sets.length) {
+      out.push(
+        table(
+          ['HA sets', 'members', 'member rows', 'Temporal rows/s', 'seconds', 'cycles', 'worker peak RSS MB'],
+          r.scaling.sets.map((p) => [p.sets, p.members, fmt(p.memberRows), fmt(p.eventsPerSecond), fmt(p.seconds, 1), p.cycles, fmt(p.workerPeakRssMb)]),
+        ),
+        '',
+      );
+    }
+    if (r.scaling.rebuild.length) {
+      out.push(
+        'Growing backlogs: each site caught up alone on Temporal, then dc1 failed for real and rebuilt as a wiped replacement (migrate, seed from the survivor, catch-up, inclusion, parity):',
+        '',
+        table(
+          ['calls', 'call events', 'member rows', 'catch-up rows/s (s)', 'worker peak RSS MB', 'failover RTO s', 'siteRebuilt to parity s', 'steps (s after siteRebuilt)'],
+          r.scaling.rebuild.map((p) => [
+            fmt(p.calls),
+            fmt(p.callEvents),
+            fmt(p.memberRows),
+            Object.entries(p.catchup).map(([s, c]) => `${s} ${fmt(c.eventsPerSecond)} (${fmt(c.seconds, 1)})`).join('; '),
+            Object.entries(p.workerPeakRssMb).map(([s, x]) => `${s} ${fmt(x)}`).join(', '),
+            fmt(p.dr.failoverRtoSeconds, 2),
+            fmt(p.dr.rebuildToParitySeconds, 1),
+            Object.entries(p.dr.rebuildSteps ?? {}).map(([k, x]) => `${k} ${fmt(x, 1)}`).join(', '),
+          ]),
+        ),
+        '',
+      );
+    }
     if (r.scaling.note) out.push(r.scaling.note, '');
   }
   if (r.errors.length) {

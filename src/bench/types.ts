@@ -6,7 +6,7 @@ import type { FreshnessLevel } from './freshness';
 import type { PlainIdle, TemporalIdle } from './idle';
 import type { Backlog } from './load';
 import type { Machine, Versions } from './machine';
-import type { ScalingPoint } from './scaling';
+import type { RebuildPoint, ScalingPoint } from './scaling';
 import type { WaitProfile } from './statements';
 
 export interface CatchupDetail extends CatchupSummary {
@@ -32,6 +32,7 @@ export interface BenchResult {
     layout: string;
     cycleSeconds: number;
     chunkRows: number;
+    cycleChunks: number;
     transformBatch: number;
     postgres: string;
     pgStatStatements: boolean;
@@ -46,6 +47,7 @@ export interface BenchResult {
     idleTemporalWindowSeconds: number;
     scalingSets: number[] | null;
     scalingCallEvents: number | null;
+    rebuildCalls: number[] | null;
   };
   /** Headline figures from the largest backlog (the main world), site dc1; every size under bySize. */
   catchup: CatchupSummary & {
@@ -80,6 +82,12 @@ export interface BenchResult {
     underLoad: Record<string, Record<string, HistoryGrowth | null>>;
     footprint: Footprint | null;
   };
-  scaling: { backlog: { callEvents: number; memberRows: number; eventsPerSecond: number | null }[]; sets: ScalingPoint[]; note: string | null } | null;
+  scaling: {
+    backlog: { callEvents: number; memberRows: number; eventsPerSecond: number | null }[];
+    sets: ScalingPoint[];
+    /** Growing backlogs: each site's catch-up, then a rebuild of dc1 timed to parity. */
+    rebuild: RebuildPoint[];
+    note: string | null;
+  } | null;
   errors: { stage: string; message: string }[];
 }
