@@ -126,12 +126,13 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('#### Freshness (commit in an IDB to visible in interaction_fact)', '');
   out.push(
     table(
-      ['target events/s', 'achieved events/s (rows/s)', 'probes', 'p50 s', 'p95 s', 'p99 s', 'max s', 'per site p50 / p99 / max s', 'missing'],
+      ['target events/s', 'achieved events/s (rows/s)', 'steady after s', 'probes', 'p50 s', 'p95 s', 'p99 s', 'max s', 'per site p50 / p99 / max s', 'missing'],
       Object.values(r.freshness).map((f) =>
         f.measured
           ? [
               fmt(f.targetEventsPerSecond),
               `${fmt(f.achievedEventsPerSecond)} (${fmt(f.achievedRowsPerSecond)})`,
+              f.steady === null ? dash : `${fmt(f.settleSeconds, 1)}${f.steady ? '' : ' (not steady)'}`,
               f.probes,
               fmt(f.p50Seconds, 2),
               fmt(f.p95Seconds, 2),
@@ -142,7 +143,7 @@ export function renderMarkdown(r: BenchResult): string {
                 .join('; '),
               f.missing,
             ]
-          : [fmt(f.targetEventsPerSecond), f.note ?? 'not measured', dash, dash, dash, dash, dash, dash, dash],
+          : [fmt(f.targetEventsPerSecond), f.note ?? 'not measured', dash, dash, dash, dash, dash, dash, dash, dash],
       ),
     ),
     '',
