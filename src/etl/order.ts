@@ -22,23 +22,27 @@ export function qualityBase(member: Pick<Ranked, 'site' | 'index'>, martSite: st
  * rewrote every row the other had just written (a third of a catch-up's time). So a set
  * that is behind (a member never loaded, or one loaded a full chunk last cycle) loads in
  * turn, best first, and its partners' copies then only probe keys already there. Small
- * deltas load at once: in turn, each cycle would wait for the members one by one.
- * `lastRows` is what a member loaded in its last cycle, null before its first.
+ * deltas load at once: in turn, each cycle would wait for the members one by one. A
+ * member found unreachable last cycle gets a lane of its own, so its connection timeout
+ * never holds up its partner. `lastRows` is what a member loaded in its last cycle, null
+ * before its first.
  */
 export function extractionLanes<T extends Ranked>(
   members: T[],
   martSite: string,
   lastRows: (memberId: string) => number | null,
   chunkRows: number,
+  down: (memberId: string) => boolean = () => false,
 ): T[][] {
   const sets = new Map<string, T[]>();
   for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
   return [...sets.values()].flatMap((set) => {
-    const behind = set.some((m) => {
+    const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
+    const behind = up.some((m) => {
       const rows = lastRows(m.id);
       return rows === null || rows >= chunkRows;
     });
-    const ranked = [...set].sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
-    return behind ? [ranked] : ranked.map((m) => [m]);
+    const alone = set.filter((m) => down(m.id)).map((m) => [m]);
+    return [...(behind ? [up] : up.map((m) => [m])), ...alone];
   });
 }

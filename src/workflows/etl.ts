@@ -226,8 +226,9 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       extractionLanes(
         included,
         site,
-        (id) => (state.members[id]!.lastOkAt === null ? null : state.members[id]!.lastRows),
+        (id) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows),
         desc.chunkRows,
+        (id) => state.members[id]!.state === 'unreachable',
       ).map(async (lane) => {
         for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
       }),

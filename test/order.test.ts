@@ -1,0 +1,34 @@
+/** The order members load in within a cycle (pure rules; the ETL tests run them on real servers). */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { extractionLanes, qualityBase } from '../src/etl/order';
+
+const m = (id: string, sourceId: string, site: string, index: number) => ({ id, sourceId, site, index });
+const MEMBERS = [
+  m('a-dc2', 'sw-a', 'dc2', 0),
+  m('a-dc1', 'sw-a', 'dc1', 1),
+  m('b-dc1', 'sw-b', 'dc1', 0),
+  m('b-dc2', 'sw-b', 'dc2', 1),
+];
+const ids = (lanes: { id: string }[][]) => lanes.map((l) => l.map((x) => x.id));
+
+describe('extraction lanes', () => {
+  it('ranks the own site first, then list order', () => {
+    assert.ok(qualityBase(MEMBERS[1]!, 'dc1') < qualityBase(MEMBERS[0]!, 'dc1'));
+    assert.ok(qualityBase(MEMBERS[2]!, 'dc2') < qualityBase(MEMBERS[3]!, 'dc1'), 'index decides between two remote members');
+  });
+
+  it('loads a set that is behind in turn, best first, and small deltas at once', () => {
+    const last: Record<string, number | null> = { 'a-dc2': 60_000, 'a-dc1': 60_000, 'b-dc1': 10, 'b-dc2': 12 };
+    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc1', (id) => last[id]!, 50_000)), [['a-dc1', 'a-dc2'], ['b-dc1'], ['b-dc2']]);
+  });
+
+  it('treats a member that never loaded as behind', () => {
+    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc2', () => null, 50_000)), [['a-dc2', 'a-dc1'], ['b-dc2', 'b-dc1']]);
+  });
+
+  it('gives a member that was unreachable a lane of its own, so its partner does not wait for it', () => {
+    const lanes = extractionLanes(MEMBERS, 'dc1', () => null, 50_000, (id) => id === 'a-dc1');
+    assert.deepEqual(ids(lanes), [['a-dc2'], ['a-dc1'], ['b-dc1', 'b-dc2']]);
+  });
+});
