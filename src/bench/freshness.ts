@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import type { Member } from '../config';
 import { repoRoot } from '../paths';
 import { mediaOf } from '../sim/model';
-import { etlStatusQuery } from '../workflows/etl-messages';
 import { etlWorkflowId } from '../workflows/names';
 import { historyGrowth, historyPoint, type HistoryGrowth } from './footprint';
-import { waitIdle } from './idle';
+import { cyclesInRow, waitIdle } from './idle';
 import type { Profile } from './profile';
 import type { BenchWorld } from './world';
 import { distribution, log, round, seconds, sleep, type Distribution } from './util';
@@ -87,17 +86,12 @@ const STEADY_MAX_SECONDS = 120;
 
 async function waitSteady(w: BenchWorld, sites: string[]): Promise<{ seconds: number; steady: boolean }> {
   const t0 = Date.now();
-  const runs = new Map(sites.map((s) => [s, { cycle: -1, inRow: 0 }]));
+  const short = (c: { startedAt: string; finishedAt: string }) =>
+    Date.parse(c.finishedAt) - Date.parse(c.startedAt) < STEADY_CYCLE_SECONDS * 1000;
+  const runs = sites.map((site) => cyclesInRow(w, site, short));
   while (Date.now() - t0 < STEADY_MAX_SECONDS * 1000) {
-    for (const site of sites) {
-      const s = await w.client.workflow.getHandle(etlWorkflowId(site)).query(etlStatusQuery);
-      const run = runs.get(site)!;
-      if (s.cycle === run.cycle || !s.lastCycle) continue;
-      run.cycle = s.cycle;
-      const took = (Date.parse(s.lastCycle.finishedAt) - Date.parse(s.lastCycle.startedAt)) / 1000;
-      run.inRow = took < STEADY_CYCLE_SECONDS ? run.inRow + 1 : 0;
-    }
-    if ([...runs.values()].every((r) => r.inRow >= STEADY_CYCLES)) return { seconds: seconds(Date.now() - t0), steady: true };
+    const inRow = await Promise.all(runs.map((run) => run()));
+    if (inRow.every((n) => n >= STEADY_CYCLES)) return { seconds: seconds(Date.now() - t0), steady: true };
     await sleep(200);
   }
   return { seconds: seconds(Date.now() - t0), steady: false };

@@ -6,7 +6,7 @@
  * events and bytes per cycle, cycle period and database time per cycle.
  */
 import { etlWorkflowId } from '../workflows/names';
-import { pauseUpdate, resumeUpdate, etlStatusQuery } from '../workflows/etl-messages';
+import { pauseUpdate, resumeUpdate, etlStatusQuery, type EtlStatus } from '../workflows/etl-messages';
 import { plainCycle, type PlainMart } from './catchup';
 import { historyGrowth, historyPoint, type HistoryGrowth } from './footprint';
 import { readStatements, resetStatements } from './statements';
@@ -70,24 +70,30 @@ export interface TemporalIdle extends HistoryGrowth {
   busyMsPerCycle: number | null;
 }
 
+type LastCycle = NonNullable<EtlStatus['lastCycle']>;
+
+/**
+ * A poller of the site's ETL status: each call returns how many cycles in a row, up to
+ * the latest, satisfied `ok` (each cycle counted once, however often it is polled).
+ */
+export function cyclesInRow(w: BenchWorld, site: string, ok: (c: LastCycle) => boolean): () => Promise<number> {
+  const handle = w.client.workflow.getHandle(etlWorkflowId(site));
+  let seen = -1;
+  let inRow = 0;
+  return async () => {
+    const s = await handle.query(etlStatusQuery);
+    if (s.cycle !== seen) {
+      seen = s.cycle;
+      inRow = s.lastCycle && ok(s.lastCycle) ? inRow + 1 : 0;
+    }
+    return inRow;
+  };
+}
+
 /** Waits until the site's ETL ran `n` cycles in a row that extracted nothing. */
 export async function waitIdle(w: BenchWorld, site: string, timeoutMs: number, n = 2): Promise<void> {
-  const handle = w.client.workflow.getHandle(etlWorkflowId(site));
-  let quiet = 0;
-  let seen = -1;
-  await waitFor(
-    `${site} to run idle cycles`,
-    async () => {
-      const s = await handle.query(etlStatusQuery);
-      if (s.cycle !== seen) {
-        seen = s.cycle;
-        quiet = s.lastCycle && s.lastCycle.rows === 0 && s.lastCycle.facts === 0 ? quiet + 1 : 0;
-      }
-      return quiet >= n;
-    },
-    timeoutMs,
-    200,
-  );
+  const quiet = cyclesInRow(w, site, (c) => c.rows === 0 && c.facts === 0);
+  await waitFor(`${site} to run idle cycles`, async () => (await quiet()) >= n, timeoutMs, 200);
 }
 
 export async function temporalIdle(w: BenchWorld, site: string, windowSeconds: number): Promise<TemporalIdle> {
