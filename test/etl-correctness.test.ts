@@ -7,13 +7,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowUpdateHandle } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { compareMarts } from '../src/parity';
-import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlStatus } from '../src/workflows/etl-messages';
+import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlConfirmation, type EtlStatus } from '../src/workflows/etl-messages';
+import { startEtl } from '../src/temporal/connection';
 import { etlWorkflowId } from '../src/workflows/names';
-import { DEV_LAYOUT } from '../src/dev/world';
+import { DEV_LAYOUT, startWorker, stopWorker } from '../src/dev/world';
 import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, queueAggregateDiff, unionCallEvents, unusableRows } from './helpers/truth';
 
@@ -220,6 +221,32 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
       const back = await handle.executeUpdate(includeSiteUpdate, { args: [{ site: 'dc2' }] });
       assert.deepEqual(back.excludedSites, []);
       await waitFor('included member extracted again', async () => (await cursor()).getTime() > t0.getTime());
+    }),
+  );
+
+  it(
+    'refuses an update naming an unknown site that was accepted before the run knew its sites, and keeps continuing as new',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc2'));
+      // A fresh run whose prepareSite waits for dc2's worker: until it answers, the
+      // validator cannot know the sites, so the update is accepted.
+      await stopWorker(w.state, 'dc2', 'graceful');
+      let update: WorkflowUpdateHandle<EtlConfirmation>;
+      try {
+        await handle.terminate('test: a fresh run');
+        await startEtl(w.client, 'dc2');
+        update = await handle.startUpdate(excludeSiteUpdate, { args: [{ site: 'nowhere' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      } finally {
+        startWorker(w.state, 'dc2');
+      }
+      await assert.rejects(
+        update.result(),
+        (e: unknown) => e instanceof WorkflowUpdateFailedError && /unknown site "nowhere"/.test(String((e.cause as Error)?.message)),
+      );
+      // The update no longer holds the run open: it continues as new again.
+      const { runId } = await status(w, 'dc2');
+      await waitFor('a continue-as-new after the refusal', async () => (await status(w, 'dc2')).runId !== runId);
+      assert.deepEqual((await status(w, 'dc2')).excludedSites, []);
     }),
   );
 

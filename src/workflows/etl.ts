@@ -100,7 +100,13 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
   });
 
   // Commands can arrive before prepareSite answers; they wait in `pending` like any other.
-  const confirmed = new Map<string, EtlConfirmation>();
+  // What each update waits for, by request id: its confirmation, or why its command was
+  // refused at the boundary (a site named before prepareSite said which sites exist).
+  const waiting = new Set<string>();
+  const outcomes = new Map<string, EtlConfirmation | ApplicationFailure>();
+  const settle = (requestId: string, outcome: EtlConfirmation | ApplicationFailure) => {
+    if (waiting.has(requestId)) outcomes.set(requestId, outcome);
+  };
   let sites: string[] | null = null;
 
   function validate(command: EtlCommandKind, payload: unknown): PendingCommand {
@@ -142,11 +148,14 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       update,
       async (payload) => {
         const cmd = validate(command, payload);
+        waiting.add(cmd.requestId);
         state.pending.push(cmd);
-        await condition(() => confirmed.has(cmd.requestId));
-        const confirmation = confirmed.get(cmd.requestId)!;
-        confirmed.delete(cmd.requestId);
-        return confirmation;
+        await condition(() => outcomes.has(cmd.requestId));
+        const outcome = outcomes.get(cmd.requestId)!;
+        outcomes.delete(cmd.requestId);
+        waiting.delete(cmd.requestId);
+        if (outcome instanceof ApplicationFailure) throw outcome;
+        return outcome;
       },
       {
         validator: (payload) => {
@@ -182,7 +191,9 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     while (state.pending.length) {
       const cmd = state.pending.shift()!;
       if (cmd.target && !desc.sites.includes(cmd.target)) {
-        pushCapped(state.rejected, { command: cmd.command, reason: `unknown site "${cmd.target}"`, at: now() });
+        const reason = `unknown site "${cmd.target}" (sites: ${desc.sites.join(', ')})`;
+        pushCapped(state.rejected, { command: cmd.command, reason, at: now() });
+        settle(cmd.requestId, ApplicationFailure.nonRetryable(`invalid ${cmd.command}: ${reason}`, 'UnknownSite'));
         continue;
       }
       if (cmd.command === 'excludeSite' && !state.excludedSites.includes(cmd.target!)) {
@@ -205,7 +216,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
           Object.entries(state.members).map(([id, m]) => [id, { site: m.site, sourceId: m.sourceId, state: m.state, lastOkAt: m.lastOkAt }]),
         ),
       };
-      confirmed.set(cmd.requestId, confirmation);
+      settle(cmd.requestId, confirmation);
       pushCapped(state.applied, { command: cmd.command, target: cmd.target, requestId: cmd.requestId, cycle: state.cycle, at: confirmation.appliedAt });
       if (cmd.replyTo) {
         try {
