@@ -5,6 +5,7 @@
  * and counts only.
  */
 import { after, before, describe, it } from 'node:test';
+import type { temporal } from '@temporalio/proto';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowUpdateHandle } from '@temporalio/client';
@@ -36,6 +37,17 @@ function historyText(history: unknown): string {
   return parts.join('\n');
 }
 
+type History = temporal.api.history.v1.IHistory;
+
+/** Every run of a site's ETL workflow, oldest first, not only the one after the latest continue-as-new. */
+async function etlHistories(w: TestWorld, site: string): Promise<History[]> {
+  const out: { start: number; history: History }[] = [];
+  for await (const run of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId(site)}"` })) {
+    out.push({ start: run.startTime.getTime(), history: await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
+  }
+  return out.sort((a, b) => a.start - b.start).map((r) => r.history);
+}
+
 const status = (w: TestWorld, site: string): Promise<EtlStatus> =>
   w.client.workflow.getHandle(etlWorkflowId(site)).query(etlStatusQuery);
 
@@ -59,7 +71,7 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
     w = await openWorld('etl-correctness', {
       layout: DEV_LAYOUT,
       // A short history limit, so runs continue as new many times during the test.
-      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 400 },
+      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 150 },
     });
     const result = await runSim(
       w.config,
@@ -105,6 +117,22 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
       );
       assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 3)));
       assert.equal(report.counts.a.calls, expected.size, 'parity compared every call');
+    }),
+  );
+
+  it(
+    'loads members that are behind one task each, then runs every caught-up cycle as one task',
+    step(async () => {
+      for (const site of ['dc1', 'dc2']) {
+        const activities = (await etlHistories(w, site)).flatMap((h) =>
+          (h.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+        );
+        // The first cycle finds every member never loaded, so it loads them one task each.
+        const firstCycle = activities.slice(1, activities.indexOf('transform'));
+        assert.equal(activities[0], 'prepareSite', `${site}: ${activities.slice(0, 3).join(', ')}`);
+        assert.deepEqual(firstCycle, w.config.members.map(() => 'extractMember'), `${site}: first cycle`);
+        assert.ok(activities.includes('extractAndTransform'), `${site}: caught-up cycles as one task`);
+      }
     }),
   );
 
@@ -272,14 +300,9 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
       const union = await unionCallEvents(w.config, w.pools);
       const callIds = [...new Set([...union.values()].map((r) => r.call_id))];
       for (const site of ['dc1', 'dc2']) {
-        // Every run of the workflow, not only the one after the latest continue-as-new.
-        const texts: string[] = [];
-        let events = 0;
-        for await (const run of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId(site)}"` })) {
-          const history = await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-          events += history.events?.length ?? 0;
-          texts.push(historyText(history));
-        }
+        const histories = await etlHistories(w, site);
+        const texts = histories.map(historyText);
+        const events = histories.reduce((a, h) => a + (h.events?.length ?? 0), 0);
         const text = texts.join('\n');
         assert.ok(texts.length > 2 && events > 500, `many cycles of history (${texts.length} runs, ${events} events)`);
         // Control: decoded payloads are searchable (ids and counts are meant to be there).

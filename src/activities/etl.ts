@@ -41,6 +41,33 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     }
   }
 
+  async function extract(memberId: string, maxChunks: number, ctx: Context): Promise<ExtractResult> {
+    const member = memberById(config, memberId);
+    const idb = pools.get(member.url, {
+      max: 2,
+      connectionTimeoutMillis: config.etl.connectTimeoutSeconds * 1000,
+    });
+    const result = await extractMember(mart(), idb, member, {
+      martSite: site,
+      chunkRows: config.etl.chunkRows,
+      maxChunks,
+      onChunk: (p) => ctx.heartbeat(p),
+      signal: ctx.cancellationSignal,
+    });
+    if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
+    return result;
+  }
+
+  function transform(ctx: Context): Promise<TransformResult> {
+    return transformSite(mart(), {
+      batch: config.etl.transformBatch,
+      serviceLevelSeconds: config.etl.serviceLevelSeconds,
+      maxCallSeconds: config.etl.maxCallSeconds,
+      onBatch: (r) => ctx.heartbeat(r),
+      signal: ctx.cancellationSignal,
+    });
+  }
+
   return {
     /** Migrates this site's mart and describes what its ETL extracts (ids only). */
     async prepareSite(input: { site: string }): Promise<SiteDescription> {
@@ -61,33 +88,25 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
 
     async extractMember(input: { site: string; memberId: string }): Promise<ExtractResult> {
       checkSite(input.site);
-      const member = memberById(config, input.memberId);
-      const idb = pools.get(member.url, {
-        max: 2,
-        connectionTimeoutMillis: config.etl.connectTimeoutSeconds * 1000,
-      });
-      const ctx = Context.current();
-      const result = await extractMember(mart(), idb, member, {
-        martSite: site,
-        chunkRows: config.etl.chunkRows,
-        maxChunks: config.etl.cycleChunks,
-        onChunk: (p) => ctx.heartbeat(p),
-        signal: ctx.cancellationSignal,
-      });
-      if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
-      return result;
+      return extract(input.memberId, config.etl.cycleChunks, Context.current());
     },
 
     async transform(input: { site: string }): Promise<TransformResult> {
       checkSite(input.site);
+      return transform(Context.current());
+    },
+
+    /**
+     * A steady cycle in one task: every member's small delta at once (one chunk each), then
+     * the transform. Seven tasks a cycle cost the server a sixth of the two cores at 5,000
+     * events/s and each cycle a round trip per task; a member that fills its chunk counts as
+     * behind next cycle and loads through extractMember again.
+     */
+    async extractAndTransform(input: { site: string; memberIds: string[] }): Promise<{ extracts: ExtractResult[]; transform: TransformResult }> {
+      checkSite(input.site);
       const ctx = Context.current();
-      return transformSite(mart(), {
-        batch: config.etl.transformBatch,
-        serviceLevelSeconds: config.etl.serviceLevelSeconds,
-        maxCallSeconds: config.etl.maxCallSeconds,
-        onBatch: (r) => ctx.heartbeat(r),
-        signal: ctx.cancellationSignal,
-      });
+      const extracts = await Promise.all(input.memberIds.map((id) => extract(id, 1, ctx)));
+      return { extracts, transform: await transform(ctx) };
     },
   };
 }

@@ -16,6 +16,11 @@ export function qualityBase(member: Pick<Ranked, 'site' | 'index'>, martSite: st
   return (member.site === martSite ? 0 : 100) + member.index;
 }
 
+/** Loaded less than a full chunk in its last cycle: its next delta is likely small too. */
+export function caughtUp(lastRows: number | null, chunkRows: number): boolean {
+  return lastRows !== null && lastRows < chunkRows;
+}
+
 /**
  * Lanes of one cycle: lanes run in parallel, the members of a lane one after another.
  * The members of a set hold the same events; when the better member loaded second it
@@ -38,10 +43,7 @@ export function extractionLanes<T extends Ranked>(
   for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
   return [...sets.values()].flatMap((set) => {
     const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
-    const behind = up.some((m) => {
-      const rows = lastRows(m.id);
-      return rows === null || rows >= chunkRows;
-    });
+    const behind = up.some((m) => !caughtUp(lastRows(m.id), chunkRows));
     const alone = set.filter((m) => down(m.id)).map((m) => [m]);
     return [...(behind ? [up] : up.map((m) => [m])), ...alone];
   });

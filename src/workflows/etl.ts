@@ -21,7 +21,8 @@ import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
 import type { EtlActivities, SiteDescription } from '../activities/etl';
 import type { ExtractResult } from '../etl/extract-member';
-import { extractionLanes } from '../etl/order';
+import type { TransformResult } from '../etl/transform';
+import { caughtUp, extractionLanes } from '../etl/order';
 import { SITE_ID } from '../config/ids';
 import {
   controlCommandSchema,
@@ -233,17 +234,22 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     const startedAt = now();
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
     const results: ExtractResult[] = [];
-    await Promise.all(
-      extractionLanes(
-        included,
-        site,
-        (id) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows),
-        desc.chunkRows,
-        (id) => state.members[id]!.state === 'unreachable',
-      ).map(async (lane) => {
-        for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
-      }),
-    );
+    const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
+    const lanes = extractionLanes(included, site, lastRows, desc.chunkRows, (id) => state.members[id]!.state === 'unreachable');
+    let t: TransformResult;
+    // Every set caught up: the whole cycle is one task (two server round trips, not a dozen).
+    if (lanes.every((lane) => lane.length === 1 && caughtUp(lastRows(lane[0]!.id), desc.chunkRows))) {
+      const steady = await acts.extractAndTransform({ site, memberIds: lanes.map((lane) => lane[0]!.id) });
+      results.push(...steady.extracts);
+      t = steady.transform;
+    } else {
+      await Promise.all(
+        lanes.map(async (lane) => {
+          for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
+        }),
+      );
+      t = await acts.transform({ site });
+    }
     let rows = 0;
     for (const r of results) {
       const m = state.members[r.memberId]!;
@@ -259,7 +265,6 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       state.totals.discarded += r.discarded;
       rows += n;
     }
-    const t = await acts.transform({ site });
     state.totals.facts += t.facts;
     state.totals.discarded += t.discarded;
     state.cycle += 1;
