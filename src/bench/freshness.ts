@@ -78,18 +78,17 @@ export function unmeasured(rate: number, note: string): FreshnessLevel {
  * events/s that is over 100,000 agent events in the first seconds, a burst and not the
  * steady traffic the level measures. After the warm-up the window opens only once each
  * site's ETL ran STEADY_CYCLES cycles in a row of under STEADY_CYCLE_SECONDS each, or
- * after STEADY_MAX_SECONDS (the level then says it was not steady).
+ * after the profile's steadyMaxSeconds (the level then says it was not steady).
  */
 const STEADY_CYCLES = 3;
 const STEADY_CYCLE_SECONDS = 2;
-const STEADY_MAX_SECONDS = 120;
 
-async function waitSteady(w: BenchWorld, sites: string[]): Promise<{ seconds: number; steady: boolean }> {
+async function waitSteady(w: BenchWorld, sites: string[], maxSeconds: number): Promise<{ seconds: number; steady: boolean }> {
   const t0 = Date.now();
   const short = (c: { startedAt: string; finishedAt: string }) =>
     Date.parse(c.finishedAt) - Date.parse(c.startedAt) < STEADY_CYCLE_SECONDS * 1000;
   const runs = sites.map((site) => cyclesInRow(w, site, short));
-  while (Date.now() - t0 < STEADY_MAX_SECONDS * 1000) {
+  while (Date.now() - t0 < maxSeconds * 1000) {
     const inRow = await Promise.all(runs.map((run) => run()));
     if (inRow.every((n) => n >= STEADY_CYCLES)) return { seconds: seconds(Date.now() - t0), steady: true };
     await sleep(200);
@@ -157,7 +156,7 @@ export async function freshnessLevel(
 ): Promise<FreshnessLevel> {
   const sites = Object.keys(w.config.sites);
   const callsPerSecond = round((rate / EARLY_EVENTS_PER_CALL) * correction, 2);
-  const totalSeconds = profile.warmupSeconds + STEADY_MAX_SECONDS + profile.windowSeconds + profile.drainSeconds + 60;
+  const totalSeconds = profile.warmupSeconds + profile.steadyMaxSeconds + profile.windowSeconds + profile.drainSeconds + 60;
   log.info(`freshness at ${rate} events/s: background ${callsPerSecond} calls/s, warm-up ${profile.warmupSeconds} s, window ${profile.windowSeconds} s`);
   const traffic = startTraffic(w, callsPerSecond, Math.ceil(callsPerSecond * totalSeconds), seed);
   const probes = new Map<string, Probe>();
@@ -168,8 +167,8 @@ export async function freshnessLevel(
   try {
     await sleep(profile.warmupSeconds * 1000);
     if (traffic.exited()) throw new Error('the background simulator stopped during the warm-up');
-    const settle = await waitSteady(w, sites);
-    if (!settle.steady) log.warn(`  the ETLs did not run steady cycles within ${STEADY_MAX_SECONDS} s after the warm-up; measuring anyway`);
+    const settle = await waitSteady(w, sites, profile.steadyMaxSeconds);
+    if (!settle.steady) log.warn(`  the ETLs did not run steady cycles within ${profile.steadyMaxSeconds} s after the warm-up; measuring anyway`);
     else log.info(`  steady ${settle.seconds} s after the warm-up`);
     const rows0 = await rowsPerMember(w);
     const h0 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
@@ -282,26 +281,36 @@ export async function freshnessLevel(
  * attempt's 5,683 events/s) decided whether the ETLs kept up at all.
  */
 const RATE_TOLERANCE = 0.05;
+/**
+ * Attempts per level. The correction carried from the level before misses most: the calls
+ * per second needed for a rate were 2.0x the first guess at 200 events/s, 2.3x at 1,000
+ * and 1.3x at 5,000 (1M-event marts, 2026-11-30).
+ */
+const ATTEMPTS = 3;
 
 /**
  * Every rate of the profile, each after the ETLs went idle again; rates beyond the profile
  * are reported unmeasured. Events per call depend on the rate (agents, call ages), so a
  * correction carried from the level before can miss: 6,678 events/s were achieved for a
- * target of 5,000 once. A level that misses by more than RATE_TOLERANCE runs once more
- * with the correction it measured.
+ * target of 5,000 once. A level that misses by more than RATE_TOLERANCE runs again with
+ * the correction it measured, up to ATTEMPTS times.
  */
 export async function freshness(w: BenchWorld, profile: Profile['freshness'], kind: string): Promise<Record<string, FreshnessLevel>> {
   const out: Record<string, FreshnessLevel> = {};
   let correction = 1;
   for (const [i, rate] of profile.rates.entries()) {
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       for (const site of Object.keys(w.config.sites)) await waitIdle(w, site, 300_000, 1);
       const level = await freshnessLevel(w, rate, profile, correction, 1000 + i * 10 + attempt);
       out[String(rate)] = level;
       if (!level.achievedEventsPerSecond) break;
       correction = Math.min(3, Math.max(0.3, correction * (rate / level.achievedEventsPerSecond)));
       if (Math.abs(level.achievedEventsPerSecond / rate - 1) <= RATE_TOLERANCE) break;
-      log.info(`  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} %: once more with correction ${round(correction, 2)}`);
+      log.info(
+        attempt < ATTEMPTS - 1
+          ? `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} %: once more with correction ${round(correction, 2)}`
+          : `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} % ${ATTEMPTS} times; the last attempt stands`,
+      );
     }
   }
   for (const rate of profile.allRates) out[String(rate)] ??= unmeasured(rate, `not measured in a ${kind} run`);
