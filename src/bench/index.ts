@@ -159,7 +159,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
       chunkRows: w.config.etl.chunkRows,
       cycleChunks: w.config.etl.cycleChunks,
       transformBatch: w.config.etl.transformBatch,
-      postgres: 'one instance per site on this machine; dev settings: shared_buffers=1GB, fsync=off, full_page_writes=off, synchronous_commit=on',
+      postgres: 'one instance per site on this machine; dev settings: shared_buffers=1GB, random_page_cost=1.1, fsync=off, full_page_writes=off, synchronous_commit=on',
       pgStatStatements: w.statements,
     };
     const backlog = await stage(`load ${size}`, errors, () =>
