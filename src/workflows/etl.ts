@@ -235,16 +235,16 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
-    const lanes = extractionLanes(included, site, lastRows, desc.chunkRows, (id) => state.members[id]!.state === 'unreachable');
     let t: TransformResult;
-    // Every set caught up: the whole cycle is one task (two server round trips, not a dozen).
-    if (lanes.every((lane) => lane.length === 1 && caughtUp(lastRows(lane[0]!.id), desc.chunkRows))) {
-      const steady = await acts.extractAndTransform({ site, memberIds: lanes.map((lane) => lane[0]!.id) });
+    // Every member caught up: the whole cycle is one task (two server round trips, not a dozen).
+    if (included.every((m) => caughtUp(lastRows(m.id), desc.chunkRows))) {
+      const steady = await acts.extractAndTransform({ site, memberIds: included.map((m) => m.id) });
       results.push(...steady.extracts);
       t = steady.transform;
     } else {
+      const down = (id: string) => state.members[id]!.state === 'unreachable';
       await Promise.all(
-        lanes.map(async (lane) => {
+        extractionLanes(included, site, lastRows, desc.chunkRows, down).map(async (lane) => {
           for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
         }),
       );
