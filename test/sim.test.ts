@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type TestContext, test } from 'node:test';
 import { type Config, parseConfig } from '../src/config';
 import { type Logger, silentLogger } from '../src/logger';
-import { type SimResult, applyIdbSchema, runSim } from '../src/sim';
+import { type SimResult, SimOptionsError, applyIdbSchema, runSim } from '../src/sim';
+import { resolveSimPlan } from '../src/sim/plan';
 
 const SERVER = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
 const START = new Date('2025-03-03T08:00:00Z');
@@ -442,4 +443,40 @@ test('real time stamps events with the wall clock and stops cleanly on abort', a
     }
     assert.equal(d.sessions.length, 1);
   });
+});
+
+test('real time with history writes the first minutes at once, stamped in the past, then goes on in real time', async (t) => {
+  await withDatabases(t, 1, async ([a]) => {
+    const config = simConfig({ 'sw-voice-1': [a!] });
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 2500).unref();
+    const result = await runSim(
+      config,
+      { calls: 100_000, rate: 20, seed: 3, agentsPerSource: 30, historySeconds: 120, onProgress: () => undefined },
+      silentLogger,
+      abort.signal,
+    );
+    assert.equal(result.mode, 'realtime');
+    assert.ok(result.aborted);
+    const started = result.startedAt.getTime();
+    assert.equal(result.simStart.getTime(), started - 120_000, 'event time starts 120 s before the wall clock');
+    const d = await dump(a!);
+    const rows = [...d.calls, ...d.agents];
+    // About 20 calls/s over 120 s: some 2,400 calls written at once.
+    const pastCalls = new Set(d.calls.filter((r) => r.ts < started).map((r) => r.call_id)).size;
+    assert.ok(pastCalls > 120 * 20 * 0.8, `history written: ${pastCalls} calls stamped before the start`);
+    assert.ok(rows.some((r) => r.ts < started - 110_000), 'history reaches back to its first seconds');
+    const live = rows.filter((r) => r.ts >= started);
+    assert.ok(live.length > 0, 'traffic went on after the history');
+    assert.ok(live.every((r) => r.ts <= result.finishedAt.getTime()), 'nothing stamped ahead of the wall clock');
+    assert.ok(result.calls > 120 * 20 * 0.8 && result.calls < 125 * 20 * 1.2, `calls of about 122 s: ${result.calls}`);
+  });
+});
+
+test('history in backfill mode is refused, naming the option', () => {
+  const config = simConfig({ 'sw-voice-1': [`${SERVER}/unused`] });
+  assert.throws(
+    () => resolveSimPlan(config, { calls: 10, rate: 1, startTs: START, historySeconds: 60 }),
+    (e: Error) => e instanceof SimOptionsError && /historySeconds/.test(e.message),
+  );
 });

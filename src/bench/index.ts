@@ -65,6 +65,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
       freshnessRates: profile.freshness.rates,
       freshnessWarmupSeconds: profile.freshness.warmupSeconds,
       freshnessWindowSeconds: profile.freshness.windowSeconds,
+      freshnessHistorySeconds: profile.freshness.historySeconds,
       idlePlainCycles: profile.idle.plainCycles,
       idleTemporalWindowSeconds: profile.idle.temporalWindowSeconds,
       scalingSets: profile.scalingSets,

@@ -12,8 +12,10 @@ export interface Profile {
   freshness: {
     rates: number[];
     allRates: number[];
+    /** Seconds of traffic the simulator writes at once before real time, so a level starts in steady state. */
+    historySeconds: number;
     warmupSeconds: number;
-    /** Longest wait after the warm-up for steady cycles (at 5,000 events/s the simulator's login burst takes minutes to load). */
+    /** Longest wait after the warm-up for steady cycles (at 5,000 events/s the history takes minutes to load). */
     steadyMaxSeconds: number;
     windowSeconds: number;
     drainSeconds: number;
@@ -37,7 +39,7 @@ export const QUICK: Profile = {
   backfillBatch: 5000,
   catchupTimeoutSeconds: 300,
   idle: { plainCycles: 20, temporalWindowSeconds: 10 },
-  freshness: { rates: [200, 1000], allRates: ALL_RATES, warmupSeconds: 10, steadyMaxSeconds: 120, windowSeconds: 15, drainSeconds: 20, probeEveryMs: 100, pollEveryMs: 20 },
+  freshness: { rates: [200, 1000], allRates: ALL_RATES, historySeconds: 120, warmupSeconds: 10, steadyMaxSeconds: 120, windowSeconds: 15, drainSeconds: 20, probeEveryMs: 100, pollEveryMs: 20 },
   drTimeoutSeconds: 300,
   scalingSets: null,
   scalingCallEvents: 0,
@@ -51,7 +53,7 @@ export const FULL: Profile = {
   backfillBatch: 10_000,
   catchupTimeoutSeconds: 1800,
   idle: { plainCycles: 50, temporalWindowSeconds: 30 },
-  freshness: { rates: ALL_RATES, allRates: ALL_RATES, warmupSeconds: 20, steadyMaxSeconds: 300, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
+  freshness: { rates: ALL_RATES, allRates: ALL_RATES, historySeconds: 600, warmupSeconds: 20, steadyMaxSeconds: 300, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
   drTimeoutSeconds: 1800,
   scalingSets: [1, 4, 16],
   scalingCallEvents: 100_000,

@@ -35,7 +35,7 @@ export function renderMarkdown(r: BenchResult): string {
         [
           `${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? dash} at end`,
           `Node ${v.node}, PostgreSQL ${v.postgres ?? dash}, ${v.temporalCli ?? 'Temporal CLI ' + dash}, twinmart ${v.twinmart.commit?.slice(0, 10) ?? dash}${v.twinmart.dirty ? ' (uncommitted changes)' : ''}`,
-          `catch-up ${r.sizes.catchupCallEvents.map((n) => fmt(n)).join(' and ')} call events; freshness ${r.sizes.freshnessRates.join(', ')} events/s for ${r.sizes.freshnessWindowSeconds} s each` +
+          `catch-up ${r.sizes.catchupCallEvents.map((n) => fmt(n)).join(' and ')} call events; freshness ${r.sizes.freshnessRates.join(', ')} events/s for ${r.sizes.freshnessWindowSeconds} s each after ${r.sizes.freshnessHistorySeconds} s of history` +
             (r.sizes.scalingSets ? `; scaling ${r.sizes.scalingSets.join(', ')} sets × ${fmt(r.sizes.scalingCallEvents)} call events` : '') +
             (r.sizes.rebuildCalls ? `; rebuild ${r.sizes.rebuildCalls.map((c) => fmt(c)).join(' and ')} calls` : ''),
         ],
@@ -126,12 +126,13 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('#### Freshness (commit in an IDB to visible in interaction_fact)', '');
   out.push(
     table(
-      ['target events/s', 'achieved events/s (rows/s)', 'steady after s', 'probes', 'p50 s', 'p95 s', 'p99 s', 'max s', 'per site p50 / p99 / max s', 'missing'],
+      ['target events/s', 'achieved events/s (rows/s)', 'events in the IDBs before', 'steady after s', 'probes', 'p50 s', 'p95 s', 'p99 s', 'max s', 'per site p50 / p99 / max s', 'missing'],
       Object.values(r.freshness).map((f) =>
         f.measured
           ? [
               fmt(f.targetEventsPerSecond),
               `${fmt(f.achievedEventsPerSecond)} (${fmt(f.achievedRowsPerSecond)})`,
+              fmt(f.eventsBefore),
               f.steady === null ? dash : `${fmt(f.settleSeconds, 1)}${f.steady ? '' : ' (not steady)'}`,
               f.probes,
               fmt(f.p50Seconds, 2),
@@ -143,7 +144,7 @@ export function renderMarkdown(r: BenchResult): string {
                 .join('; '),
               f.missing,
             ]
-          : [fmt(f.targetEventsPerSecond), f.note ?? 'not measured', dash, dash, dash, dash, dash, dash, dash, dash],
+          : [fmt(f.targetEventsPerSecond), f.note ?? 'not measured', dash, dash, dash, dash, dash, dash, dash, dash, dash],
       ),
     ),
     '',

@@ -43,6 +43,8 @@ export interface BenchResult {
     freshnessRates: number[];
     freshnessWarmupSeconds: number;
     freshnessWindowSeconds: number;
+    /** Seconds of traffic the simulator wrote at once before each level's real time. */
+    freshnessHistorySeconds: number;
     idlePlainCycles: number;
     idleTemporalWindowSeconds: number;
     scalingSets: number[] | null;

@@ -28,6 +28,7 @@ const USAGE = `usage: twinmart <command> [options]   (every command takes --conf
   start                                   start the ETL workflows if they are not running
   status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
   sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
+      [--backfill-minutes M | --history-seconds H]
   parity <siteA> <siteB> [--json]         compare two marts; exit 0 only when closed intervals match
   dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site> | retry | status [--json]`;
 
@@ -115,6 +116,7 @@ async function sim(args: string[]): Promise<void> {
     rate: { type: 'string' },
     seed: { type: 'string' },
     'backfill-minutes': { type: 'string' },
+    'history-seconds': { type: 'string' },
   });
   const config = loadConfig(configPath(values.config));
   const calls = number('calls', values.calls);
@@ -130,6 +132,7 @@ async function sim(args: string[]): Promise<void> {
       rate,
       seed: values.seed === undefined ? undefined : number('seed', values.seed),
       startTs: backfill === undefined ? undefined : new Date(Date.now() - number('backfill-minutes', backfill) * 60_000),
+      historySeconds: number('history-seconds', values['history-seconds'], 0),
     },
     logger,
     abort.signal,

@@ -47,6 +47,8 @@ export interface SimPlan {
   rate: number;
   mode: 'realtime' | 'backfill';
   startTs: Date | undefined;
+  /** Real time: ms of traffic before the wall clock's start, written at once. */
+  historyMs: number;
   batchSize: number;
   /** Agents' lastSeq is 0 here; the run fills it in from the IDBs. */
   sources: SourceSpec[];
@@ -140,6 +142,10 @@ export function resolveSimPlan(config: Config, options: SimOptions): SimPlan {
   if (options.startTs !== undefined && !(options.startTs instanceof Date && !Number.isNaN(options.startTs.getTime()))) {
     fail('startTs', 'a valid Date', options.startTs);
   }
+  const historySeconds = integer('historySeconds', options.historySeconds ?? 0, 0, 86_400);
+  if (historySeconds > 0 && options.startTs !== undefined) {
+    fail('historySeconds', 'no history in backfill mode (startTs given); 0 or omitted', options.historySeconds);
+  }
   const batchSize =
     options.batchSize === undefined ? DEFAULT_BATCH_SIZE : integer('batchSize', options.batchSize, 1, MAX_BATCH_SIZE);
   const sourceIds = selectSources(config, options.sources);
@@ -183,6 +189,7 @@ export function resolveSimPlan(config: Config, options: SimOptions): SimPlan {
     rate,
     mode: options.startTs ? 'backfill' : 'realtime',
     startTs: options.startTs,
+    historyMs: historySeconds * 1000,
     batchSize,
     sources,
     members,

@@ -1,7 +1,7 @@
 /**
  * runSim: generates the traffic and hands it, batch by batch, to one writer per member.
  * In real time a batch holds the events whose time has come (timestamps are the wall
- * clock); in backfill the events are stamped from startTs and written as fast as the
+ * clock, shifted back by the history the run starts with); in backfill the events are stamped from startTs and written as fast as the
  * IDBs take them, generation overlapping the writes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,7 +112,7 @@ interface Run {
 export async function runSim(config: Config, options: SimOptions, logger: Logger, signal?: AbortSignal): Promise<SimResult> {
   const plan = resolveSimPlan(config, options);
   const startedAt = new Date();
-  const baseMs = plan.startTs?.getTime() ?? startedAt.getTime();
+  const baseMs = plan.startTs?.getTime() ?? startedAt.getTime() - plan.historyMs;
   const pools = new Pools(POOL_OPTIONS);
   const guarded = new Map(plan.members.map((m) => [m.url, guardClients(pools.get(m.url))]));
   const writers = plan.members.map(
@@ -137,6 +137,7 @@ export async function runSim(config: Config, options: SimOptions, logger: Logger
     calls: plan.calls,
     rate: plan.rate,
     seed: plan.seed,
+    historySeconds: plan.historyMs / 1000,
     members: plan.members.map((m) => m.id),
     agentsPerSource: plan.sources.map((s) => s.agents.length),
   });
@@ -236,16 +237,18 @@ function throwIfFatal(writers: MemberWriter[]): void {
 async function pump(run: Run): Promise<boolean> {
   const { plan, baseMs, writers, tally, signal } = run;
   const realtime = plan.mode === 'realtime';
-  const backlog = realtime ? REALTIME_BACKLOG : BACKFILL_BACKLOG;
   const stream = new ItemStream(run.model.events(), plan.markers);
   for (;;) {
     if (signal?.aborted) return true;
     const due = realtime ? Date.now() - baseMs : Infinity;
     const batch = takeBatch(stream, plan.batchSize, due);
+    // A full batch means more is due than one batch holds (backfill, or a real-time run
+    // writing its history): generation then waits for the writers.
+    const behind = batch?.items.length === plan.batchSize;
     if (batch) {
       for (const item of batch.items) tally.add(item);
       for (const w of writers) w.submit(batch);
-      await Promise.all(writers.map((w) => w.backlogBelow(backlog)));
+      await Promise.all(writers.map((w) => w.backlogBelow(realtime && !behind ? REALTIME_BACKLOG : BACKFILL_BACKLOG)));
       throwIfFatal(writers);
       run.onProgress?.({
         calls: run.model.callsStarted,
@@ -256,7 +259,7 @@ async function pump(run: Run): Promise<boolean> {
     }
     const next = stream.peek();
     if (!next) return false;
-    if (realtime && (!batch || batch.items.length < plan.batchSize)) {
+    if (realtime && !behind) {
       const wait = Math.max(REALTIME_TICK_MS, next.at - (Date.now() - baseMs));
       if (!(await pause(wait, signal))) return true;
     }

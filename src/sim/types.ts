@@ -33,6 +33,12 @@ export interface SimOptions {
   seed?: number;
   /** Backfill mode: event times start here and rows are written as fast as possible. Omitted: real time. */
   startTs?: Date;
+  /**
+   * Real time only: the run begins this many seconds into its traffic. What came before
+   * (agents logging in, calls arriving and building up) is written at once, stamped in the
+   * past, so real time starts with the data sources in their steady state. Default 0.
+   */
+  historySeconds?: number;
   /** HA sets to simulate; default every set in the config. */
   sources?: string[];
   /** Default: sized from the rate for about 85% occupancy. */
