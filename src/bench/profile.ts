@@ -53,7 +53,7 @@ export const FULL: Profile = {
   backfillBatch: 10_000,
   catchupTimeoutSeconds: 1800,
   idle: { plainCycles: 50, temporalWindowSeconds: 30 },
-  freshness: { rates: ALL_RATES, allRates: ALL_RATES, historySeconds: 600, warmupSeconds: 20, steadyMaxSeconds: 300, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
+  freshness: { rates: ALL_RATES, allRates: ALL_RATES, historySeconds: 300, warmupSeconds: 20, steadyMaxSeconds: 420, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
   drTimeoutSeconds: 1800,
   scalingSets: [1, 4, 16],
   scalingCallEvents: 100_000,
