@@ -18,17 +18,18 @@ describe('extraction lanes', () => {
     assert.ok(qualityBase(MEMBERS[2]!, 'dc2') < qualityBase(MEMBERS[3]!, 'dc1'), 'index decides between two remote members');
   });
 
-  it('loads a set that is behind in turn, best first, and small deltas at once', () => {
-    const last: Record<string, number | null> = { 'a-dc2': 60_000, 'a-dc1': 60_000, 'b-dc1': 10, 'b-dc2': 12 };
-    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc1', (id) => last[id]!, 50_000)), [['a-dc1', 'a-dc2'], ['b-dc1'], ['b-dc2']]);
-  });
-
-  it('treats a member that never loaded as behind', () => {
-    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc2', () => null, 50_000)), [['a-dc2', 'a-dc1'], ['b-dc2', 'b-dc1']]);
+  it('loads each set in turn, best first, the sets side by side', () => {
+    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc1')), [['a-dc1', 'a-dc2'], ['b-dc1', 'b-dc2']]);
+    assert.deepEqual(ids(extractionLanes(MEMBERS, 'dc2')), [['a-dc2', 'a-dc1'], ['b-dc2', 'b-dc1']]);
   });
 
   it('gives a member that was unreachable a lane of its own, so its partner does not wait for it', () => {
-    const lanes = extractionLanes(MEMBERS, 'dc1', () => null, 50_000, (id) => id === 'a-dc1');
+    const lanes = extractionLanes(MEMBERS, 'dc1', (id) => id === 'a-dc1');
+    assert.deepEqual(ids(lanes), [['a-dc2'], ['a-dc1'], ['b-dc1', 'b-dc2']]);
+  });
+
+  it('leaves no empty lane when every member of a set is down', () => {
+    const lanes = extractionLanes(MEMBERS, 'dc1', (id) => id.startsWith('a-'));
     assert.deepEqual(ids(lanes), [['a-dc2'], ['a-dc1'], ['b-dc1', 'b-dc2']]);
   });
 });

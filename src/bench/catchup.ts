@@ -82,21 +82,18 @@ export async function plainCycle(
   site: string,
   mart: Pool,
   idb: (m: Member) => Pool,
-  /** Rows each member loaded in its last cycle, kept by the caller across cycles as the workflow keeps them. */
-  lastRows: Map<string, number>,
 ): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
   const t0 = Date.now();
   const members: Record<string, number> = {};
   const results: ExtractResult[] = [];
   const { chunkRows, cycleChunks } = config.etl;
   await Promise.all(
-    extractionLanes(config.members, site, (id) => lastRows.get(id) ?? null, chunkRows).map(async (lane) => {
+    extractionLanes(config.members, site).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
         const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows, maxChunks: cycleChunks });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
-        lastRows.set(m.id, r.callRows + r.agentRows);
         results.push(r);
       }
     }),
@@ -121,8 +118,6 @@ export interface PlainMart {
   mart: Pool;
   idb: (m: Member) => Pool;
   database: string;
-  /** What each member loaded in its last cycle (plainCycle's lanes depend on it). */
-  lastRows: Map<string, number>;
 }
 
 /** A fresh scratch mart on the site's instance, migrated, with pools shaped like the worker's. */
@@ -132,7 +127,7 @@ export async function openPlainMart(w: BenchWorld, site: string, database = 'ben
   const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
   await migrateMart(mart);
   const idb = (m: Member) => pools.get(m.url, { max: 2, connectionTimeoutMillis: w.config.etl.connectTimeoutSeconds * 1000 });
-  return { pools, mart, idb, database, lastRows: new Map() };
+  return { pools, mart, idb, database };
 }
 
 export interface PlainResult {
@@ -161,7 +156,7 @@ export async function plainCatchup(w: BenchWorld, site: string, pm: PlainMart, b
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, site, pm.mart, pm.idb, pm.lastRows);
+    const c = await plainCycle(w.config, site, pm.mart, pm.idb);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;

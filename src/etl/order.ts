@@ -23,28 +23,23 @@ export function caughtUp(lastRows: number | null, chunkRows: number): boolean {
 
 /**
  * Lanes of one cycle: lanes run in parallel, the members of a lane one after another.
- * The members of a set hold the same events; when the better member loaded second it
- * rewrote every row the other had just written (a third of a catch-up's time). So a set
- * that is behind (a member never loaded, or one loaded a full chunk last cycle) loads in
- * turn, best first, and its partners' copies then only probe keys already there. Small
- * deltas load at once: in turn, each cycle would wait for the members one by one. A
- * member found unreachable last cycle gets a lane of its own, so its connection timeout
- * never holds up its partner. `lastRows` is what a member loaded in its last cycle, null
- * before its first.
+ * The members of a set hold the same events, and a better member that loads after a
+ * worse one rewrites every row the other just wrote: a third of a catch-up's time, and
+ * half of the staged rows in steady cycles at 5,000 events/s when partners loaded at
+ * once. So each set loads in turn, best first, and its partners' copies only probe keys
+ * already there. A member found unreachable last cycle gets a lane of its own, so its
+ * connection timeout never holds up its partner.
  */
 export function extractionLanes<T extends Ranked>(
   members: T[],
   martSite: string,
-  lastRows: (memberId: string) => number | null,
-  chunkRows: number,
   down: (memberId: string) => boolean = () => false,
 ): T[][] {
   const sets = new Map<string, T[]>();
   for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
   return [...sets.values()].flatMap((set) => {
     const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
-    const behind = up.some((m) => !caughtUp(lastRows(m.id), chunkRows));
     const alone = set.filter((m) => down(m.id)).map((m) => [m]);
-    return [...(behind ? [up] : up.map((m) => [m])), ...alone];
+    return [...(up.length ? [up] : []), ...alone];
   });
 }

@@ -235,16 +235,17 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
+    const down = (id: string) => state.members[id]!.state === 'unreachable';
+    const lanes = extractionLanes(included, site, down);
     let t: TransformResult;
     // Every member caught up: the whole cycle is one task (two server round trips, not a dozen).
     if (included.every((m) => caughtUp(lastRows(m.id), desc.chunkRows))) {
-      const steady = await acts.extractAndTransform({ site, memberIds: included.map((m) => m.id) });
+      const steady = await acts.extractAndTransform({ site, lanes: lanes.map((lane) => lane.map((m) => m.id)) });
       results.push(...steady.extracts);
       t = steady.transform;
     } else {
-      const down = (id: string) => state.members[id]!.state === 'unreachable';
       await Promise.all(
-        extractionLanes(included, site, lastRows, desc.chunkRows, down).map(async (lane) => {
+        lanes.map(async (lane) => {
           for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
         }),
       );
