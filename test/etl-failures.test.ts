@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Pool } from 'pg';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -209,6 +210,48 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const n = (k: 'calls' | 'agents' | 'rejected') => Number(staged.rows[0]![k]);
       assert.equal(n('calls') + n('rejected'), total, 'every call event staged or rejected, none twice');
       assert.equal(n('agents'), agents, 'every agent event staged once');
+    }),
+  );
+
+  it(
+    'a member told to wait for its partner loads what its snapshot held when it began to wait, not what came after',
+    step(async (t) => {
+      await createDatabase(w.state.pg.dc2!, 'after_gate_mart');
+      const mart = w.db('dc2', 'after_gate_mart');
+      await migrateMart(mart);
+      const member = w.config.members.find((m) => m.id === 'idb-b-dc2')!;
+      // A pool of its own, named, so the wait below finds this extraction's session and not the running ETLs'.
+      const idb = new Pool({ connectionString: member.url, application_name: 'after-gate', max: 2 });
+      t.after(() => idb.end());
+      const extract = (after?: Promise<unknown>) =>
+        extractMember(mart, idb, member, { martSite: 'dc2', chunkRows: 100_000, ...(after && { after }) });
+      assert.equal((await extract()).state, 'ok', 'caught up with what the member held');
+
+      const sim = (seed: number) =>
+        runSim(w.config, { calls: 20, rate: 5, seed, sources: ['sw-b'], startTs: new Date(Date.now() - 600_000) }, silentLogger);
+      const before = await idbRows(w, member.id);
+      await sim(16);
+      const heldAtSnapshot = (await idbRows(w, member.id)) - before;
+      let release!: () => void;
+      const gate = new Promise<void>((ok) => (release = ok));
+      const waiting = extract(gate);
+      let settled = false;
+      void waiting.finally(() => (settled = true)).catch(() => undefined);
+      // The extraction holds its IDB snapshot in an open transaction while it waits.
+      await waitFor('the extraction to wait with its snapshot taken', async () => {
+        const { rows } = await w.pools
+          .get(member.url)
+          .query(`select count(*)::int as n from pg_stat_activity where application_name = 'after-gate' and state = 'idle in transaction'`);
+        return rows[0]!.n > 0;
+      });
+      await sim(17);
+      const committedWhileWaiting = (await idbRows(w, member.id)) - before - heldAtSnapshot;
+      assert.ok(committedWhileWaiting > 0, 'rows were committed while it waited');
+      assert.equal(settled, false, 'it waits for its partner');
+      release();
+      const first = await waiting;
+      assert.equal(first.callRows, heldAtSnapshot, 'only the rows its snapshot held');
+      assert.equal((await extract()).callRows, committedWhileWaiting, 'the rest in the next extraction');
     }),
   );
 

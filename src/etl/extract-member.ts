@@ -42,6 +42,14 @@ export interface ExtractOptions {
   onChunk?: (progress: ChunkProgress) => void;
   /** Checked after every committed chunk: a cancelled load stops there, its committed chunks kept. */
   signal?: AbortSignal;
+  /**
+   * Awaited once this member's IDB snapshot is taken, before anything is read: when it is
+   * the better partner's extraction, that one stages what both snapshots hold and this
+   * member's copies only probe keys already there. Snapshots taken one after the other
+   * instead left this member the events committed in between (18 % of a steady cycle's
+   * rows at 5,000 events/s), each rewritten by the better partner a cycle later.
+   */
+  after?: Promise<unknown>;
 }
 
 export interface ChunkProgress {
@@ -141,6 +149,7 @@ async function extractDeltas(
   result: ExtractResult,
 ): Promise<void> {
   const { snapshot: current, incarnation } = await beginSnapshot(idb);
+  await options.after;
   if (incarnation === null) throw new Error(`IDB of member ${member.id} has no row in idb.meta`);
   await ensureCursor(mart, member.id, member.sourceId);
   let cursor = (await readCursor(mart, member.id))!;
