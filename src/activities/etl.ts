@@ -109,18 +109,16 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       checkSite(input.site);
       const ctx = Context.current();
       const extracts = await Promise.all(
-        input.lanes.map((lane) => {
+        input.lanes.flatMap((lane) => {
           let before: Promise<unknown> = Promise.resolve();
-          return Promise.all(
-            lane.map((id) => {
-              const done = extract(id, 1, ctx, before);
-              before = done.catch(() => undefined);
-              return done;
-            }),
-          );
+          return lane.map((id) => {
+            const done = extract(id, 1, ctx, before);
+            before = done.catch(() => undefined);
+            return done;
+          });
         }),
       );
-      return { extracts: extracts.flat(), transform: await transform(ctx) };
+      return { extracts, transform: await transform(ctx) };
     },
   };
 }

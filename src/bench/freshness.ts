@@ -82,9 +82,10 @@ export function unmeasured(rate: number, note: string): FreshnessLevel {
 /**
  * The simulator's history (300 s at 5,000 events/s: some 1.4M events, among them the
  * login of every agent) reaches the IDBs in the first minute: a backlog the ETLs load
- * while the traffic goes on, before the level is steady traffic. After the warm-up the window opens only once each site's ETL ran
- * STEADY_CYCLES cycles in a row of under STEADY_CYCLE_SECONDS each, or after the profile's
- * steadyMaxSeconds (the level then says it was not steady).
+ * while the traffic goes on, before the level is steady traffic. After the warm-up the
+ * window opens only once each site's ETL ran STEADY_CYCLES cycles in a row of under
+ * STEADY_CYCLE_SECONDS each, or after the profile's steadyMaxSeconds (the level then says
+ * it was not steady).
  */
 const STEADY_CYCLES = 3;
 const STEADY_CYCLE_SECONDS = 2;

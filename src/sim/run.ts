@@ -1,8 +1,9 @@
 /**
  * runSim: generates the traffic and hands it, batch by batch, to one writer per member.
  * In real time a batch holds the events whose time has come (timestamps are the wall
- * clock, shifted back by the history the run starts with); in backfill the events are stamped from startTs and written as fast as the
- * IDBs take them, generation overlapping the writes.
+ * clock, shifted back by the history the run starts with); in backfill the events are
+ * stamped from startTs and written as fast as the IDBs take them, generation overlapping
+ * the writes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool } from 'pg';
