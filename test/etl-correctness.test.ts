@@ -5,7 +5,6 @@
  * and counts only.
  */
 import { after, before, describe, it } from 'node:test';
-import type { temporal } from '@temporalio/proto';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowUpdateHandle } from '@temporalio/client';
@@ -16,10 +15,8 @@ import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlConfirmat
 import { startEtl } from '../src/temporal/connection';
 import { etlWorkflowId } from '../src/workflows/names';
 import { DEV_LAYOUT, startWorker, stopWorker } from '../src/dev/world';
-import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
+import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, queueAggregateDiff, unionCallEvents, unusableRows } from './helpers/truth';
-
-
 
 /**
  * History as text with every payload's bytes decoded, so a search sees what was stored.
@@ -35,17 +32,6 @@ function historyText(history: unknown): string {
   };
   walk(history);
   return parts.join('\n');
-}
-
-type History = temporal.api.history.v1.IHistory;
-
-/** Every run of a site's ETL workflow, oldest first, not only the one after the latest continue-as-new. */
-async function etlHistories(w: TestWorld, site: string): Promise<History[]> {
-  const out: { start: number; history: History }[] = [];
-  for await (const run of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId(site)}"` })) {
-    out.push({ start: run.startTime.getTime(), history: await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
-  }
-  return out.sort((a, b) => a.start - b.start).map((r) => r.history);
 }
 
 const status = (w: TestWorld, site: string): Promise<EtlStatus> =>

@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pool } from 'pg';
+import { tsToMs } from '@temporalio/common/lib/time';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +21,7 @@ import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src
 import { startWorker, stopWorker } from '../src/dev/world';
 import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
-import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
+import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
 
 const LAYOUT = {
@@ -63,11 +64,63 @@ async function idbRows(w: TestWorld, member: string): Promise<number> {
   return Number(rows[0]!.n);
 }
 
+const STALL_SECONDS = 15;
+
+/**
+ * Holds the mart's transform lock (as a long transform batch would) until dc1's transform
+ * has waited for it `ms`, while a few calls arrive; returns when the wait began, once the
+ * cycle that waited is over (its activity is in the history only when it ends).
+ */
+async function holdTransformLock(w: TestWorld, ms: number, seed: number): Promise<number> {
+  const cycle = async () => (await w.client.workflow.getHandle(etlWorkflowId('dc1')).query(etlStatusQuery)).cycle;
+  const c = await w.mart('dc1').connect();
+  try {
+    await c.query(`select pg_advisory_lock(hashtext('twinmart.transform'))`);
+    await waitFor('dc1 transform waiting for the lock', async () => {
+      const { rows } = await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
+      return rows.length > 0;
+    }, 30_000, 50);
+    const waiting = Date.now();
+    await runSim(w.config, { calls: 20, rate: 5, seed, startTs: new Date(Date.now() - 600_000) }, silentLogger);
+    await sleep(Math.max(0, waiting + ms - Date.now()));
+    const waited = await cycle();
+    await c.query('select pg_advisory_unlock_all()');
+    await waitFor('the cycle that waited to end', async () => (await cycle()) > waited, 60_000);
+    return waiting;
+  } finally {
+    await c.query('select pg_advisory_unlock_all()').catch(() => undefined);
+    c.release();
+  }
+}
+
+/**
+ * Attempts of the transforming activities dc1 started since `sinceMs`. An activity is
+ * recorded started once, when it ends, with its last attempt and the failure before it.
+ */
+async function transformAttempts(w: TestWorld, sinceMs: number): Promise<{ type: string; attempt: number; failure: string | null }[]> {
+  const out: { type: string; attempt: number; failure: string | null }[] = [];
+  for (const h of await etlHistories(w, 'dc1')) {
+    const scheduled = new Map<string, string>();
+    for (const e of h.events ?? []) {
+      const s = e.activityTaskScheduledEventAttributes;
+      if (s) scheduled.set(String(e.eventId), s.activityType?.name ?? '');
+      const st = e.activityTaskStartedEventAttributes;
+      if (!st || tsToMs(e.eventTime) < sinceMs) continue;
+      const type = scheduled.get(String(st.scheduledEventId)) ?? '';
+      if (type === 'transform' || type === 'extractAndTransform') {
+        out.push({ type, attempt: st.attempt ?? 1, failure: st.lastFailure?.message ?? null });
+      }
+    }
+  }
+  return out;
+}
+
 describe('ETL under real failures', { timeout: 420_000 }, () => {
   let w: TestWorld;
   after(() => w?.close());
   before(async () => {
-    w = await openWorld('etl-failures', { layout: LAYOUT, etl: { chunkRows: 100 } });
+    // Heartbeats time out after 3 s (the test worlds' setting); a load or transform is hung after 15 s without progress.
+    w = await openWorld('etl-failures', { layout: LAYOUT, etl: { chunkRows: 100, stallSeconds: STALL_SECONDS } });
   });
 
   it(
@@ -252,6 +305,31 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const first = await waiting;
       assert.equal(first.callRows, heldAtSnapshot, 'only the rows its snapshot held');
       assert.equal((await extract()).callRows, committedWhileWaiting, 'the rest in the next extraction');
+    }),
+  );
+
+  it(
+    'a transform that waits longer than the heartbeat timeout stays in its first attempt; one without progress for etl.stallSeconds is retried',
+    step(async () => {
+      const facts = async () => Number((await w.mart('dc1').query('select count(*) as n from interaction_fact')).rows[0]!.n);
+      // Three times the heartbeat timeout, within the stall limit: a busy mart, not a hung one.
+      const before = await facts();
+      const slow = await holdTransformLock(w, 9_000, 21);
+      await waitFor('dc1 to transform the calls that arrived meanwhile', async () => (await facts()) > before);
+      const slowAttempts = await transformAttempts(w, slow - 3000);
+      assert.ok(slowAttempts.length > 0, 'a transform ran since');
+      assert.deepEqual(slowAttempts.filter((a) => a.attempt > 1), [], 'no transform retried while it waited');
+
+      // Past the stall limit and one heartbeat timeout: hung, so retried; the retry finishes the work.
+      const hung = await holdTransformLock(w, (STALL_SECONDS + 3 + 4) * 1000, 22);
+      await waitFor('dc1 to settle after the hung transform', () => settled(w, 'dc1'), 60_000);
+      const hungAttempts = await transformAttempts(w, hung - 3000);
+      const retried = hungAttempts.filter((a) => a.attempt > 1);
+      assert.ok(retried.length > 0, `a transform was retried: ${JSON.stringify(hungAttempts)}`);
+      assert.match(retried[0]!.failure ?? '', /heartbeat/i, 'after a heartbeat timeout');
+      const union = await unionCallEvents(w.config, w.pools);
+      const expected = expectedFacts(union.values(), new Set(unusableRows(union.values()).keys()));
+      assert.deepEqual(diffFacts(expected, await martFacts(w.mart('dc1'))), [], 'every fact right, none counted twice');
     }),
   );
 

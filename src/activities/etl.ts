@@ -12,7 +12,7 @@ import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
 import { initReportingRole } from '../mart/control';
-import { heartbeating } from './heartbeat';
+import { heartbeating, type Progress } from './heartbeat';
 
 export interface SiteDescription {
   site: string;
@@ -41,7 +41,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     }
   }
 
-  async function extract(memberId: string, maxChunks: number, ctx: Context, after?: Promise<unknown>): Promise<ExtractResult> {
+  async function extract(memberId: string, maxChunks: number, progress: Progress, after?: Promise<unknown>): Promise<ExtractResult> {
     const member = memberById(config, memberId);
     const idb = pools.get(member.url, {
       max: 2,
@@ -51,23 +51,26 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       martSite: site,
       chunkRows: config.etl.chunkRows,
       maxChunks,
-      onChunk: (p) => ctx.heartbeat(p),
-      signal: ctx.cancellationSignal,
+      onChunk: progress,
+      signal: Context.current().cancellationSignal,
       ...(after && { after }),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
     return result;
   }
 
-  function transform(ctx: Context): Promise<TransformResult> {
+  function transform(progress: Progress): Promise<TransformResult> {
     return transformSite(mart(), {
       batch: config.etl.transformBatch,
       serviceLevelSeconds: config.etl.serviceLevelSeconds,
       maxCallSeconds: config.etl.maxCallSeconds,
-      onBatch: (r) => ctx.heartbeat(r),
-      signal: ctx.cancellationSignal,
+      onBatch: progress,
+      signal: Context.current().cancellationSignal,
     });
   }
+
+  /** Loads and transforms heartbeat while they commit chunks or batches (see heartbeating). */
+  const progressing = <T>(fn: (progress: Progress) => Promise<T>) => heartbeating(fn, config.etl.stallSeconds * 1000);
 
   return {
     /** Migrates this site's mart and describes what its ETL extracts (ids only). */
@@ -89,12 +92,12 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
 
     async extractMember(input: { site: string; memberId: string }): Promise<ExtractResult> {
       checkSite(input.site);
-      return extract(input.memberId, config.etl.cycleChunks, Context.current());
+      return progressing((progress) => extract(input.memberId, config.etl.cycleChunks, progress));
     },
 
     async transform(input: { site: string }): Promise<TransformResult> {
       checkSite(input.site);
-      return transform(Context.current());
+      return progressing(transform);
     },
 
     /**
@@ -107,18 +110,19 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
      */
     async extractAndTransform(input: { site: string; lanes: string[][] }): Promise<{ extracts: ExtractResult[]; transform: TransformResult }> {
       checkSite(input.site);
-      const ctx = Context.current();
-      const extracts = await Promise.all(
-        input.lanes.flatMap((lane) => {
-          let before: Promise<unknown> = Promise.resolve();
-          return lane.map((id) => {
-            const done = extract(id, 1, ctx, before);
-            before = done.catch(() => undefined);
-            return done;
-          });
-        }),
-      );
-      return { extracts, transform: await transform(ctx) };
+      return progressing(async (progress) => {
+        const extracts = await Promise.all(
+          input.lanes.flatMap((lane) => {
+            let before: Promise<unknown> = Promise.resolve();
+            return lane.map((id) => {
+              const done = extract(id, 1, progress, before);
+              before = done.catch(() => undefined);
+              return done;
+            });
+          }),
+        );
+        return { extracts, transform: await transform(progress) };
+      });
     },
   };
 }

@@ -51,6 +51,11 @@ const configSchema = z
         transformBatch: z.number().int().min(1).max(1_000_000).default(20_000),
         /** An activity not heard from for this long is retried elsewhere. */
         heartbeatSeconds: z.number().positive().max(600).default(10),
+        /**
+         * A load or transform that commits nothing for this long counts as hung: it stops
+         * heartbeating and is retried. Until then it heartbeats, however long a chunk takes.
+         */
+        stallSeconds: z.number().positive().max(3600).default(60),
         /** How long an extraction may wait for an IDB connection before the member counts as down. */
         connectTimeoutSeconds: z.number().positive().max(120).default(3),
         /** A call longer than this is an absurd duration: its late events are discarded. */

@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { Pool } from 'pg';
 import type { Config } from '../../src/config';
 import { Pools } from '../../src/db';
@@ -29,6 +30,7 @@ import {
 import { connectClient, startAll } from '../../src/temporal/connection';
 import { martCursors, rowsBehind } from '../../src/etl/backlog';
 import { loadBacklog } from '../../src/mart/control';
+import { etlWorkflowId } from '../../src/workflows/names';
 
 export interface TestWorld {
   state: WorldState;
@@ -133,4 +135,13 @@ export async function settled(w: TestWorld, site: string): Promise<true> {
   if (pendingChunks) outstanding.push(`${pendingChunks} chunked loads half committed`);
   if (outstanding.length) throw new Error(`${site}: ${outstanding.join('; ')}`);
   return true;
+}
+
+/** Every run of a site's ETL workflow, oldest first, not only the one after the latest continue-as-new. */
+export async function etlHistories(w: TestWorld, site: string): Promise<temporal.api.history.v1.IHistory[]> {
+  const out: { start: number; history: temporal.api.history.v1.IHistory }[] = [];
+  for await (const run of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId(site)}"` })) {
+    out.push({ start: run.startTime.getTime(), history: await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
+  }
+  return out.sort((a, b) => a.start - b.start).map((r) => r.history);
 }
