@@ -21,9 +21,10 @@ export async function heartbeating<T>(fn: (progress: Progress) => Promise<T>, st
   const beat = () => {
     if (Date.now() - lastProgress < stallMs) ctx.heartbeat(details);
   };
+  // No beat at the start: the heartbeat timeout already counts from there, and an idle
+  // cycle's activity, done within the second, then costs the server no heartbeat call.
   const timer = setInterval(beat, 1000);
   try {
-    beat();
     return await fn((d) => {
       details = d;
       lastProgress = Date.now();
