@@ -19,7 +19,7 @@ import { extractMember, resetReason } from '../src/etl/extract-member';
 import { migrateMart } from '../src/mart/migrate';
 import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src/dev/postgres';
 import { startWorker, stopWorker } from '../src/dev/world';
-import { etlStatusQuery } from '../src/workflows/etl-messages';
+import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
 import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
@@ -330,6 +330,58 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const union = await unionCallEvents(w.config, w.pools);
       const expected = expectedFacts(union.values(), new Set(unusableRows(union.values()).keys()));
       assert.deepEqual(diffFacts(expected, await martFacts(w.mart('dc1'))), [], 'every fact right, none counted twice');
+    }),
+  );
+
+  it(
+    'a command interrupts a cycle whose transform waits: the exclusion is confirmed while it still waits, and nothing is lost',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
+      const lock = await w.mart('dc1').connect();
+      try {
+        // Held as a long transform batch of another attempt would hold it, for as long as it takes.
+        await lock.query(`select pg_advisory_lock(hashtext('twinmart.transform'))`);
+        await runSim(w.config, { calls: 30, rate: 5, seed: 23, startTs: new Date(Date.now() - 600_000) }, silentLogger);
+        await waitFor('dc1 transform waiting for the lock', async () => {
+          const { rows } = await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
+          return rows.length > 0;
+        }, 30_000, 50);
+        const waitingSince = Date.now();
+        const cycle = (await handle.query(etlStatusQuery)).cycle;
+        const confirmed = await Promise.race([
+          handle.executeUpdate(excludeSiteUpdate, { args: [{ site: 'dc2' }] }),
+          sleep(60_000).then(() => null),
+        ]);
+        assert.ok(confirmed, 'the exclusion was confirmed while the transform lock was still held');
+        assert.deepEqual(confirmed.excludedSites, ['dc2']);
+        assert.equal(confirmed.cycle, cycle + 1, 'at the boundary of the interrupted cycle');
+        assert.equal((await handle.query(etlStatusQuery)).applied.at(-1)?.cycle, cycle + 1);
+        // The activity asked to stop returned what it had committed: not failed, not retried.
+        const ends = (await etlHistories(w, 'dc1')).flatMap((h) => {
+          const events = (h.events ?? []).filter((e) => tsToMs(e.eventTime) >= waitingSince - 3000);
+          const asked = new Set(events.map((e) => String(e.activityTaskCancelRequestedEventAttributes?.scheduledEventId)));
+          return events.flatMap((e) => {
+            const [end, a] = Object.entries({
+              completed: e.activityTaskCompletedEventAttributes,
+              failed: e.activityTaskFailedEventAttributes,
+              cancelled: e.activityTaskCanceledEventAttributes,
+              'timed out': e.activityTaskTimedOutEventAttributes,
+            }).find(([, attrs]) => attrs) ?? [];
+            return a && asked.has(String(a.scheduledEventId)) ? [end] : [];
+          });
+        });
+        assert.ok(ends.length > 0, 'an activity of the cycle was asked to stop');
+        assert.deepEqual([...new Set(ends)], ['completed'], 'it stopped after what it had committed and said so');
+      } finally {
+        await lock.query('select pg_advisory_unlock_all()').catch(() => undefined);
+        lock.release();
+      }
+      const back = await handle.executeUpdate(includeSiteUpdate, { args: [{ site: 'dc2' }] });
+      assert.deepEqual(back.excludedSites, []);
+      await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
+      const union = await unionCallEvents(w.config, w.pools);
+      const expected = expectedFacts(union.values(), new Set(unusableRows(union.values()).keys()));
+      assert.deepEqual(diffFacts(expected, await martFacts(w.mart('dc1'))), [], 'every fact right after the interrupted transform');
     }),
   );
 

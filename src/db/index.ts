@@ -3,7 +3,7 @@
  * URL (one per database, created on first use), transactions, and a redacted form of
  * a URL for messages so credentials never reach logs or workflow history.
  */
-import { Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
+import { Client, Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
 
 /** Anything that runs a query: a pool (autocommit) or a client inside a transaction. */
 export type Queryable = Pool | ClientBase;
@@ -50,36 +50,76 @@ export class Pools {
   }
 }
 
-export async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+/**
+ * A pooled client for `fn`. With a `signal`, an abort cancels the statement the client is
+ * running (a cancelled activity then stops within a statement, not after it: a transform
+ * batch on a large mart runs for seconds, a lock wait for as long as the lock is held),
+ * and the client is not given back for reuse, so a late cancel can hit no one else.
+ */
+export async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>, signal?: AbortSignal): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  let cancel: (() => void) | undefined;
   try {
+    if (signal) {
+      cancel = await statementCanceller(pool, client);
+      signal.addEventListener('abort', cancel, { once: true });
+    }
     return await fn(client);
   } catch (e) {
     broken = e as Error;
     throw e;
   } finally {
+    if (cancel) signal!.removeEventListener('abort', cancel);
     // A client that failed mid-protocol (e.g. an aborted COPY) is not given back for reuse.
-    client.release(broken);
+    client.release(broken ?? (signal?.aborted ? new Error('statement cancelled') : undefined));
   }
+}
+
+const backendPids = new WeakMap<PoolClient, number>();
+
+/**
+ * pg_cancel_backend for the client's server process, sent on a connection of its own: the
+ * pool's connections may all be busy with the statements to cancel.
+ */
+async function statementCanceller(pool: Pool, client: PoolClient): Promise<() => void> {
+  let pid = backendPids.get(client);
+  if (pid === undefined) {
+    pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    backendPids.set(client, pid);
+  }
+  const target = pid;
+  return () => {
+    const other = new Client({ ...pool.options, connectionTimeoutMillis: 5000 });
+    other.on('error', () => {});
+    void other
+      .connect()
+      .then(() => other.query('select pg_cancel_backend($1)', [target]))
+      .catch(() => undefined) // the statement then ends by itself; the activity stops after it
+      .finally(() => other.end().catch(() => undefined));
+  };
 }
 
 export async function withTransaction<T>(
   pool: Pool,
   fn: (client: PoolClient) => Promise<T>,
-  begin = 'begin',
+  options: { begin?: string; signal?: AbortSignal } = {},
 ): Promise<T> {
-  return withClient(pool, async (client) => {
-    await client.query(begin);
-    try {
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (e) {
-      await client.query('rollback').catch(() => {});
-      throw e;
-    }
-  });
+  return withClient(
+    pool,
+    async (client) => {
+      await client.query(options.begin ?? 'begin');
+      try {
+        const result = await fn(client);
+        await client.query('commit');
+        return result;
+      } catch (e) {
+        await client.query('rollback').catch(() => {});
+        throw e;
+      }
+    },
+    options.signal,
+  );
 }
 
 /** Errors that mean "the database is not there right now", as opposed to a bug or bad data. */

@@ -40,7 +40,10 @@ export interface ExtractOptions {
   maxChunks?: number;
   /** Called after every committed chunk (activities heartbeat here). */
   onChunk?: (progress: ChunkProgress) => void;
-  /** Checked after every committed chunk: a cancelled load stops there, its committed chunks kept. */
+  /**
+   * Stops the load: the running chunk's statement is cancelled and rolls back, the chunks
+   * committed before it are kept and counted, and the rest waits in the cursor.
+   */
   signal?: AbortSignal;
   /**
    * Awaited once this member's IDB snapshot is taken, before anything is read: when it is
@@ -129,6 +132,7 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
     return result;
   } catch (e) {
     broken = e as Error;
+    if (options.signal?.aborted) return result;
     if (e instanceof Superseded) return { ...result, state: 'superseded', error: e.message };
     // A connection error is the member's only when the mart still answers.
     if (isConnectionError(e) && (await answers(mart))) {
@@ -177,6 +181,7 @@ async function extractDeltas(
   const base = qualityBase(member, options.martSite);
 
   for (;;) {
+    if (options.signal?.aborted) return;
     const expected = cursor;
     const chunk = await withTransaction(mart, async (c) => {
       const locked = await readCursor(c, member.id, true);
@@ -232,7 +237,7 @@ async function extractDeltas(
         });
       }
       return { next, callRows, agentRows, sessionRows, discarded, cursor: (await readCursor(c, member.id))! };
-    });
+    }, { signal: options.signal });
     result.chunks += 1;
     result.callRows += chunk.callRows;
     result.agentRows += chunk.agentRows;
@@ -245,7 +250,6 @@ async function extractDeltas(
       rows: result.callRows + result.agentRows,
       pending: chunk.next && { table: chunk.next.table, position: chunk.next.position },
     });
-    options.signal?.throwIfAborted();
     if (options.maxChunks && result.chunks >= options.maxChunks) return;
     if (chunk.next) delta = chunk.next;
     else if (delta.target !== current) {

@@ -22,7 +22,10 @@ export interface TransformOptions {
   serviceLevelSeconds: number;
   maxCallSeconds: number;
   onBatch?: (done: TransformResult) => void;
-  /** Checked after every committed batch. */
+  /**
+   * Stops the transform: the running batch's statement is cancelled and rolls back (its
+   * calls stay queued for the next transform), and what was committed is returned.
+   */
   signal?: AbortSignal;
 }
 
@@ -41,6 +44,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
   await refreshStatistics(mart);
   for (;;) {
+    if (options.signal?.aborted) return r;
     const b = await withTransaction(mart, async (c) => {
       // One transform at a time per mart (a retried activity may overlap a late one): the
       // aggregates move by deltas, which two transforms of the same call would count twice.
@@ -55,13 +59,16 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       done.agents = await claimDirtyAgents(c, options.batch);
       if (done.agents) done.agentSpans = await upsertAgentStates(c);
       return done;
+    }, { signal: options.signal }).catch((e: unknown) => {
+      if (options.signal?.aborted) return null;
+      throw e;
     });
+    if (!b) return r;
     if (!b.calls && !b.agents) break;
     // Counted once committed, so a rolled-back batch is not counted twice.
     for (const k of ['calls', 'discarded', 'facts', 'intervals', 'agents', 'agentSpans'] as const) r[k] += b[k];
     r.batches += 1;
     options.onBatch?.(r);
-    options.signal?.throwIfAborted();
   }
   r.gaps = await withTransaction(mart, (c) => refreshDataGaps(c));
   return r;

@@ -240,7 +240,7 @@ function intervalsOf(...sides: Summaries[]): Set<string> {
 
 /** One consistent point of a mart that may be loading while it is read. */
 const inSnapshot = <T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> =>
-  withTransaction(pool, fn, 'begin transaction isolation level repeatable read read only');
+  withTransaction(pool, fn, { begin: 'begin transaction isolation level repeatable read read only' });
 
 function checkOptions(options: ParityOptions): number {
   const maxExamples = options.maxExamples ?? DEFAULT_MAX_EXAMPLES;

@@ -64,6 +64,10 @@ export async function createSiteWorkers(
     identity: `twinmart-${site}@${process.pid}`,
     shutdownGraceTime: '20s',
     maxConcurrentActivityTaskExecutions: 16,
+    // A cancel reaches an activity only in the answer to a heartbeat, which the SDK sends at
+    // most every 80 % of the heartbeat timeout (8 s) by default: an ETL cycle interrupted by
+    // a command would wait that long for its load to hear of it. Loads beat every second.
+    maxHeartbeatThrottleInterval: '1 second',
   });
   const run = Promise.all([control.run(), activities.run()]).then(
     async () => {

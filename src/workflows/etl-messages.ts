@@ -63,7 +63,8 @@ export interface EtlStatus {
   excludedSites: string[];
   members: Record<string, MemberStatus>;
   totals: { callRows: number; agentRows: number; facts: number; discarded: number };
-  lastCycle: { startedAt: string; finishedAt: string; rows: number; facts: number } | null;
+  /** `interrupted`: a command arrived during the cycle and ended it early (absent in runs from before). */
+  lastCycle: { startedAt: string; finishedAt: string; rows: number; facts: number; interrupted?: boolean } | null;
   pending: { command: EtlCommandKind; target: string | null; requestId: string }[];
   applied: { command: EtlCommandKind; target: string | null; requestId: string; cycle: number; at: string }[];
   rejected: RejectedCommand[];

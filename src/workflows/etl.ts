@@ -5,12 +5,15 @@
  * suggests it. State is a plain record; history holds ids and counts only.
  */
 import {
+  ActivityCancellationType,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -109,6 +112,13 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     if (waiting.has(requestId)) outcomes.set(requestId, outcome);
   };
   let sites: string[] | null = null;
+  // Runs started before cycles could be interrupted replay without it (see runCycle).
+  const interruptible = patched('interrupt-cycle-on-command');
+  let interrupt: (() => void) | null = null;
+  const enqueue = (cmd: PendingCommand) => {
+    state.pending.push(cmd);
+    interrupt?.();
+  };
 
   function validate(command: EtlCommandKind, payload: unknown): PendingCommand {
     const isSite = command === 'excludeSite' || command === 'includeSite';
@@ -140,7 +150,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     // A malformed signal is recorded and dropped: it must never fail the workflow task.
     setHandler(signal, (payload: unknown) => {
       try {
-        state.pending.push(validate(command, payload));
+        enqueue(validate(command, payload));
       } catch (e) {
         pushCapped(state.rejected, { command, reason: (e as Error).message, at: now() });
       }
@@ -150,7 +160,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       async (payload) => {
         const cmd = validate(command, payload);
         waiting.add(cmd.requestId);
-        state.pending.push(cmd);
+        enqueue(cmd);
         await condition(() => outcomes.has(cmd.requestId));
         const outcome = outcomes.get(cmd.requestId)!;
         outcomes.delete(cmd.requestId);
@@ -185,6 +195,9 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     startToCloseTimeout: '4 hours',
     heartbeatTimeout: desc.heartbeatSeconds * 1000,
     retry: { initialInterval: '1s', maximumInterval: '10s' },
+    // An interrupted cycle (see runCycle) goes on only once its loads have stopped: a
+    // confirmed exclusion must mean no load from that site is still running.
+    cancellationType: interruptible ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED : ActivityCancellationType.TRY_CANCEL,
   });
   syncMembers(state, desc);
 
@@ -229,27 +242,59 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     }
   }
 
-  /** One cycle; returns the rows it loaded. */
-  async function runCycle(): Promise<number> {
+  /**
+   * One cycle; says whether there may be more to do at once (rows loaded, or the cycle
+   * cut short). A command that arrives meanwhile interrupts it:
+   * its loads and transform stop after what they committed (the rest stays in the cursors
+   * and queues for the next cycle), so the boundary where the command applies comes within
+   * a heartbeat, not after a behind cycle's whole backlog (32.6 s of failover RTO, measured).
+   */
+  async function runCycle(): Promise<boolean> {
     const startedAt = now();
     const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
     const down = (id: string) => state.members[id]!.state === 'unreachable';
     const lanes = extractionLanes(included, site, down);
-    let t: TransformResult;
-    // Every member caught up: the whole cycle is one task (two server round trips, not a dozen).
-    if (included.every((m) => caughtUp(lastRows(m.id), desc.chunkRows))) {
-      const steady = await acts.extractAndTransform({ site, lanes: lanes.map((lane) => lane.map((m) => m.id)) });
-      results.push(...steady.extracts);
-      t = steady.transform;
-    } else {
-      await Promise.all(
-        lanes.map(async (lane) => {
-          for (const m of lane) results.push(await acts.extractMember({ site, memberId: m.id }));
-        }),
-      );
-      t = await acts.transform({ site });
+    let t: TransformResult | null;
+    const outer = CancellationScope.current();
+    const cycle = new CancellationScope();
+    // An activity the interruption stopped before it began, or that gave up once asked to
+    // stop, did nothing left to count; one that stopped after commits returns their counts.
+    // (A cancelled workflow is not an interrupted cycle: that cancellation goes on up.)
+    const interrupted = () => cycle.consideredCancelled && !outer.consideredCancelled;
+    const unlessInterrupted = async <T>(call: () => Promise<T>): Promise<T | null> => {
+      if (interrupted()) return null;
+      try {
+        return await call();
+      } catch (e) {
+        if (interrupted()) return null;
+        throw e;
+      }
+    };
+    if (interruptible) interrupt = () => cycle.cancel();
+    try {
+      t = await cycle.run(async () => {
+        // Every member caught up: the whole cycle is one task (two server round trips, not a dozen).
+        if (included.every((m) => caughtUp(lastRows(m.id), desc.chunkRows))) {
+          const steady = await unlessInterrupted(() =>
+            acts.extractAndTransform({ site, lanes: lanes.map((lane) => lane.map((m) => m.id)) }),
+          );
+          results.push(...(steady?.extracts ?? []));
+          return steady?.transform ?? null;
+        }
+        await Promise.all(
+          lanes.map(async (lane) => {
+            for (const m of lane) {
+              const r = await unlessInterrupted(() => acts.extractMember({ site, memberId: m.id }));
+              if (r) results.push(r);
+            }
+          }),
+        );
+        return unlessInterrupted(() => acts.transform({ site }));
+      });
+    } finally {
+      interrupt = null;
     }
     let rows = 0;
     for (const r of results) {
@@ -266,16 +311,16 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
       state.totals.discarded += r.discarded;
       rows += n;
     }
-    state.totals.facts += t.facts;
-    state.totals.discarded += t.discarded;
+    state.totals.facts += t?.facts ?? 0;
+    state.totals.discarded += t?.discarded ?? 0;
     state.cycle += 1;
-    state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t.facts };
-    return rows;
+    state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t?.facts ?? 0, interrupted: interrupted() };
+    return rows > 0 || interrupted();
   }
 
   for (;;) {
     await applyCommands();
-    const loaded = state.paused ? 0 : await runCycle();
+    const busy = !state.paused && (await runCycle());
     await applyCommands();
     if (workflowInfo().continueAsNewSuggested) {
       // Updates waiting for a boundary must be answered before this run ends.
@@ -289,7 +334,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     // The interval is how often an idle site looks again. While rows keep arriving the
     // next cycle starts at once: sleeping after a cycle that found work would add up to
     // a whole interval to the freshness of every event.
-    if (loaded === 0) await condition(() => state.pending.length > 0, desc.cycleSeconds * 1000);
+    if (!busy) await condition(() => state.pending.length > 0, desc.cycleSeconds * 1000);
   }
 }
 
