@@ -3,10 +3,15 @@
  * immediate), declareSiteFailure, the bench confirming reporting at once (operator waits
  * are excluded from the RTO anyway), then the site back as a wiped replacement and
  * siteRebuilt, timed until phase normal (migrate, seed from the survivor, catch-up,
- * inclusion, parity). The RTO is the workflow's own `lastFailover.rtoSeconds`.
+ * inclusion, parity). The RTO is the workflow's own `lastFailover.rtoSeconds`. With
+ * `behindCalls`, a burst of calls lands in every IDB just before the failure, so the
+ * survivor is in the middle of loading a backlog when it is told to exclude the site.
  */
 import { silentLogger } from '../logger';
+import { runSim } from '../sim';
 import { failSite, restoreSite } from '../dev/world';
+import { martCursors, rowsBehind } from '../etl/backlog';
+import { loadBacklog } from '../mart/control';
 import { drStatusQuery, drUpdates, type DrStatus, type TimelineEntry } from '../workflows/dr-messages';
 import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
@@ -19,6 +24,8 @@ export interface DrResult {
   reportingMoved: boolean;
   note: string | null;
   failoverRtoSeconds: number | null;
+  /** What the survivor still had to do when the site failed: rows to extract, calls and agents to transform. */
+  survivorBehind: { burstCalls: number; rowsToExtract: number; toTransform: number } | null;
   /**
    * The same end point (reporting activated, else exclusions confirmed) measured from when
    * the bench sent declareSiteFailure: includes the time the DR workflow took to receive it.
@@ -88,7 +95,18 @@ async function healthy(url: string): Promise<boolean> {
 const at = (e: TimelineEntry | undefined): number | null => (e ? Date.parse(e.at) : null);
 const between = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : round((b - a) / 1000, 2));
 
-export async function drRound(w: BenchWorld, timeoutSeconds: number): Promise<DrResult> {
+/** Rows the site's mart has still to extract from the members that answer, and its transform queue. */
+async function backlogOf(w: BenchWorld, site: string): Promise<{ rowsToExtract: number; toTransform: number }> {
+  const cursors = await martCursors(w.config, w.pools, site);
+  let rowsToExtract = 0;
+  for (const m of w.config.members) {
+    const c = cursors.get(m.id);
+    rowsToExtract += (c && (await rowsBehind(w.pools, m.url, c.snapshot))) ?? 0;
+  }
+  return { rowsToExtract, toTransform: (await loadBacklog(w.mart(site))).dirty };
+}
+
+export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls = 0): Promise<DrResult> {
   const handle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
   const status = () => handle.query(drStatusQuery);
   const sites = Object.keys(w.config.sites);
@@ -104,6 +122,16 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number): Promise<Dr
   if (note) log.warn(note);
   await waitFor('DR phase normal', async () => (await status()).phase === 'normal', 60_000);
 
+  let survivorBehind: DrResult['survivorBehind'] = null;
+  if (behindCalls > 0) {
+    // Event times an hour back and more, as a collector's replayed queue would bring them.
+    const rate = 100;
+    const startTs = new Date(Date.now() - (behindCalls / rate) * 1000 - 3_600_000);
+    log.info(`DR: writing ${behindCalls} calls into every IDB while the ETLs run`);
+    await runSim(w.config, { calls: behindCalls, rate, seed: 91, startTs }, silentLogger);
+    survivorBehind = { burstCalls: behindCalls, ...(await backlogOf(w, survivorOf(failed))) };
+    log.info(`DR: ${survivorOf(failed)} is behind by`, survivorBehind);
+  }
   log.info(`DR: stopping ${failed} for real and declaring it failed`);
   await failSite(w.state, failed);
   const t0 = Date.now();
@@ -168,6 +196,7 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number): Promise<Dr
     reportingMoved: canMoveReporting,
     note,
     failoverRtoSeconds: f.rtoSeconds,
+    survivorBehind,
     operatorRtoSeconds: between(t0, f.reportingActivatedAt ? Date.parse(f.reportingActivatedAt) : f.exclusionsConfirmedAt ? Date.parse(f.exclusionsConfirmedAt) : null),
     failover: {
       commandAcceptedSeconds: seconds(accepted),

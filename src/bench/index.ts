@@ -71,6 +71,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
       scalingSets: profile.scalingSets,
       scalingCallEvents: profile.scalingSets ? profile.scalingCallEvents : null,
       rebuildCalls: profile.rebuildCalls,
+      drBehindCalls: profile.drBehindCalls,
     },
     catchup: {
       ...summarize({ callEvents: 0, agentEvents: 0, memberRows: 0 } as Backlog, null, null, null),
@@ -219,7 +220,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
     result.memory.peakRssMb = peaks.length ? Math.max(...peaks) : null;
 
     if (only.has('dr')) {
-      const dr = await stage('dr', errors, () => drRound(w, profile.drTimeoutSeconds));
+      const dr = await stage('dr', errors, () => drRound(w, profile.drTimeoutSeconds, profile.drBehindCalls));
       if (dr) result.dr = { ...dr };
     }
   } finally {

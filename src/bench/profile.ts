@@ -23,6 +23,8 @@ export interface Profile {
     pollEveryMs: number;
   };
   drTimeoutSeconds: number;
+  /** Calls written into every IDB just before the main world's failover, so the survivor is behind when it happens. */
+  drBehindCalls: number;
   /** HA sets per world for the scaling runs (full only), each with `scalingCallEvents`. */
   scalingSets: number[] | null;
   scalingCallEvents: number;
@@ -41,6 +43,7 @@ export const QUICK: Profile = {
   idle: { plainCycles: 20, temporalWindowSeconds: 10 },
   freshness: { rates: [200, 1000], allRates: ALL_RATES, historySeconds: 120, warmupSeconds: 10, steadyMaxSeconds: 120, windowSeconds: 15, drainSeconds: 20, probeEveryMs: 100, pollEveryMs: 20 },
   drTimeoutSeconds: 300,
+  drBehindCalls: 10_000,
   scalingSets: null,
   scalingCallEvents: 0,
   rebuildCalls: null,
@@ -55,6 +58,7 @@ export const FULL: Profile = {
   idle: { plainCycles: 50, temporalWindowSeconds: 30 },
   freshness: { rates: ALL_RATES, allRates: ALL_RATES, historySeconds: 300, warmupSeconds: 20, steadyMaxSeconds: 420, windowSeconds: 30, drainSeconds: 60, probeEveryMs: 100, pollEveryMs: 20 },
   drTimeoutSeconds: 1800,
+  drBehindCalls: 50_000,
   scalingSets: [1, 4, 16],
   scalingCallEvents: 100_000,
   rebuildCalls: [100_000, 1_000_000],

@@ -205,6 +205,12 @@ export function renderMarkdown(r: BenchResult): string {
       [
         ['worker peak RSS (VmHWM), main world', `${fmt(r.memory.peakRssMb)} MB (${Object.entries(r.memory.workers).map(([s, x]) => `${s} ${fmt(x)}`).join(', ')}; after catch-up ${Object.entries(r.memory.afterCatchupMb).map(([s, x]) => `${s} ${fmt(x)}`).join(', ')})`],
         ['failover RTO (declareSiteFailure to exclusions confirmed and reporting activated)', dr.failoverRtoSeconds !== null ? `${fmt(dr.failoverRtoSeconds, 2)} s, site ${dr.failedSite}${dr.reportingMoved ? ', reporting moved' : ', reporting did not move'}` : dash],
+        [
+          '  the survivor behind when the site failed',
+          dr.survivorBehind
+            ? `${fmt(dr.survivorBehind.rowsToExtract)} rows to extract, ${fmt(dr.survivorBehind.toTransform)} calls and agents to transform (${fmt(dr.survivorBehind.burstCalls)} calls written just before)`
+            : dash,
+        ],
         ['  the same end point from when the command was sent', fmt(dr.operatorRtoSeconds, 2) + ' s'],
         ['  of which exclusions confirmed / reporting activated', dr.failover ? `${fmt(dr.failover.declaredToExclusionsSeconds, 2)} s / +${fmt(dr.failover.exclusionsToReportingSeconds, 2)} s` : dash],
         [

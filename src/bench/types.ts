@@ -50,6 +50,7 @@ export interface BenchResult {
     scalingSets: number[] | null;
     scalingCallEvents: number | null;
     rebuildCalls: number[] | null;
+    drBehindCalls: number;
   };
   /** Headline figures from the largest backlog (the main world), site dc1; every size under bySize. */
   catchup: CatchupSummary & {
