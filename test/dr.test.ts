@@ -279,6 +279,13 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       for (const site of ['dc1', 'dc2']) {
         assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds), [], `${site}: ag_queue_15min`);
       }
+      // The seed drops keys and indexes while it copies and builds them again: the seeded
+      // mart has every one the migrations gave the survivor's.
+      const indexes = async (site: string) =>
+        (await w.mart(site).query(`select indexname, indexdef from pg_indexes where schemaname = current_schema() order by 1`)).rows;
+      const seeded = await indexes('dc1');
+      assert.ok(seeded.length > 20, `${seeded.length} indexes`);
+      assert.deepEqual(seeded, await indexes('dc2'));
     }),
   );
 });
