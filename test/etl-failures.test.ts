@@ -385,6 +385,43 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
     }),
   );
 
+  it(
+    "an exclusion interrupts a load from the excluded site that waits: confirmed only once that load has stopped, and nothing is lost",
+    step(async () => {
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
+      const member = 'idb-b-dc2';
+      const lockWaiters = async () =>
+        (await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rows.length;
+      await waitFor(`dc1's cursor of ${member}`, async () => {
+        const { rows } = await w.mart('dc1').query('select 1 from ctl_cursor where member_id = $1', [member]).catch(() => ({ rows: [] }));
+        return rows.length > 0;
+      });
+      const lock = await w.mart('dc1').connect();
+      try {
+        // The cursor row held as another attempt's chunk would hold it: the load of idb-b-dc2 waits for it.
+        await lock.query('begin');
+        await lock.query('select 1 from ctl_cursor where member_id = $1 for update', [member]);
+        await runSim(w.config, { calls: 30, rate: 5, seed: 24, sources: ['sw-b'], startTs: new Date(Date.now() - 600_000) }, silentLogger);
+        await waitFor(`dc1's load of ${member} waiting for its cursor`, async () => (await lockWaiters()) > 0, 30_000, 50);
+        const confirmed = await Promise.race([
+          handle.executeUpdate(excludeSiteUpdate, { args: [{ site: 'dc2' }] }),
+          sleep(60_000).then(() => null),
+        ]);
+        assert.ok(confirmed, 'the exclusion was confirmed while the cursor was still held');
+        assert.equal(confirmed.members[member]!.state, 'excluded');
+        // Confirmed means stopped: the load that waited is no longer there, its chunk rolled back.
+        assert.equal(await lockWaiters(), 0, `no load of ${member} still waiting after the confirmation`);
+      } finally {
+        await lock.query('rollback').catch(() => undefined);
+        lock.release();
+      }
+      await handle.executeUpdate(includeSiteUpdate, { args: [{ site: 'dc2' }] });
+      await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
+      assert.equal(await auditedRows(w, 'dc1', member), await idbRows(w, member), `${member} loaded once, the interrupted chunk not counted`);
+      await waitFor('everything staged', () => allStaged(w));
+    }),
+  );
+
   it('treats an IDB snapshot older than the cursor as a restored database', () => {
     const cursor = {
       member_id: 'm',
