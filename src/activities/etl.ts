@@ -33,6 +33,11 @@ export interface EtlActivityDeps {
 
 export function createEtlActivities({ config, site, pools, logger }: EtlActivityDeps) {
   const mart = () => pools.get(config.sites[site]!.mart);
+  // Loads and transforms use sessions of their own. PostgreSQL empties every ON COMMIT
+  // DELETE ROWS temp table of a session at each commit that touched any temp table: a
+  // session that served both held seven, and each chunk commit of a load emptied the
+  // transform's five too (0.3 ms a table here, see BENCHMARKS.md).
+  const martFor = (role: 'load' | 'transform') => pools.get(config.sites[site]!.mart, { application_name: `twinmart-${role}-${site}` });
 
   /** A task routed to the wrong site's queue would load the wrong mart: refuse it outright. */
   function checkSite(requested: string): void {
@@ -47,7 +52,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       max: 2,
       connectionTimeoutMillis: config.etl.connectTimeoutSeconds * 1000,
     });
-    const result = await extractMember(mart(), idb, member, {
+    const result = await extractMember(martFor('load'), idb, member, {
       martSite: site,
       chunkRows: config.etl.chunkRows,
       maxChunks,
@@ -60,7 +65,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
   }
 
   function transform(progress: Progress): Promise<TransformResult> {
-    return transformSite(mart(), {
+    return transformSite(martFor('transform'), {
       batch: config.etl.transformBatch,
       serviceLevelSeconds: config.etl.serviceLevelSeconds,
       maxCallSeconds: config.etl.maxCallSeconds,

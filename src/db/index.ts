@@ -30,15 +30,21 @@ export class Pools {
   private readonly pools = new Map<string, Pool>();
   constructor(private readonly defaults: PoolConfig = {}) {}
 
+  /**
+   * The pool of `url`, created with `options` on first use. Sessions that must not mix
+   * (see the ETL's load and transform pools) name themselves: one pool per URL and
+   * application_name.
+   */
   get(url: string, options: PoolConfig = {}): Pool {
-    let pool = this.pools.get(url);
+    const key = options.application_name ? `${url} ${options.application_name}` : url;
+    let pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool({ max: 4, idleTimeoutMillis: 10_000, ...this.defaults, ...options, connectionString: url });
       // A client whose server went away (site failure) must not crash the process: idle
       // ones report on the pool, checked-out ones on themselves; the next query fails instead.
       pool.on('error', () => {});
       pool.on('connect', (client) => client.on('error', () => {}));
-      this.pools.set(url, pool);
+      this.pools.set(key, pool);
     }
     return pool;
   }
