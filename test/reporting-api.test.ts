@@ -20,7 +20,7 @@ import type { Logger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
-import { createReportingServer, type ReportingServer } from '../src/reporting/server';
+import { createReportingServer, martSession, type ReportingServer } from '../src/reporting/server';
 
 const SERVER = 'postgres://postgres@127.0.0.1:5432';
 const DB = `twinmart_reporting_${process.pid}_${randomUUID().slice(0, 8)}`;
@@ -663,8 +663,8 @@ check('SQL-ish names are only values: no rows, nothing dropped', async () => {
 });
 
 check("the service's mart sessions are read-only", async () => {
-  // serverPools holds the very pool the service uses (pools are keyed by URL).
-  await assert.rejects(serverPools.get(MART_URL).query('create table y (id integer)'), { code: '25006' });
+  // serverPools holds the very pool the service uses (the same URL and session options).
+  await assert.rejects(serverPools.get(MART_URL, martSession(SITE)).query('create table y (id integer)'), { code: '25006' });
 });
 
 // ---------- (4) paths, static files, headers ----------

@@ -1,6 +1,6 @@
 /**
  * Connection handling shared by every part that talks to PostgreSQL: pools keyed by
- * URL (one per database, created on first use), transactions, and a redacted form of
+ * URL and application_name (created on first use), transactions, and a redacted form of
  * a URL for messages so credentials never reach logs or workflow history.
  */
 import { Client, Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';

@@ -68,7 +68,7 @@ interface Reply {
  * whatever reaches it), cancelled when a report runs away, and quick to say the mart is
  * not there, so /health answers while the site is down.
  */
-const martSession = (site: string): PoolConfig => ({
+export const martSession = (site: string): PoolConfig => ({
   max: 8,
   connectionTimeoutMillis: 3_000,
   statement_timeout: 30_000,
