@@ -9,7 +9,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { reportingUrl, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
-import { martCursors, rowsBehind } from '../etl/backlog';
+import { membersBehind } from '../etl/backlog';
 import { loadBacklog, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
@@ -83,16 +83,13 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
 
   async function checkReintroduction(extractedSince: string, parityWith?: string): Promise<ReintroductionCheck> {
     const { dirty, pendingChunks } = await loadBacklog(mart());
-    const cursors = await martCursors(config, pools, site);
     const since = Date.parse(extractedSince);
     const behind: Record<string, number> = {};
-    for (const m of config.members) {
-      const c = cursors.get(m.id);
+    for (const { member: m, cursor: c, rows: n } of await membersBehind(config, pools, site)) {
       if (!c) {
         behind[m.id] = Number.MAX_SAFE_INTEGER; // reachable or not, never extracted yet
         continue;
       }
-      const n = await rowsBehind(pools, m.url, c.snapshot);
       if (n === null) continue; // unreachable: its partner covers the set
       const extractedByThisEtl = c.last_extract_at !== null && c.last_extract_at.getTime() >= since;
       behind[m.id] = extractedByThisEtl ? n : Number.MAX_SAFE_INTEGER;

@@ -10,7 +10,7 @@
 import { silentLogger } from '../logger';
 import { runSim } from '../sim';
 import { failSite, restoreSite } from '../dev/world';
-import { martCursors, rowsBehind } from '../etl/backlog';
+import { membersBehind } from '../etl/backlog';
 import { loadBacklog } from '../mart/control';
 import { drStatusQuery, drUpdates, type DrStatus, type TimelineEntry } from '../workflows/dr-messages';
 import { temporal } from '@temporalio/proto';
@@ -97,12 +97,8 @@ const between = (a: number | null, b: number | null): number | null => (a === nu
 
 /** Rows the site's mart has still to extract from the members that answer, and its transform queue. */
 async function backlogOf(w: BenchWorld, site: string): Promise<{ rowsToExtract: number; toTransform: number }> {
-  const cursors = await martCursors(w.config, w.pools, site);
-  let rowsToExtract = 0;
-  for (const m of w.config.members) {
-    const c = cursors.get(m.id);
-    rowsToExtract += (c && (await rowsBehind(w.pools, m.url, c.snapshot))) ?? 0;
-  }
+  const members = await membersBehind(w.config, w.pools, site);
+  const rowsToExtract = members.reduce((sum, m) => sum + (m.rows ?? 0), 0);
   return { rowsToExtract, toTransform: (await loadBacklog(w.mart(site))).dirty };
 }
 

@@ -2,7 +2,7 @@
  * How far a mart is behind each member IDB: its cursor snapshot from the mart, and the
  * rows on the IDB not visible in it (an index range on xid). Unreachable: null.
  */
-import type { Config } from '../config';
+import type { Config, Member } from '../config';
 import { withClient, type Pools } from '../db';
 import { countBehind } from '../sources/idb';
 
@@ -30,4 +30,22 @@ export async function rowsBehind(pools: Pools, memberUrl: string, snapshot: stri
   } catch {
     return null;
   }
+}
+
+/**
+ * Every configured member with the site's cursor of it (null: never extracted) and the
+ * rows its IDB holds beyond that cursor (null: never extracted, or unreachable).
+ */
+export async function membersBehind(
+  config: Config,
+  pools: Pools,
+  site: string,
+): Promise<{ member: Member; cursor: MemberCursor | null; rows: number | null }[]> {
+  const cursors = await martCursors(config, pools, site);
+  const out = [];
+  for (const member of config.members) {
+    const cursor = cursors.get(member.id) ?? null;
+    out.push({ member, cursor, rows: cursor && (await rowsBehind(pools, member.url, cursor.snapshot)) });
+  }
+  return out;
 }

@@ -28,7 +28,7 @@ import {
   type WorldState,
 } from '../../src/dev/world';
 import { connectClient, startAll } from '../../src/temporal/connection';
-import { martCursors, rowsBehind } from '../../src/etl/backlog';
+import { membersBehind } from '../../src/etl/backlog';
 import { loadBacklog } from '../../src/mart/control';
 import { etlWorkflowId } from '../../src/workflows/names';
 
@@ -124,11 +124,8 @@ export { waitFor } from '../../src/wait';
  */
 export async function settled(w: TestWorld, site: string): Promise<true> {
   const outstanding: string[] = [];
-  const cursors = await martCursors(w.config, w.pools, site);
-  for (const m of w.config.members) {
-    const c = cursors.get(m.id);
-    const behind = c ? await rowsBehind(w.pools, m.url, c.snapshot) : null;
-    if (behind !== 0) outstanding.push(`${m.id}: ${c ? `${behind ?? 'unreachable'} rows behind` : 'never extracted'}`);
+  for (const { member, cursor, rows } of await membersBehind(w.config, w.pools, site)) {
+    if (rows !== 0) outstanding.push(`${member.id}: ${cursor ? `${rows ?? 'unreachable'} rows behind` : 'never extracted'}`);
   }
   const { dirty, pendingChunks } = await loadBacklog(w.mart(site));
   if (dirty) outstanding.push(`${dirty} calls or agents to transform`);
