@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pool } from 'pg';
+import { Pool, type PoolClient } from 'pg';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,12 +74,10 @@ async function assertFactsOf(w: TestWorld, site: string, message: string): Promi
 const STALL_SECONDS = 15;
 
 /**
- * Holds the mart's transform lock (as a long transform batch would) until dc1's transform
- * has waited for it `ms`, while a few calls arrive; returns when the wait began, once the
- * cycle that waited is over (its activity is in the history only when it ends).
+ * Takes dc1's transform lock, as a long transform batch of another attempt would hold it,
+ * and returns its session once dc1's transform waits for it (every cycle's does).
  */
-async function holdTransformLock(w: TestWorld, ms: number, seed: number): Promise<number> {
-  const cycle = async () => (await w.client.workflow.getHandle(etlWorkflowId('dc1')).query(etlStatusQuery)).cycle;
+async function takeTransformLock(w: TestWorld): Promise<PoolClient> {
   const c = await w.mart('dc1').connect();
   try {
     await c.query(`select pg_advisory_lock(hashtext('twinmart.transform'))`);
@@ -87,6 +85,22 @@ async function holdTransformLock(w: TestWorld, ms: number, seed: number): Promis
       const { rows } = await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
       return rows.length > 0;
     }, 30_000, 50);
+    return c;
+  } catch (e) {
+    c.release();
+    throw e;
+  }
+}
+
+/**
+ * Holds the mart's transform lock (as a long transform batch would) until dc1's transform
+ * has waited for it `ms`, while a few calls arrive; returns when the wait began, once the
+ * cycle that waited is over (its activity is in the history only when it ends).
+ */
+async function holdTransformLock(w: TestWorld, ms: number, seed: number): Promise<number> {
+  const cycle = async () => (await w.client.workflow.getHandle(etlWorkflowId('dc1')).query(etlStatusQuery)).cycle;
+  const c = await takeTransformLock(w);
+  try {
     const waiting = Date.now();
     await runSim(w.config, { calls: 20, rate: 5, seed, startTs: new Date(Date.now() - 600_000) }, silentLogger);
     await sleep(Math.max(0, waiting + ms - Date.now()));
@@ -342,15 +356,10 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
     'a command interrupts a cycle whose transform waits: the exclusion is confirmed while it still waits, and nothing is lost',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
-      const lock = await w.mart('dc1').connect();
+      // Held for as long as it takes, while calls arrive.
+      const lock = await takeTransformLock(w);
       try {
-        // Held as a long transform batch of another attempt would hold it, for as long as it takes.
-        await lock.query(`select pg_advisory_lock(hashtext('twinmart.transform'))`);
         await runSim(w.config, { calls: 30, rate: 5, seed: 23, startTs: new Date(Date.now() - 600_000) }, silentLogger);
-        await waitFor('dc1 transform waiting for the lock', async () => {
-          const { rows } = await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
-          return rows.length > 0;
-        }, 30_000, 50);
         const waitingSince = Date.now();
         const cycle = (await handle.query(etlStatusQuery)).cycle;
         const confirmed = await Promise.race([
