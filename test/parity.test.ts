@@ -178,9 +178,12 @@ describe('compareMarts', () => {
   const suffix = `${process.pid}_${randomUUID().slice(0, 8)}`;
   const names = { dc1: `twinmart_parity_dc1_${suffix}`, dc2: `twinmart_parity_dc2_${suffix}` };
   const pools = new Pools();
-  // Different session time zones (one not on a 15-minute offset) must not change any text.
+  // Different session time zones (one not on a 15-minute offset) and date styles must not change any text.
   const dc1 = () => ({ name: 'dc1', pool: pools.get(`${SERVER}/${names.dc1}`, { options: '-c TimeZone=America/New_York' }) });
-  const dc2 = () => ({ name: 'dc2', pool: pools.get(`${SERVER}/${names.dc2}`, { options: '-c TimeZone=Asia/Kathmandu' }) });
+  const dc2 = () => ({
+    name: 'dc2',
+    pool: pools.get(`${SERVER}/${names.dc2}`, { options: '-c TimeZone=Asia/Kathmandu -c DateStyle=SQL,DMY' }),
+  });
   const planned = 5;
   let passed = 0;
 
