@@ -68,7 +68,7 @@ const DEFAULT_MAX_EXAMPLES = 10;
 // session TimeZone; the origin is the one the ETL bins ag_queue_15min with.
 const bin = (ts: string): string => `date_bin('15 minutes', ${ts}, timestamptz '2000-01-01 00:00:00+00')`;
 
-// Key text for examples goes through `at time zone 'UTC'`, which gives the same text for
+// Example keys and interval labels go through `at time zone 'UTC'`, which gives the same text for
 // the same instant whatever the session's TimeZone or DateStyle.
 const utcText = (ts: string, fraction: 'MS' | 'US'): string =>
   `to_char(${ts} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.${fraction}"Z"')`;
