@@ -4,7 +4,7 @@
  * Each batch commits on its own, so a crash loses at most one batch of work, which the
  * queue still holds.
  */
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { withTransaction } from '../db';
 import {
   applyQueueDeltas,
@@ -43,30 +43,41 @@ export interface TransformResult {
 export async function transformSite(mart: Pool, options: TransformOptions): Promise<TransformResult> {
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
   await refreshStatistics(mart);
-  for (;;) {
-    if (options.signal?.aborted) return r;
-    const b = await withTransaction(mart, async (c) => {
+  // Null once the signal stopped the batch (rolled back; its work stays queued).
+  const batch = <T>(work: (c: PoolClient) => Promise<T>): Promise<T | null> =>
+    withTransaction(mart, async (c) => {
       // One transform at a time per mart (a retried activity may overlap a late one): the
       // aggregates move by deltas, which two transforms of the same call would count twice.
       await c.query(`select pg_advisory_xact_lock(hashtext('twinmart.transform'))`);
-      const calls = await claimDirtyCalls(c, options.batch);
-      const done = { calls, discarded: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0 };
-      if (calls) {
-        done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
-        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds);
-        done.intervals = await applyQueueDeltas(c);
-      }
-      done.agents = await claimDirtyAgents(c, options.batch);
-      if (done.agents) done.agentSpans = await upsertAgentStates(c);
-      return done;
+      return work(c);
     }, { signal: options.signal }).catch((e: unknown) => {
       if (options.signal?.aborted) return null;
       throw e;
     });
-    if (!b) return r;
-    if (!b.calls && !b.agents) break;
+  for (;;) {
+    if (options.signal?.aborted) return r;
+    // Calls and agents commit apart: the queues are independent, and a call's fact need
+    // not wait for the agent spans to be visible.
+    const calls = await batch(async (c) => {
+      const done = { calls: await claimDirtyCalls(c, options.batch), discarded: 0, facts: 0, intervals: 0 };
+      if (done.calls) {
+        done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
+        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds);
+        done.intervals = await applyQueueDeltas(c);
+      }
+      return done;
+    });
+    if (!calls) return r;
     // Counted once committed, so a rolled-back batch is not counted twice.
-    for (const k of ['calls', 'discarded', 'facts', 'intervals', 'agents', 'agentSpans'] as const) r[k] += b[k];
+    for (const k of ['calls', 'discarded', 'facts', 'intervals'] as const) r[k] += calls[k];
+    const agents = await batch(async (c) => {
+      const count = await claimDirtyAgents(c, options.batch);
+      return { agents: count, agentSpans: count ? await upsertAgentStates(c) : 0 };
+    });
+    if (!agents) return r;
+    r.agents += agents.agents;
+    r.agentSpans += agents.agentSpans;
+    if (!calls.calls && !agents.agents) break;
     r.batches += 1;
     options.onBatch?.(r);
   }
