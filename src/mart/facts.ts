@@ -12,7 +12,10 @@ import type { Queryable } from '../db';
  * joins over a whole table (2 s instead of 0.4 s per batch in a 1M-event catch-up).
  * Analyzing costs up to a second, so a table is analyzed again only once it has grown by
  * half or by 100,000 rows, whichever is more (at a fifth, small tables were analyzed every
- * few cycles at 5,000 events/s, a quarter of each cycle's time).
+ * few cycles at 5,000 events/s, a quarter of each cycle's time). Growth, not modifications:
+ * each call's fact is rewritten about four times while its events arrive, and counting
+ * those updates put a 0.4 to 0.6 s analyze of interaction_fact into a steady cycle every
+ * minute or two, where autovacuum analyzes the table anyway.
  */
 const GROWING = ['stg_call_event', 'stg_agent_event', 'interaction_fact', 'agent_state_fact'];
 
@@ -22,7 +25,7 @@ export async function refreshStatistics(client: Queryable): Promise<string[]> {
     `select c.relname as name
        from pg_class c
       where c.oid = any($1::regclass[])
-        and (c.reltuples < 0 or pg_stat_get_mod_since_analyze(c.oid) > greatest(100000, 0.5 * c.reltuples))`,
+        and (c.reltuples < 0 or pg_stat_get_live_tuples(c.oid) - c.reltuples > greatest(100000, 0.5 * c.reltuples))`,
     [GROWING],
   );
   // Names from the constant list above; a table autovacuum holds right now is left to it.
