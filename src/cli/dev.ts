@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type Config } from '../config';
 import { Pools } from '../db';
 import { createLogger, type Logger } from '../logger';
@@ -151,11 +152,8 @@ async function watchUntilInterrupted(
   }
 }
 
-const pause = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
+/** Waits `ms`, less if `signal` aborts; the timer takes its abort listener along, so polling does not pile them up. */
+const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 /**
  * The scripted DR round trip of the demo: dc1 fails for real, the operator's commands
