@@ -440,6 +440,43 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
     }),
   );
 
+  it(
+    "commits a batch's call facts before its agent spans: new calls are visible while the agent step waits",
+    step(async () => {
+      const agentStepWaiting = async () =>
+        (
+          await w
+            .mart('dc1')
+            .query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and application_name = 'twinmart-transform-dc1' and query like '%agent_state_fact%'`)
+        ).rows.length > 0;
+      await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
+      const known = new Set([...(await unionCallEvents(w.config, w.pools)).values()].map((r) => r.call_id));
+      const lock = await w.mart('dc1').connect();
+      try {
+        // Spans cannot be written until this rolls back, as if their step were slow.
+        await lock.query('begin');
+        await lock.query('lock table agent_state_fact in share row exclusive mode');
+        await runSim(w.config, { calls: 30, rate: 5, seed: 25, startTs: new Date(Date.now() - 600_000) }, silentLogger);
+        const fresh = [...new Set([...(await unionCallEvents(w.config, w.pools)).values()].map((r) => r.call_id))].filter(
+          (id) => !known.has(id),
+        );
+        assert.ok(fresh.length > 0, 'the simulator wrote new calls');
+        await waitFor('the new calls in interaction_fact at dc1', async () => {
+          const { rows } = await w
+            .mart('dc1')
+            .query<{ n: string }>('select count(*) as n from interaction_fact where call_id = any($1::uuid[])', [fresh]);
+          return Number(rows[0]!.n) === fresh.length;
+        }, 30_000);
+        assert.ok(await agentStepWaiting(), 'the agent step of the transform still waits for the table');
+      } finally {
+        await lock.query('rollback').catch(() => undefined);
+        lock.release();
+      }
+      await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
+      await assertFactsOf(w, 'dc1', 'every fact once the agent step went on');
+    }),
+  );
+
   it('treats an IDB snapshot older than the cursor as a restored database', () => {
     const cursor = {
       member_id: 'm',
