@@ -45,6 +45,7 @@ test('the DESIGN.md example parses, with members listed in order and ${VAR} expa
   );
   assert.equal(c.members[1]!.url, 'postgres://reader:s3cret@127.0.0.1:5434/idb_voice_1');
   assert.equal(c.etl.chunkRows, 50_000, 'optional keys get their defaults');
+  assert.deepEqual([c.temporal.workflowTaskTimeoutSeconds, c.temporal.runHistoryEvents], [3, 1000]);
 });
 
 test('a bad key is named by its path, with what was expected', () => {
@@ -67,6 +68,10 @@ test('a bad key is named by its path, with what was expected', () => {
   const g = valid();
   g.reporting.primary = 'dc7';
   rejects(g, /reporting\.primary/);
+
+  const h = valid();
+  (h.temporal as Record<string, unknown>).runHistoryEvents = 10;
+  rejects(h, /temporal\.runHistoryEvents/);
 });
 
 test('duplicate member ids, a missing environment variable and a non-postgres URL are refused', () => {

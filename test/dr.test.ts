@@ -18,7 +18,7 @@ import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { readReportingRole } from '../src/mart/control';
 import { DEV_LAYOUT } from '../src/dev/world';
-import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, step, taskTimeoutSeconds, waitFor, type TestWorld } from './helpers/world';
 import { martKeys, queueAggregateDiff, unionCallEvents } from './helpers/truth';
 
 const run = promisify(execFile);
@@ -188,6 +188,7 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.deepEqual(continued.dataLoss, idle.dataLoss, 'its state carried over');
       const { historyLength } = await w.client.workflow.getHandle(DR_WORKFLOW_ID).describe();
       assert.ok(historyLength < 300, `history bounded (${historyLength} events)`);
+      assert.equal(await taskTimeoutSeconds(w, DR_WORKFLOW_ID), 3, 'continued with the configured workflow task timeout');
     }),
   );
 
@@ -209,6 +210,12 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.deepEqual(s.sites, { dc1: 'active', dc2: 'active' });
       const dc2 = await w.client.workflow.getHandle(etlWorkflowId('dc2')).query(etlStatusQuery);
       assert.deepEqual(dc2.excludedSites, [], 'dc2 reads dc1 again');
+      const started: number[] = [];
+      for await (const r of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId('dc1')}"` })) {
+        const first = (await w.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;
+        if (first.parentWorkflowExecution?.workflowId === DR_WORKFLOW_ID && !first.continuedExecutionRunId) started.push(Number(first.workflowTaskTimeout?.seconds));
+      }
+      assert.deepEqual(started, [3], 'the DR workflow started one ETL run, with the configured workflow task timeout');
       assert.equal((await readReportingRole(w.mart('dc1')))?.role, 'standby', 'the rebuilt site starts as standby');
       const report = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date(Date.now() - 60_000) });
       assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 2)));

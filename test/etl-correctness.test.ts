@@ -12,10 +12,9 @@ import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { compareMarts } from '../src/parity';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate, type EtlConfirmation, type EtlStatus } from '../src/workflows/etl-messages';
-import { startEtl } from '../src/temporal/connection';
-import { etlWorkflowId } from '../src/workflows/names';
+import { CONTROL_QUEUE, etlWorkflowId } from '../src/workflows/names';
 import { DEV_LAYOUT, startWorker, stopWorker } from '../src/dev/world';
-import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
+import { etlHistories, openWorld, settled, step, taskTimeoutSeconds, waitFor, type TestWorld } from './helpers/world';
 import { diffFacts, expectedFacts, martFacts, martKeys, memberKeys, queueAggregateDiff, unionCallEvents, unusableRows } from './helpers/truth';
 
 /**
@@ -56,8 +55,9 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   before(async () => {
     w = await openWorld('etl-correctness', {
       layout: DEV_LAYOUT,
-      // A short history limit, so runs continue as new many times during the test.
-      temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 150 },
+      // Short runs, so they continue as new many times during the test. The server's own
+      // suggestion stays at its default (thousands of events): the bound is twinmart's.
+      runHistoryEvents: 150,
     });
     const result = await runSim(
       w.config,
@@ -239,16 +239,19 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   );
 
   it(
-    'refuses an update naming an unknown site that was accepted before the run knew its sites, and keeps continuing as new',
+    'refuses an update naming an unknown site that was accepted before the run knew its sites, and keeps continuing as new, with the configured task timeout',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc2'));
       // A fresh run whose prepareSite waits for dc2's worker: until it answers, the
       // validator cannot know the sites, so the update is accepted.
       await stopWorker(w.state, 'dc2', 'graceful');
       let update: WorkflowUpdateHandle<EtlConfirmation>;
+      let started: string;
       try {
         await handle.terminate('test: a fresh run');
-        await startEtl(w.client, 'dc2');
+        // Started as by `temporal workflow start` without --task-timeout: the server's default.
+        started = (await w.client.workflow.start('siteEtlWorkflow', { workflowId: etlWorkflowId('dc2'), taskQueue: CONTROL_QUEUE, args: [{ site: 'dc2' }] }))
+          .firstExecutionRunId;
         update = await handle.startUpdate(excludeSiteUpdate, { args: [{ site: 'nowhere' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
       } finally {
         startWorker(w.state, 'dc2');
@@ -261,22 +264,28 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
       const { runId } = await status(w, 'dc2');
       await waitFor('a continue-as-new after the refusal', async () => (await status(w, 'dc2')).runId !== runId);
       assert.deepEqual((await status(w, 'dc2')).excludedSites, []);
+      assert.equal(await taskTimeoutSeconds(w, etlWorkflowId('dc2'), started), 10, 'the run started without a task timeout');
+      assert.equal(await taskTimeoutSeconds(w, etlWorkflowId('dc2')), 3, 'its continuation has the configured one');
     }),
   );
 
   it(
-    'continues as new when the server suggests it, carrying its state, cursors and counters',
+    'continues as new once its run holds temporal.runHistoryEvents events, carrying its state, cursors and counters',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
       const before = await status(w, 'dc1');
+      assert.equal(await taskTimeoutSeconds(w, etlWorkflowId('dc1')), 3, 'started with the configured workflow task timeout');
       await waitFor('two more continue-as-new', async () => (await status(w, 'dc1')).continuedAsNew >= before.continuedAsNew + 2);
       const after = await status(w, 'dc1');
       assert.notEqual(after.runId, before.runId);
       assert.ok(after.cycle > before.cycle, 'cycle count carried over');
       assert.ok(after.totals.callRows >= before.totals.callRows && before.totals.callRows > 0, 'counters carried over');
       assert.equal(after.members['idb-voice-1-dc1']!.lastOkAt !== null, true);
-      const { history } = await handle.describe().then(async (d) => ({ history: d.historyLength }));
-      assert.ok(history < 600, `history stays bounded (${history} events)`);
+      // Every closed run ended at the limit, give or take the cycle that crossed it.
+      for await (const r of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId('dc1')}" AND ExecutionStatus = "ContinuedAsNew"` })) {
+        assert.ok(r.historyLength >= 150 && r.historyLength < 300, `a run of ${r.historyLength} events`);
+      }
+      assert.ok((await handle.describe()).historyLength < 300, 'the current run is bounded too');
     }),
   );
 

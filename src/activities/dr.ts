@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { reportingUrl, type Config } from '../config';
+import { reportingUrl, runLimits, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
 import { membersBehind } from '../etl/backlog';
@@ -15,6 +15,7 @@ import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
 import { heartbeating } from './heartbeat';
 import { etlWorkflowId } from '../workflows/names';
+import type { RunLimits } from '../workflows/runs';
 
 export interface Deployment {
   sites: string[];
@@ -22,6 +23,8 @@ export interface Deployment {
   /** HA sets: source id -> members (ids and sites only). */
   sources: Record<string, { id: string; site: string }[]>;
   dr: Config['dr'];
+  /** Absent in results recorded before runs were bounded (see boundRun). */
+  runs?: RunLimits;
 }
 
 export interface ReintroductionCheck {
@@ -38,7 +41,7 @@ export function createControlActivities({ config }: { config: Config }) {
     async describeDeployment(): Promise<Deployment> {
       const sources: Deployment['sources'] = {};
       for (const m of config.members) (sources[m.sourceId] ??= []).push({ id: m.id, site: m.site });
-      return { sites: Object.keys(config.sites), primary: config.reporting.primary, sources, dr: config.dr };
+      return { sites: Object.keys(config.sites), primary: config.reporting.primary, sources, dr: config.dr, runs: runLimits(config) };
     },
 
     /**

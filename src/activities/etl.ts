@@ -5,7 +5,8 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { memberById, siteIds, type Config } from '../config';
+import { memberById, runLimits, siteIds, type Config } from '../config';
+import type { RunLimits } from '../workflows/runs';
 import type { Pools } from '../db';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
 import { transformSite, type TransformResult } from '../etl/transform';
@@ -22,6 +23,8 @@ export interface SiteDescription {
   chunkRows: number;
   heartbeatSeconds: number;
   martVersion: number;
+  /** Absent in results recorded before runs were bounded (see boundRun). */
+  runs?: RunLimits;
 }
 
 export interface EtlActivityDeps {
@@ -92,6 +95,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
         chunkRows: config.etl.chunkRows,
         heartbeatSeconds: config.etl.heartbeatSeconds,
         martVersion: version,
+        runs: runLimits(config),
       };
     },
 

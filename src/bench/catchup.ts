@@ -250,7 +250,7 @@ export async function temporalCatchup(
   site: string,
   backlog: Backlog,
   timeoutSeconds: number,
-  start: () => Promise<unknown> = () => startEtl(w.client, site),
+  start: () => Promise<unknown> = () => startEtl(w.client, w.config, site),
 ): Promise<TemporalResult> {
   const mart = w.mart(site);
   await migrateMart(mart);

@@ -115,9 +115,8 @@ async function catchupSuite(
   const temporal = await stage(`catchup ${size}: Temporal dc1`, errors, () => temporalCatchup(w, 'dc1', backlog, profile.catchupTimeoutSeconds));
   let otherSite: TemporalResult | null = null;
   if (opts.otherSite) {
-    const sites = sitesOf(w.state.layout);
     otherSite = await stage(`catchup ${size}: Temporal dc2 (with the DR workflow)`, errors, () =>
-      temporalCatchup(w, 'dc2', backlog, profile.catchupTimeoutSeconds, () => startAll(w.client, sites)),
+      temporalCatchup(w, 'dc2', backlog, profile.catchupTimeoutSeconds, () => startAll(w.client, w.config)),
     );
   }
   const detail: CatchupDetail = { ...summarize(backlog, raw, plain, temporal), backlog, raw, noTemporal: plain, temporal, otherSite };
@@ -177,11 +176,11 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
     } else {
       // The later stages need loaded, running ETLs.
       await stage('start ETLs', errors, async () => {
-        await startAll(w.client, sites);
+        await startAll(w.client, w.config);
         for (const s of sites) await waitIdle(w, s, profile.catchupTimeoutSeconds * 1000);
       });
     }
-    await startAll(w.client, sites);
+    await startAll(w.client, w.config);
     for (const s of sites) result.memory.afterCatchupMb[s] = peakRssMb(w.state.workers[s]);
 
     if (only.has('idle')) {

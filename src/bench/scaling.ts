@@ -85,7 +85,7 @@ export async function rebuildPoint(calls: number, profile: Profile): Promise<Reb
     const catchup: RebuildPoint['catchup'] = {};
     for (const site of sites) {
       // The last site's start brings up the DR workflow too, as the DR round needs it.
-      const start = site === sites.at(-1) ? () => startAll(w.client, sites) : undefined;
+      const start = site === sites.at(-1) ? () => startAll(w.client, w.config) : undefined;
       const t = await temporalCatchup(w, site, b, profile.catchupTimeoutSeconds, start);
       catchup[site] = { eventsPerSecond: t.eventsPerSecond, seconds: t.seconds, cycles: t.cycles };
     }

@@ -62,7 +62,7 @@ async function up(logger: Logger): Promise<{ state: WorldState; config: Config; 
   saveWorld(state);
   const client = await connectClient(config);
   await ensureSearchAttributes(client);
-  await startAll(client, sitesOf(state.layout));
+  await startAll(client, config);
   await client.connection.close();
   const uiUrl = state.temporal.uiPort ? `http://127.0.0.1:${state.temporal.uiPort}` : null;
   return { state, config, uiUrl };

@@ -80,7 +80,7 @@ async function start(args: string[]): Promise<void> {
   const config = loadConfig(configPath(values.config));
   const client = await connectClient(config);
   await ensureSearchAttributes(client);
-  const started = await startAll(client, Object.keys(config.sites));
+  const started = await startAll(client, config);
   process.stdout.write(`DR workflow running; ETL workflows running for ${started.join(', ')}\n`);
 }
 

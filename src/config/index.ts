@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
+import type { RunLimits } from '../workflows/runs';
 import { OBJECT_ID, SITE_ID } from './ids';
 
 export { OBJECT_ID, SITE_ID };
@@ -27,6 +28,13 @@ const configSchema = z
       namespace: z.string().min(1).default('default'),
       /** Name of the environment variable holding a Temporal Cloud API key. */
       apiKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+      /**
+       * Longest a workflow task may take, and so how long a worker that died holding one
+       * holds its workflow (the server's default of 10 s went into failover times).
+       */
+      workflowTaskTimeoutSeconds: z.number().min(1).max(60).default(3),
+      /** A run continues as new at this many history events, so replaying it fits in that timeout. */
+      runHistoryEvents: z.number().int().min(50).max(50_000).default(1000),
       tls: z
         .strictObject({
           serverName: z.string().optional(),
@@ -220,4 +228,9 @@ export function assertSite(config: Config, site: string): void {
   if (!(site in config.sites)) {
     throw new ConfigError(`unknown site "${site}": config ${config.file} has ${siteIds(config).join(', ')}`);
   }
+}
+
+/** What the workflows need of `temporal` to bound their runs (see src/workflows/runs.ts). */
+export function runLimits(config: Config): RunLimits {
+  return { taskTimeoutSeconds: config.temporal.workflowTaskTimeoutSeconds, historyEvents: config.temporal.runHistoryEvents };
 }

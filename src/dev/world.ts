@@ -64,6 +64,7 @@ export interface WorldState {
   reporting: Record<string, { port: number; pid: number | null }>;
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
+  runHistoryEvents?: number;
 }
 
 export const memberId = (db: string, site: string): string => `${db.replace(/_/g, '-')}-${site}`;
@@ -83,7 +84,11 @@ export function instancesOf(layout: Layout, site: string): string[] {
 export function worldConfig(state: WorldState): ConfigInput {
   const sites = sitesOf(state.layout);
   return {
-    temporal: { address: `127.0.0.1:${state.temporal.port}`, namespace: 'default' },
+    temporal: {
+      address: `127.0.0.1:${state.temporal.port}`,
+      namespace: 'default',
+      ...(state.runHistoryEvents && { runHistoryEvents: state.runHistoryEvents }),
+    },
     etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
     // A local world notices a stopped site within seconds.
     dr: { probeSeconds: 3, ...state.dr },
@@ -142,6 +147,7 @@ export async function planWorld(
     preferredPorts?: boolean;
     etl?: WorldState['etl'];
     dr?: WorldState['dr'];
+    runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
   } = {},
 ): Promise<WorldState> {
@@ -171,6 +177,7 @@ export async function planWorld(
     ),
     etl: options.etl ?? {},
     ...(options.dr ? { dr: options.dr } : {}),
+    ...(options.runHistoryEvents ? { runHistoryEvents: options.runHistoryEvents } : {}),
   };
 }
 

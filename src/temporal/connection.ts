@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, QueryNotRegisteredError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
-import type { Config } from '../config';
+import { siteIds, type Config } from '../config';
 import type { Logger } from '../logger';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
@@ -85,16 +85,17 @@ export async function ensureSearchAttributes(client: Client): Promise<void> {
  * rebuilding (a failed site's ETL must stay stopped until its reintroduction), unless
  * they already run. Idempotent.
  */
-export async function startAll(client: Client, sites: string[]): Promise<string[]> {
+export async function startAll(client: Client, config: Config): Promise<string[]> {
   await client.workflow.start('drWorkflow', {
     workflowId: DR_WORKFLOW_ID,
     taskQueue: CONTROL_QUEUE,
     args: [{}],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    workflowTaskTimeout: config.temporal.workflowTaskTimeoutSeconds * 1000,
   });
   const dr = await drStatusWhenReady(client);
-  const started = sites.filter((s) => (dr.sites[s] ?? 'active') === 'active');
-  for (const site of started) await startEtl(client, site);
+  const started = siteIds(config).filter((s) => (dr.sites[s] ?? 'active') === 'active');
+  for (const site of started) await startEtl(client, config, site);
   return started;
 }
 
@@ -114,11 +115,12 @@ async function drStatusWhenReady(client: Client, timeoutMs = 60_000): Promise<Dr
 }
 
 /** Starts the site's ETL unless it already runs (idempotent). */
-export async function startEtl(client: Client, site: string): Promise<void> {
+export async function startEtl(client: Client, config: Config, site: string): Promise<void> {
   await client.workflow.start('siteEtlWorkflow', {
     workflowId: etlWorkflowId(site),
     taskQueue: CONTROL_QUEUE,
     args: [{ site }],
+    workflowTaskTimeout: config.temporal.workflowTaskTimeoutSeconds * 1000,
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
 }

@@ -10,7 +10,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
@@ -21,7 +20,6 @@ import {
   startChild,
   upsertSearchAttributes,
   uuid4,
-  workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities, Deployment, DrActivities } from '../activities/dr';
@@ -43,6 +41,7 @@ import {
 import { etlConfirmationSignal, type EtlConfirmation } from './etl-messages';
 import { siteEtlWorkflow } from './etl';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
+import { boundRun } from './runs';
 
 interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
@@ -95,6 +94,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   });
   const dep = await control.describeDeployment();
+  const bound = boundRun<typeof drWorkflow>(dep.runs);
   const state: DrState = input?.state ?? initialState(dep);
   const now = () => new Date().toISOString();
   const acts = (site: string) =>
@@ -414,6 +414,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         workflowId: etlWorkflowId(site),
         taskQueue: CONTROL_QUEUE,
         args: [{ site }],
+        ...(dep.runs && { workflowTaskTimeout: dep.runs.taskTimeoutSeconds * 1000 }),
         parentClosePolicy: ParentClosePolicy.ABANDON,
       });
       note('etl-started', site);
@@ -530,10 +531,10 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       await run(next);
       continue;
     }
-    if (workflowInfo().continueAsNewSuggested) {
+    if (bound.full()) {
       await condition(allHandlersFinished);
       state.continuedAsNew += 1;
-      await continueAsNew<typeof drWorkflow>({ state });
+      await bound.continueAsNew({ state });
     }
     const woke = await condition(() => state.queue.length > 0, dep.dr.probeSeconds * 1000);
     if (!woke) await probeUnlessCommanded();

@@ -1,8 +1,8 @@
 /**
  * siteEtlWorkflow (`twinmart-etl-<site>`): the never-ending ETL cycle of one site's mart.
  * Extract every included member, transform, apply commands at the cycle boundary and
- * confirm them, sleep when the cycle found nothing new, continue-as-new when the server
- * suggests it. State is a plain record; history holds ids and counts only.
+ * confirm them, sleep when the cycle found nothing new, continue-as-new when the run is
+ * full (src/workflows/runs.ts). State is a plain record; history holds ids and counts only.
  */
 import {
   ActivityCancellationType,
@@ -10,7 +10,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  continueAsNew,
   getExternalWorkflowHandle,
   log,
   patched,
@@ -46,6 +45,7 @@ import {
   type MemberStatus,
 } from './etl-messages';
 import { SEARCH_ATTRIBUTES, siteQueue } from './names';
+import { boundRun } from './runs';
 
 export interface SiteEtlInput {
   site: string;
@@ -189,6 +189,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
 
   const desc: SiteDescription = await setup.prepareSite({ site });
   sites = desc.sites;
+  const bound = boundRun<typeof siteEtlWorkflow>(desc.runs);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.site, value: site }]);
   const acts = proxyActivities<EtlActivities>({
     taskQueue: siteQueue(site),
@@ -322,14 +323,14 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
     await applyCommands();
     const busy = !state.paused && (await runCycle());
     await applyCommands();
-    if (workflowInfo().continueAsNewSuggested) {
+    if (bound.full()) {
       // Updates waiting for a boundary must be answered before this run ends.
       while (!allHandlersFinished()) {
         await condition(() => allHandlersFinished() || state.pending.length > 0);
         await applyCommands();
       }
       state.continuedAsNew += 1;
-      await continueAsNew<typeof siteEtlWorkflow>({ site, state });
+      await bound.continueAsNew({ site, state });
     }
     // The interval is how often an idle site looks again. While rows keep arriving the
     // next cycle starts at once: sleeping after a cycle that found work would add up to

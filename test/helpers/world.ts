@@ -64,6 +64,7 @@ export async function openWorld(
     layout: Layout;
     etl?: WorldState['etl'];
     dr?: WorldState['dr'];
+    runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
   },
 ): Promise<TestWorld> {
@@ -74,6 +75,7 @@ export async function openWorld(
     layout: options.layout,
     etl: { cycleSeconds: 0.5, heartbeatSeconds: 3, connectTimeoutSeconds: 1, ...options.etl },
     dr: { probeSeconds: 2, confirmationTimeoutSeconds: 30, paritySettleSeconds: 0, ...options.dr },
+    runHistoryEvents: options.runHistoryEvents,
     temporalDynamicConfig: options.temporalDynamicConfig,
   });
   const pools = new Pools();
@@ -97,7 +99,7 @@ export async function openWorld(
       startReporting(state, site);
     }
     client = await connectClient(config);
-    await startAll(client, sitesOf(state.layout));
+    await startAll(client, config);
   } catch (e) {
     anyFailed = true;
     await close();
@@ -141,4 +143,10 @@ export async function etlHistories(w: TestWorld, site: string): Promise<temporal
     out.push({ start: run.startTime.getTime(), history: await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
   }
   return out.sort((a, b) => a.start - b.start).map((r) => r.history);
+}
+
+/** The workflow task timeout a run (by default the current one) was started with, in seconds. */
+export async function taskTimeoutSeconds(w: TestWorld, workflowId: string, runId?: string): Promise<number> {
+  const { raw } = await w.client.workflow.getHandle(workflowId, runId).describe();
+  return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds ?? NaN);
 }
