@@ -22,6 +22,7 @@ import { startWorker, stopWorker } from '../src/dev/world';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
 import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
+import { resettableRelay } from './helpers/pg';
 import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
 
 const LAYOUT = {
@@ -474,6 +475,51 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       }
       await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
       await assertFactsOf(w, 'dc1', 'every fact once the agent step went on');
+    }),
+  );
+
+  it(
+    "an IDB lost while the mart prepares a chunk's COPY: the member is reported unreachable, nothing is committed, the process runs on",
+    step(async () => {
+      await createDatabase(w.state.pg.dc1!, 'lost_copy_mart');
+      const martUrl = instanceUrl(w.state.pg.dc1!, 'lost_copy_mart');
+      const mart = w.pools.get(martUrl);
+      await migrateMart(mart);
+      // The mart is slow to prepare the chunk's temp table (2 s), and the IDB goes away meanwhile.
+      await mart.query(`
+        create function slow_temp_table() returns event_trigger language plpgsql as $$
+        begin
+          if current_query() like 'create temp table if not exists tmp_call_event%' then perform pg_sleep(2); end if;
+        end $$;
+        create event trigger slow_temp_table on ddl_command_start when tag in ('CREATE TABLE') execute function slow_temp_table()`);
+      await runSim(w.config, { calls: 30, rate: 50, seed: 26, sources: ['sw-b'], startTs: new Date(Date.now() - 600_000) }, silentLogger);
+      const member = w.config.members.find((m) => m.id === 'idb-b-dc1')!;
+      const relay = await resettableRelay(member.url);
+      // A COPY sent before the mart is ready waits on this lock, so it is still under way
+      // when the connection goes (as a COPY still reading when its site fails).
+      const lock = await w.pools.get(member.url).connect();
+      try {
+        await lock.query('begin');
+        await lock.query('lock table idb.call_event in access exclusive mode');
+        const extraction = extractMember(mart, w.pools.get(relay.url), { ...member, url: relay.url }, { martSite: 'dc1', chunkRows: 1000 });
+        await waitFor('the mart preparing the COPY', async () => {
+          const { rows } = await mart.query(`select 1 from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()`);
+          return rows.length > 0;
+        }, 30_000, 20);
+        relay.reset();
+        // Before the fix the COPY was under way here, and its ECONNRESET, on a stream nobody
+        // listened to yet, crashed this process (the survivor's worker, in a demo failover).
+        const result = await extraction;
+        assert.equal(result.state, 'unreachable', `the member reported unreachable: ${result.error}`);
+      } finally {
+        await lock.query('rollback').catch(() => undefined);
+        lock.release();
+        await relay.close();
+      }
+      const { rows } = await mart.query<{ n: string }>(
+        `select (select count(*) from stg_call_event) + (select count(*) from ctl_cursor where snapshot::text <> '1:1:' or pending_snapshot is not null) as n`,
+      );
+      assert.equal(Number(rows[0]!.n), 0, 'nothing staged and no cursor moved');
     }),
   );
 

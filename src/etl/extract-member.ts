@@ -199,8 +199,8 @@ async function extractDeltas(
       let next: Delta | null = delta;
       for (const table of EVENT_TABLES.slice(EVENT_TABLES.indexOf(delta.table))) {
         const position: Position = table === delta.table ? delta.position : START;
-        const stream = await copyDeltaChunk(idb, table, delta.prev, delta.target, position, budget);
-        const copied = await copyIntoTemp(c, table, stream);
+        const startCopy = await copyDeltaChunk(idb, table, delta.prev, delta.target, position, budget);
+        const copied = await copyIntoTemp(c, table, startCopy);
         const merged = table === 'call_event' ? await mergeCallEvents(c, merge) : await mergeAgentEvents(c, merge);
         if (table === 'call_event') callRows = copied.rows;
         else agentRows = copied.rows;

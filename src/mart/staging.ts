@@ -122,15 +122,18 @@ export async function upsertSessions(
 const tempDdl = (table: EventTable): string =>
   `create temp table if not exists tmp_${table} (${COPY_TABLE_COLUMNS[table]}) on commit delete rows`;
 
-/** Streams a COPY from the IDB into this transaction's temp table; returns rows and last position. */
+/**
+ * Streams a COPY from the IDB into this transaction's temp table; returns rows and last
+ * position. The source starts only once the sink is ready, and is piped at once.
+ */
 export async function copyIntoTemp(
   client: PoolClient,
   table: EventTable,
-  source: Readable,
+  startSource: () => Readable,
 ): Promise<{ rows: number; last: Position | null }> {
   await client.query(tempDdl(table));
   const sink = client.query(copyFrom(`copy tmp_${table} from stdin ${COPY_FORMAT}`));
-  await pipeline(source, sink);
+  await pipeline(startSource(), sink);
   const rows = Number(sink.rowCount ?? 0);
   if (!rows) return { rows: 0, last: null };
   // Qualified: a bare `order by xid` would sort the text output columns ("99" > "400").

@@ -106,7 +106,12 @@ export async function readSessions(
   return rows;
 }
 
-/** COPY stream of the next chunk of the delta of one table, ordered by (xid, id) after `after`. */
+/**
+ * Sets up the next chunk of the delta of one table, ordered by (xid, id) after `after`,
+ * and returns what starts its COPY stream. Call that only where the stream is piped at
+ * once: an error (the IDB's site failing) on a stream nobody listens to yet crashes the
+ * process, and that was the survivor's worker in a demo failover.
+ */
 export async function copyDeltaChunk(
   client: PoolClient,
   table: EventTable,
@@ -114,7 +119,7 @@ export async function copyDeltaChunk(
   cur: string,
   after: Position,
   limit: number,
-): Promise<Readable> {
+): Promise<() => Readable> {
   await setDelta(client, prev, cur);
   // The position never starts below the delta's first xid: btree starts the scan at the
   // row comparison, and from (0, 0) that was the whole index, read on every cycle
@@ -127,7 +132,7 @@ export async function copyDeltaChunk(
     [after.xid, after.id, limit, prev],
   );
   // `table` is one of two constants, never input.
-  return client.query(
+  return () => client.query(
     copyTo(`copy (
       select ${COPY_SELECT[table]} from idb.${table}
        where ${DELTA}

@@ -1,3 +1,4 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Client } from 'pg';
 
 /** One connection for one piece of work, closed afterwards whatever happens. */
@@ -9,4 +10,36 @@ export async function withPgClient<T>(url: string, fn: (client: Client) => Promi
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A TCP relay in front of a PostgreSQL server, whose connections can be reset (RST) as
+ * when a site's network or machine goes: the client sees ECONNRESET at once, whatever
+ * it was waiting for, which a server stop or pg_terminate_backend does not give.
+ */
+export async function resettableRelay(url: string): Promise<{ url: string; reset(): void; close(): Promise<void> }> {
+  const target = new URL(url);
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  };
+  const server = createServer((down) => {
+    const up = connect(Number(target.port), target.hostname);
+    track(down);
+    track(up);
+    down.pipe(up);
+    up.pipe(down);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const relayed = new URL(url);
+  relayed.port = String((server.address() as AddressInfo).port);
+  return {
+    url: relayed.toString(),
+    reset: () => {
+      for (const s of sockets) s.resetAndDestroy();
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
