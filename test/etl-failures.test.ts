@@ -21,6 +21,7 @@ import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src
 import { startWorker, stopWorker } from '../src/dev/world';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
+import { startEtl } from '../src/temporal/connection';
 import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { resettableRelay } from './helpers/pg';
 import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
@@ -520,6 +521,31 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
         `select (select count(*) from stg_call_event) + (select count(*) from ctl_cursor where snapshot::text <> '1:1:' or pending_snapshot is not null) as n`,
       );
       assert.equal(Number(rows[0]!.n), 0, 'nothing staged and no cursor moved');
+    }),
+  );
+
+  it(
+    'a run cancelled while its activity is on a dead worker ends cancelled, not failed',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
+      // dc1's cycle waits for the transform lock in an activity of dc1's worker, which then dies
+      // with its site, as when a failover stops the failed site's ETL.
+      const lock = await takeTransformLock(w);
+      try {
+        await stopWorker(w.state, 'dc1', 'kill');
+        await handle.cancel();
+        await waitFor('the cancelled run to end', async () => (await handle.describe()).status.name !== 'RUNNING', 60_000);
+      } finally {
+        await lock.query('select pg_advisory_unlock_all()').catch(() => undefined);
+        lock.release();
+        startWorker(w.state, 'dc1');
+      }
+      const events = (await handle.fetchHistory()).events ?? [];
+      assert.ok(events.some((e) => e.activityTaskTimedOutEventAttributes), 'its activity ended by a timeout, not by its cancellation');
+      assert.equal((await handle.describe()).status.name, 'CANCELLED');
+      await startEtl(w.client, w.config, 'dc1');
+      await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
+      await assertFactsOf(w, 'dc1', 'every fact after the restart');
     }),
   );
 

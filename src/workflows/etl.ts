@@ -9,8 +9,11 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
+  ContinueAsNew,
   getExternalWorkflowHandle,
+  isCancellation,
   log,
   patched,
   proxyActivities,
@@ -88,6 +91,22 @@ const pushCapped = <T>(list: T[], item: T): void => {
 };
 
 export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
+  try {
+    await runEtl(input);
+  } catch (e) {
+    // A failover cancels the failed site's ETL while its activity runs on that site's dead
+    // worker: the activity ends by heartbeat timeout, not by cancellation. The run was
+    // cancelled all the same, and ends so (it showed as failed, "Activity task timed out").
+    // `patched`: a run that failed so before this replays (a query) as it ended.
+    const cancelled = CancellationScope.current().consideredCancelled && !isCancellation(e) && !(e instanceof ContinueAsNew);
+    if (cancelled && patched('cancelled-run-ends-cancelled')) {
+      throw new CancelledFailure(`cancelled while its activity could not stop: ${(e as Error).message}`);
+    }
+    throw e;
+  }
+}
+
+async function runEtl(input: SiteEtlInput): Promise<void> {
   if (typeof input?.site !== 'string' || !SITE_ID.test(input.site)) {
     throw ApplicationFailure.nonRetryable(`siteEtlWorkflow input needs {"site": "<id matching ${SITE_ID}>"}`);
   }
