@@ -175,7 +175,9 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
     say(`operator: ${command} ${site}`);
     await dr.executeUpdate(drUpdates[command], { args: [{ site }] });
   };
-  try {
+  // Under the signal, a query or update no worker answers (the survivor's worker gone too)
+  // gives up when the demo ends, instead of holding it open for good.
+  const steps = async () => {
     await pause(20_000, signal);
     say('stopping site dc1 for real: its worker is killed and its PostgreSQL stops');
     await failSite(state, 'dc1');
@@ -198,8 +200,11 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
     await send('confirmReporting', 'dc1');
     await until('reporting back at dc1', (s) => s.reporting.active === 'dc1' && !s.reporting.awaitingConfirmation);
     say('round trip complete: reporting back at dc1, both sites active');
+  };
+  try {
+    await client.withAbortSignal(signal, steps);
   } catch (e) {
-    if (!signal.aborted) say(`round trip stopped: ${(e as Error).message}`);
+    say(signal.aborted ? `the demo ended before the round trip finished (${(e as Error).message})` : `round trip stopped: ${(e as Error).message}`);
   } finally {
     await client.connection.close();
   }
