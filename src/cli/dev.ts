@@ -163,21 +163,28 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
   const say = (line: string) => process.stdout.write(`[dr] ${line}\n`);
   const client = await connectClient(config);
   const dr = client.workflow.getHandle(DR_WORKFLOW_ID);
+  // A query or update no worker answers (the survivor's worker gone too) gives up when the
+  // demo ends, instead of holding it open for good. Each call gets a signal of its own: the
+  // client leaves its listener on the signal it is given, and polling would pile them up.
+  const abortable = <T>(call: () => Promise<T>): Promise<T> => {
+    const own = new AbortController();
+    const stop = () => own.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    return client.withAbortSignal(own.signal, call).finally(() => signal.removeEventListener('abort', stop));
+  };
   const until = async (what: string, ok: (s: DrStatus) => boolean): Promise<DrStatus> => {
     for (;;) {
       if (signal.aborted) throw new Error(`demo stopped while waiting for ${what}`);
-      const s = await dr.query(drStatusQuery);
+      const s = await abortable(() => dr.query(drStatusQuery));
       if (ok(s)) return s;
       await pause(500, signal);
     }
   };
   const send = async (command: keyof typeof drUpdates, site: string) => {
     say(`operator: ${command} ${site}`);
-    await dr.executeUpdate(drUpdates[command], { args: [{ site }] });
+    await abortable(() => dr.executeUpdate(drUpdates[command], { args: [{ site }] }));
   };
-  // Under the signal, a query or update no worker answers (the survivor's worker gone too)
-  // gives up when the demo ends, instead of holding it open for good.
-  const steps = async () => {
+  try {
     await pause(20_000, signal);
     say('stopping site dc1 for real: its worker is killed and its PostgreSQL stops');
     await failSite(state, 'dc1');
@@ -200,9 +207,6 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
     await send('confirmReporting', 'dc1');
     await until('reporting back at dc1', (s) => s.reporting.active === 'dc1' && !s.reporting.awaitingConfirmation);
     say('round trip complete: reporting back at dc1, both sites active');
-  };
-  try {
-    await client.withAbortSignal(signal, steps);
   } catch (e) {
     say(signal.aborted ? `the demo ended before the round trip finished (${(e as Error).message})` : `round trip stopped: ${(e as Error).message}`);
   } finally {
