@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, QueryNotRegisteredError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
-import { siteIds, type Config } from '../config';
+import { runLimits, siteIds, type Config } from '../config';
 import type { Logger } from '../logger';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
+import { taskTimeoutOption } from '../workflows/runs';
 
 function tlsOptions(config: Config) {
   const tls = config.temporal.tls;
@@ -91,7 +92,7 @@ export async function startAll(client: Client, config: Config): Promise<string[]
     taskQueue: CONTROL_QUEUE,
     args: [{}],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    workflowTaskTimeout: config.temporal.workflowTaskTimeoutSeconds * 1000,
+    ...taskTimeoutOption(runLimits(config)),
   });
   const dr = await drStatusWhenReady(client);
   const started = siteIds(config).filter((s) => (dr.sites[s] ?? 'active') === 'active');
@@ -120,7 +121,7 @@ export async function startEtl(client: Client, config: Config, site: string): Pr
     workflowId: etlWorkflowId(site),
     taskQueue: CONTROL_QUEUE,
     args: [{ site }],
-    workflowTaskTimeout: config.temporal.workflowTaskTimeoutSeconds * 1000,
+    ...taskTimeoutOption(runLimits(config)),
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
 }

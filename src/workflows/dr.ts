@@ -41,7 +41,7 @@ import {
 import { etlConfirmationSignal, type EtlConfirmation } from './etl-messages';
 import { siteEtlWorkflow } from './etl';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
-import { boundRun } from './runs';
+import { boundRun, taskTimeoutOption } from './runs';
 
 interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
@@ -414,7 +414,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         workflowId: etlWorkflowId(site),
         taskQueue: CONTROL_QUEUE,
         args: [{ site }],
-        ...(dep.runs && { workflowTaskTimeout: dep.runs.taskTimeoutSeconds * 1000 }),
+        ...taskTimeoutOption(dep.runs),
         parentClosePolicy: ParentClosePolicy.ABANDON,
       });
       note('etl-started', site);

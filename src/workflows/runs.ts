@@ -19,6 +19,11 @@ export interface RunBound<F extends Workflow> {
   continueAsNew: (...args: Parameters<F>) => Promise<never>;
 }
 
+/** The start option that gives a run the configured task timeout; none without limits. */
+export function taskTimeoutOption(limits: RunLimits | undefined): { workflowTaskTimeout?: number } {
+  return limits ? { workflowTaskTimeout: limits.taskTimeoutSeconds * 1000 } : {};
+}
+
 /**
  * The limits come from an activity result, so they are recorded in the run's history:
  * a run whose result predates them (undefined) replays as it ran, ending only when the
@@ -28,6 +33,6 @@ export function boundRun<F extends Workflow>(limits: RunLimits | undefined): Run
   return {
     full: () =>
       workflowInfo().continueAsNewSuggested || (limits !== undefined && workflowInfo().historyLength >= limits.historyEvents),
-    continueAsNew: makeContinueAsNewFunc<F>(limits ? { workflowTaskTimeout: limits.taskTimeoutSeconds * 1000 } : {}),
+    continueAsNew: makeContinueAsNewFunc<F>(taskTimeoutOption(limits)),
   };
 }
