@@ -20,6 +20,7 @@ import type { Logger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
+import { agentSummary } from '../src/reporting/queries';
 import { createReportingServer, martSession, type ReportingServer } from '../src/reporting/server';
 
 const SERVER = 'postgres://postgres@127.0.0.1:5432';
@@ -126,6 +127,7 @@ const SPANS: Span[] = [
   span('a2', 1, 'ready', at('08:00:00'), at('09:00:00')), // before
   span('a2', 2, 'logged_in', at('10:09:00'), at('10:40:00')),
   span('a2', 3, 'ready', at('10:10:00'), at('10:30:00')),
+  span('a2', 4, 'not_ready', at('10:35:00'), at('10:25:00')), // ends before it starts (events out of order): no time
   span('a3', 1, 'not_ready', at('10:30:00'), null),
   span('a5', 1, 'ready', at('10:45:00'), at('11:00:00')), // starts at `to`: no time in range
   span('a6', 1, 'ready', at('09:30:00'), at('10:00:00')), // ends at `from`: no time in range
@@ -554,6 +556,24 @@ check('agent-summary with repeated agent filters reports only those agents', asy
   const expected = expectedAgentSummary(RANGE, ['a3', 'a1', 'nobody'], Date.now());
   assert.deepEqual(expected.rows.map((a) => a.agentId), ['a1', 'a3']);
   assertClose(r.body, expected);
+});
+
+check('agent-summary finds the spans of a range through the span index, not by reading every span', async () => {
+  const client = await mart.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local enable_seqscan = off'); // the table is small enough for a scan to look cheaper
+    const rows = await agentSummary(client, RANGE, null);
+    assert.deepEqual(rows.map((r) => r.agentId), expectedAgentSummary(RANGE, null, Date.now()).rows.map((r) => r.agentId));
+    const { rows: [scans] } = await client.query<{ span: string; start: string }>(
+      `select pg_stat_get_xact_numscans('agent_state_fact_span'::regclass) as span,
+              pg_stat_get_xact_numscans('agent_state_fact_start'::regclass) as start`,
+    );
+    assert.deepEqual(scans, { span: '1', start: '0' }, 'one scan of the span index');
+  } finally {
+    await client.query('rollback');
+    client.release();
+  }
 });
 
 check('agent-summary: a span still open ends now when the range reaches past now', async () => {
