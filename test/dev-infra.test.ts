@@ -4,6 +4,7 @@
  * in the temporary directory when a test fails.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { withPgClient } from './helpers/pg';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +23,8 @@ import {
   type PgInstance,
 } from '../src/dev/postgres';
 import { freePort } from '../src/dev/ports';
+import { stopWorld, type WorldState } from '../src/dev/world';
+import { waitFor } from '../src/wait';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/dev/temporal';
 import { silentLogger } from '../src/logger';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/names';
@@ -174,3 +177,46 @@ describe('Temporal dev server', () => {
     proof.passed();
   });
 });
+
+describe('an interrupted test run', () => {
+  test('SIGINT stops the servers of its open worlds (each runs in a session of its own) and exits 130', async () => {
+    // A test file in miniature: opens a world, says so, and waits to be interrupted.
+    const script = `
+      const { openWorld } = require(${JSON.stringify(join(__dirname, 'helpers', 'world.js'))});
+      openWorld('interrupted', { layout: { 'sw-a': [{ site: 'dc1', db: 'idb_a' }, { site: 'dc2', db: 'idb_a' }] } })
+        .then((w) => { process.stdout.write(JSON.stringify(w.state) + '\\n'); setInterval(() => {}, 1000); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => void (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let state: WorldState | undefined;
+    try {
+      await waitFor('the world to be up', async () => out.includes('\n') || child.exitCode !== null, 120_000, 100);
+      state = JSON.parse(out.split('\n')[0]!) as WorldState;
+      const pids = [state.temporal.pid, ...Object.values(state.workers), ...Object.values(state.reporting).map((r) => r.pid)];
+      assert.ok(pids.every((pid) => pid !== null && alive(pid)), `every server runs: ${pids.join(', ')}`);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, err);
+      assert.deepEqual(pids.filter((pid) => alive(pid!)), [], 'no process of the world outlives the run');
+      for (const inst of Object.values(state.pg)) assert.equal(await isInstanceRunning(inst), false, `${inst.name} stopped`);
+      assert.match(err, /SIGINT: stopping the test worlds \(data kept at .*twinmart-interrupted-/);
+    } finally {
+      child.kill('SIGKILL');
+      if (state) {
+        await stopWorld(state, false).catch(() => undefined);
+        await rm(state.root, { recursive: true, force: true });
+      }
+    }
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -10,7 +10,7 @@
  * scaling and rebuild (full only, worlds of their own).
  */
 import { parseArgs } from 'node:util';
-import { DEV_LAYOUT, sitesOf } from '../dev/world';
+import { DEV_LAYOUT, sitesOf, stopOnSignals } from '../dev/world';
 import { startAll } from '../temporal/connection';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import {
@@ -289,12 +289,10 @@ export async function main(argv: string[]): Promise<number> {
   const t0 = Date.now();
   log.info(`benchmark (${profile.kind}) starting`, { stages: [...only] });
 
-  const onSignal = (sig: NodeJS.Signals) => {
-    log.warn(`${sig}: stopping the worlds`);
-    void closeAllWorlds().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  stopOnSignals((signal) => {
+    log.warn(`${signal}: stopping the worlds`);
+    return closeAllWorlds();
+  });
   try {
     if (profile.kind === 'full' && only.has('catchup')) await smallerBacklogs(profile, result);
     if (MAIN_WORLD_STAGES.some((s) => only.has(s))) await mainWorld(profile, result, only);

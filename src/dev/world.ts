@@ -304,6 +304,28 @@ export async function stopWorld(state: WorldState, wipe: boolean): Promise<void>
   if (wipe) rmSync(state.root, { recursive: true, force: true });
 }
 
+/**
+ * On SIGINT or SIGTERM, runs `stop` and exits (130 or 143). The servers of a world run in
+ * sessions of their own, so without this an interrupted bench or test run would leave
+ * them running. Returns the function that removes the handlers.
+ */
+export function stopOnSignals(stop: (signal: NodeJS.Signals) => Promise<unknown>): () => void {
+  let stopping = false;
+  // Later signals (a test runner passes its own on) must not cut the stop short.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    void stop(signal).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  const remove = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return remove;
+}
+
 /** A pool on one of the world's databases (instance by name), for tests. */
 export function worldPool(state: WorldState, instance: string, db: string): Pool {
   const pool = new Pool({ connectionString: instanceUrl(state.pg[instance]!, db), max: 2 });

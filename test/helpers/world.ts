@@ -23,6 +23,7 @@ import {
   startTemporal,
   startReporting,
   startWorker,
+  stopOnSignals,
   stopWorld,
   type Layout,
   type WorldState,
@@ -44,6 +45,17 @@ export interface TestWorld {
   /** Stops everything; removes the data directory unless a step failed. Register it with the suite's after(). */
   close(): Promise<void>;
 }
+
+/**
+ * Worlds still open, for an interrupted run (Ctrl-C) to stop their servers. Their data
+ * is kept, and the pools are left alone: a test may hold a client that is never released.
+ */
+const openWorlds = new Set<WorldState>();
+stopOnSignals((signal) => {
+  const roots = [...openWorlds].map((s) => s.root).join(', ');
+  process.stderr.write(`${signal}: stopping the test worlds (data kept at ${roots || 'none'})\n`);
+  return Promise.allSettled([...openWorlds].map((s) => stopWorld(s, false)));
+});
 
 let anyFailed = false;
 /** Wraps a test body so a failure keeps the world's data directory and logs. */
@@ -81,12 +93,14 @@ export async function openWorld(
   const pools = new Pools();
   let client: Client | undefined;
   const close = async () => {
+    openWorlds.delete(state);
     await client?.connection.close();
     await pools.end();
     await stopWorld(state, false).catch(() => undefined);
     if (!anyFailed && !process.env.TWINMART_KEEP_TEST_DATA) rmSync(root, { recursive: true, force: true });
     else process.stderr.write(`test world ${name} kept at ${root} (logs in ${root}/logs)\n`);
   };
+  openWorlds.add(state);
   let binary: string;
   let config: Config;
   try {
