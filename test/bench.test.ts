@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { stopOnSignals } from '../src/dev/world';
 import { repoRoot } from '../src/paths';
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -19,8 +20,18 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<number | null>((done) => child.on('close', done));
+    // Interrupted, this process waits for the bench to stop its worlds: exiting first
+    // would close the pipes the bench logs to, and it would die before it stopped them.
+    const removeHandlers = stopOnSignals((signal) => {
+      child.kill(signal);
+      return closed;
+    });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    void closed.then((code) => {
+      removeHandlers();
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 

@@ -98,7 +98,7 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
   const sites = sitesOf(state.layout);
   const pools = new Pools();
   let client: Client | undefined;
-  let closed = false;
+  let closing: Promise<void> | undefined;
   const world: BenchWorld = {
     name,
     state,
@@ -112,17 +112,18 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
     idb: (member) => pools.get(member.url, { max: 8 }),
     db: (site, database) => pools.get(instanceUrl(state.pg[site]!, database)),
     admin: (site) => pools.get(instanceUrl(state.pg[site]!, 'postgres'), { max: 2 }),
-    async close() {
-      if (closed) return;
-      closed = true;
-      open.delete(world);
-      const keep = Boolean(process.env.TWINMART_KEEP_BENCH_DATA);
-      log.info(`world ${name}: stopping${keep ? ` (kept at ${root})` : ''}`);
-      await client?.connection.close().catch(() => undefined);
-      await pools.end();
-      await stopWorld(state, false).catch((e: Error) => log.warn(`world ${name}: stop failed`, { error: e.message }));
-      if (!keep) rmSync(root, { recursive: true, force: true });
-    },
+    // Every caller waits for the one stop: the run's own end must not exit while a
+    // signal's stop is still under way.
+    close: () =>
+      (closing ??= (async () => {
+        const keep = Boolean(process.env.TWINMART_KEEP_BENCH_DATA);
+        log.info(`world ${name}: stopping${keep ? ` (kept at ${root})` : ''}`);
+        await client?.connection.close().catch(() => undefined);
+        await pools.end().catch(() => undefined);
+        await stopWorld(state, false).catch((e: Error) => log.warn(`world ${name}: stop failed`, { error: e.message }));
+        if (!keep) rmSync(root, { recursive: true, force: true });
+        open.delete(world);
+      })()),
   };
   open.add(world);
   try {

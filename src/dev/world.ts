@@ -315,6 +315,8 @@ export function stopOnSignals(stop: (signal: NodeJS.Signals) => Promise<unknown>
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    // An interrupted parent may close the pipes this process logs to: the stop goes on.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     void stop(signal).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   const remove = () => {
