@@ -25,7 +25,7 @@ import {
 import { freePort } from '../src/dev/ports';
 import { stopWorld, type WorldState } from '../src/dev/world';
 import { waitFor } from '../src/wait';
-import { findTemporalCli, startDevServer, type DevServer } from '../src/dev/temporal';
+import { findTemporalCli, isAlive, startDevServer, type DevServer } from '../src/dev/temporal';
 import { silentLogger } from '../src/logger';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/names';
 
@@ -196,10 +196,10 @@ describe('an interrupted test run', () => {
       await waitFor('the world to be up', async () => out.includes('\n') || child.exitCode !== null, 120_000, 100);
       state = JSON.parse(out.split('\n')[0]!) as WorldState;
       const pids = [state.temporal.pid, ...Object.values(state.workers), ...Object.values(state.reporting).map((r) => r.pid)];
-      assert.ok(pids.every((pid) => pid !== null && alive(pid)), `every server runs: ${pids.join(', ')}`);
+      assert.ok(pids.every((pid) => isAlive(pid)), `every server runs: ${pids.join(', ')}`);
       child.kill('SIGINT');
       assert.equal(await exited, 130, err);
-      assert.deepEqual(pids.filter((pid) => alive(pid!)), [], 'no process of the world outlives the run');
+      assert.deepEqual(pids.filter((pid) => isAlive(pid)), [], 'no process of the world outlives the run');
       for (const inst of Object.values(state.pg)) assert.equal(await isInstanceRunning(inst), false, `${inst.name} stopped`);
       assert.match(err, /SIGINT: stopping the test worlds \(data kept at .*twinmart-interrupted-/);
     } finally {
@@ -211,12 +211,3 @@ describe('an interrupted test run', () => {
     }
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -10,7 +10,7 @@ import { Pools } from '../db';
 import { createLogger, type Logger } from '../logger';
 import { collectStatus } from '../etl/site-status';
 import { runSim } from '../sim';
-import { findTemporalCli } from '../dev/temporal';
+import { findTemporalCli, isAlive } from '../dev/temporal';
 import {
   configFile,
   failSite,
@@ -33,16 +33,6 @@ import { parse, UsageError } from './args';
 import { DEV_ROOT } from './config-path';
 
 
-const alive = (pid: number | null): boolean => {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 async function up(logger: Logger): Promise<{ state: WorldState; config: Config; uiUrl: string | null }> {
   const binary = await findTemporalCli({
     logger,
@@ -53,11 +43,11 @@ async function up(logger: Logger): Promise<{ state: WorldState; config: Config; 
   const state = existsSync(`${root}/world.json`) ? loadWorld(root) : await planWorld(root, { preferredPorts: true });
   for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, logger);
   let config = saveWorld(state);
-  if (!alive(state.temporal.pid)) await startTemporal(state, binary, logger);
+  if (!isAlive(state.temporal.pid)) await startTemporal(state, binary, logger);
   config = saveWorld(state);
   for (const site of sitesOf(state.layout)) {
-    if (!alive(state.workers[site] ?? null)) startWorker(state, site);
-    if (!alive(state.reporting[site]?.pid ?? null)) startReporting(state, site);
+    if (!isAlive(state.workers[site])) startWorker(state, site);
+    if (!isAlive(state.reporting[site]?.pid)) startReporting(state, site);
   }
   saveWorld(state);
   const client = await connectClient(config);

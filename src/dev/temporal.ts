@@ -220,7 +220,9 @@ async function acquireBuildLock(
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (none for a pid never recorded). */
+export function isAlive(pid: number | null | undefined): boolean {
+  if (!pid) return false;
   try {
     process.kill(pid, 0);
     return true;
