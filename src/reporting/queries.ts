@@ -137,8 +137,8 @@ export async function queueSummary(db: Queryable, range: Range, queues: string[]
  * state span clipped to the range (a span still open ends now, or at the range's end).
  * An agent appears when it has either calls or state time in the range. The spans that
  * overlap it are the points (start, end) of the quadrant start <= to, end >= from, which
- * their index (`span_point`, migration 004) finds; seconds as float8 may round, so the
- * timestamps themselves then decide.
+ * their index (`span_point`, migration 004) finds, the bounds in seconds by the index's
+ * own `epoch_seconds`; seconds as float8 may round, so the timestamps themselves then decide.
  */
 export async function agentSummary(db: Queryable, range: Range, agents: string[] | null): Promise<AgentSummaryRow[]> {
   const { rows } = await db.query<{ agent_id: string; calls_handled: number; talk_s: number } & Record<AgentState, number>>(
@@ -155,8 +155,7 @@ export async function agentSummary(db: Queryable, range: Range, agents: string[]
               extract(epoch from least(coalesce(s.end_ts, now()), $2::timestamptz) - greatest(s.start_ts, $1::timestamptz)) as seconds
          from agent_state_fact s
         where span_point(s.start_ts, s.end_ts)
-                <@ box(point('-infinity', extract(epoch from $1::timestamptz - timestamptz 'epoch')::float8),
-                       point(extract(epoch from $2::timestamptz - timestamptz 'epoch')::float8, 'infinity'))
+                <@ box(point('-infinity', epoch_seconds($1::timestamptz)), point(epoch_seconds($2::timestamptz), 'infinity'))
           and s.start_ts < $2::timestamptz
           and (s.end_ts is null or s.end_ts > $1::timestamptz)
           and ($3::text[] is null or s.agent_id = any($3::text[]))
