@@ -1,6 +1,7 @@
 /**
- * The `twinmart` command (DESIGN.md section 4). Each subcommand parses its flags, loads
- * the config once and hands it down; errors end as one clear line and exit code 2.
+ * The `twinmart` command. Each subcommand parses its flags, loads the config once and
+ * hands it down; errors end as one clear line: exit code 2 for a usage or configuration
+ * error (fix the call), 1 for a runtime one (a server down, a refused command).
  */
 import { loadConfig, assertSite, ConfigError } from '../config';
 import { Pools } from '../db';
@@ -17,20 +18,8 @@ import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { configPath } from './config-path';
 import { devCommand, siteCommand, demoCommand } from './dev';
-import { DEV_CONFIG } from './config-path';
+import { commandHelp, usage, version, wantsHelp } from './help';
 
-const USAGE = `usage: twinmart <command> [options]   (every command takes --config FILE)
-  dev up [--detach] | dev down [--wipe]   local two-site world (config written to ${DEV_CONFIG})
-  site stop|start <site> [--wipe]         dev only: stop a site for real / bring it back (as a replacement with --wipe)
-  demo                                    dev up, traffic, live progress until Ctrl-C
-  worker --site <site>                    run one site's workers
-  reporting --site <site> [--host H]      run one site's reporting service and dashboard
-  start                                   start the ETL workflows if they are not running
-  status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
-  sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
-      [--backfill-minutes M | --history-seconds H]
-  parity <siteA> <siteB> [--json]         compare two marts; exit 0 only when closed intervals match
-  dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site> | retry | status [--json]`;
 
 const number = (name: string, v: string | undefined, dflt?: number): number => {
   if (v === undefined && dflt !== undefined) return dflt;
@@ -178,19 +167,33 @@ const commands: Record<string, Command> = {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(usage() + '\n');
     return name ? 0 : 2;
   }
-  const command = commands[name];
+  // Own keys only: `twinmart toString` is an unknown command, not Object.prototype's.
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command && wantsHelp(rest)) {
+    process.stdout.write(commandHelp(name) + '\n');
+    return 0;
+  }
   try {
     if (!command) throw new UsageError(`unknown command "${name}"`);
     return (await command(rest)) ?? 0;
   } catch (e) {
-    if (e instanceof UsageError) process.stderr.write(`twinmart: ${e.message}\n\n${USAGE}\n`);
-    else if (e instanceof ConfigError) process.stderr.write(`twinmart: ${e.message}\n`);
-    else process.stderr.write(`twinmart ${name}: ${(e as Error).message}\n`);
-    return 2;
+    if (e instanceof UsageError) {
+      process.stderr.write(`twinmart: ${e.message}\n\n${command ? commandHelp(name) : usage()}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`twinmart: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`twinmart ${name}: ${(e as Error).message}\n`);
+    return 1;
   }
 }
-

@@ -1,0 +1,62 @@
+/**
+ * The command's usage: one entry per subcommand, so `twinmart <command> --help` prints
+ * that command's help and nothing runs (a `start --help` used to start the workflows).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../paths';
+import { DEV_CONFIG } from './config-path';
+
+const HELP: Record<string, string> = {
+  dev: `dev up [--detach] | dev down [--wipe]
+    local two-site world (config written to ${DEV_CONFIG}); --detach returns once it is up,
+    down --wipe also deletes its data`,
+  site: `site stop|start <site> [--wipe]
+    dev only: stop a site for real (workers killed, PostgreSQL stopped immediate) or bring it
+    back; --wipe brings it back as a replacement with empty databases`,
+  demo: `demo [--seconds S] [--rate R] [--no-dr]
+    dev up, traffic and live progress until Ctrl-C (or S seconds); a DR round trip of dc1 20 s
+    in unless --no-dr`,
+  worker: `worker --site <site>
+    run one site's workers (the control queue and the site's own queue); SIGTERM drains`,
+  reporting: `reporting --site <site> [--host H]
+    run one site's reporting service and dashboard on sites.<site>.reportingPort`,
+  start: `start
+    register the search attributes and start the DR and ETL workflows that are not running`,
+  status: `status [--json] [--watch]
+    per site and member: state, cursor age, events loaded, lag; and the DR phase`,
+  sim: `sim --calls N --rate R [--seed S] [--backfill-minutes M | --history-seconds H]
+    simulated traffic into every member of every HA set`,
+  parity: `parity <siteA> <siteB> [--json] [--settle-seconds S]
+    compare two marts; exit 0 only when every closed interval matches`,
+  dr: `dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site>
+   | retry | status [--json]
+    the DR commands, sent as updates to workflow twinmart-dr`,
+};
+
+export const COMMANDS = Object.keys(HELP);
+
+export function usage(): string {
+  const lines = COMMANDS.map((c) => '  ' + HELP[c]!.split('\n')[0]);
+  return [
+    'usage: twinmart <command> [options]   (every command takes --config FILE and --help)',
+    ...lines,
+    '  --version                              print the version',
+    'exit codes: 0 done, 1 runtime error, 2 usage or configuration error',
+  ].join('\n');
+}
+
+export function commandHelp(command: string): string {
+  return `usage: twinmart ${HELP[command]}\n  --config FILE   the config (else TWINMART_CONFIG, else ${DEV_CONFIG})`;
+}
+
+/** `--help` or `-h` anywhere before a `--` asks for help. */
+export function wantsHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
