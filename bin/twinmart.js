@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// Entry of the `twinmart` command; the code is compiled to dist/ by `npm run build`.
+// Entry of the `twinmart` command. The code runs compiled from dist/; a clone installed
+// without scripts (or never built) is built here on first use.
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 const entry = join(__dirname, '..', 'dist', 'src', 'cli', 'index.js');
-if (!existsSync(entry)) {
-  process.stderr.write('twinmart is not built yet: run `npm run build` (or `npm run demo` / `npm test`, which build first)\n');
-  process.exit(2);
+if (!existsSync(entry) && !require('../scripts/build').build()) {
+  process.stderr.write('twinmart: the build failed (see above); `npm ci` installs what it needs\n');
+  process.exit(1);
 }
 require(entry)
   .main(process.argv.slice(2))

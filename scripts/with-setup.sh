@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Brings a fresh clone up to date, then runs the given command:
 #   bash scripts/with-setup.sh <command...>
-# Installs dependencies and rebuilds only when their inputs changed, makes sure the
-# default PostgreSQL answers and a Temporal CLI exists (building it with Go on a
-# machine that has none, about 6 minutes), and exports its path as
+# Installs dependencies and rebuilds only when their inputs changed (scripts/build.js),
+# makes sure the default PostgreSQL answers and a Temporal CLI exists (building it with
+# Go on a machine that has none, about 6 minutes), and exports its path as
 # TWINMART_TEMPORAL_CLI for the command.
 set -euo pipefail
 
@@ -21,14 +21,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 
-# Directories are listed too: their mtime changes when a file is added or removed,
-# and dist is rebuilt from scratch so a deleted source leaves no stale output behind.
-if [ ! -f dist/.built ] || [ -n "$(find src test migrations tsconfig.json package-lock.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
-  echo "[setup] building (npm run build)" >&2
-  rm -rf dist
-  npm run build >&2
-  touch dist/.built
-fi
+node scripts/build.js
 
 TWINMART_TEMPORAL_CLI="$(node dist/src/dev/ensure.js)"
 export TWINMART_TEMPORAL_CLI

@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,4 +96,18 @@ test('a usage error exits 2 with the command help, a runtime error exits 1', asy
 
   const runtime = twinmart(['dr', 'status', '--config', config]);
   assert.equal(runtime.code, 1, runtime.stderr);
+});
+
+test('a clone that was never built builds itself on first use', () => {
+  const clone = join(cwd, 'clone');
+  const files = spawnSync('git', ['ls-files', '-z'], { cwd: repoRoot, encoding: 'utf8' }).stdout.split('\0').filter(Boolean);
+  const tar = spawnSync('tar', ['-C', repoRoot, '--null', '-T', '-', '-cf', '-'], { input: files.join('\0'), maxBuffer: 1 << 28 });
+  assert.equal(tar.status, 0);
+  mkdirSync(clone);
+  assert.equal(spawnSync('tar', ['-C', clone, '-xf', '-'], { input: tar.stdout }).status, 0);
+  symlinkSync(join(repoRoot, 'node_modules'), join(clone, 'node_modules'));
+  const r = spawnSync(process.execPath, [join(clone, 'bin', 'twinmart.js'), '--version'], { cwd, encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version);
+  assert.ok(existsSync(join(clone, 'dist', '.built')), 'the first use left a complete build');
 });
