@@ -34,7 +34,7 @@ function rejects(raw: unknown, ...expected: RegExp[]): void {
   );
 }
 
-test('the DESIGN.md example parses, with members listed in order and ${VAR} expanded', () => {
+test('the documented example config parses, with members listed in order and ${VAR} expanded', () => {
   const c = parseConfig(valid(), 'test.yaml', env);
   assert.deepEqual(
     c.members.map((m) => [m.id, m.sourceId, m.index]),

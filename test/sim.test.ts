@@ -145,7 +145,7 @@ const CALL_EVENTS = new Set([
   'created', 'queued', 'routed', 'established', 'held', 'retrieved', 'transferred', 'released', 'abandoned',
 ]);
 
-/** The shape of a call and an agent's life, as DESIGN.md section 3 describes it. */
+/** The shape of a call and an agent's life, as docs/contracts.md describes it. */
 function assertPlausible(d: Dump, media: string): void {
   const calls = groupBy(d.calls, (r) => r.call_id);
   const outcomes = { released: 0, abandoned: 0 };

@@ -1,4 +1,4 @@
--- The IDB schema as the collectors own it (DESIGN.md section 3). twinmart only reads
+-- The IDB schema as the collectors own it (docs/contracts.md). twinmart only reads
 -- IDBs; this file exists so the simulator and `twinmart dev up` can create them.
 -- Every table carries the writing transaction's id, indexed, for snapshot-difference
 -- extraction.

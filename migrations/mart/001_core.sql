@@ -117,7 +117,7 @@ create table etl_dirty_agent (
 );
 create table etl_dirty_source (source_id text primary key);
 
--- Public facts (DESIGN.md section 3).
+-- Public facts (docs/contracts.md).
 create table interaction_fact (
   interaction_id bigint generated always as identity primary key,
   call_id        uuid not null unique,

@@ -1,5 +1,5 @@
 /**
- * The one configuration module: the YAML file of DESIGN.md section 3, validated with
+ * The one configuration module: the YAML file of docs/contracts.md, validated with
  * zod once at start-up and passed down as a plain object. `${VAR}` in a URL is taken
  * from the environment here, so secrets never sit in the file or in workflow input.
  */

@@ -33,7 +33,7 @@ import { startDevServer, stopProcess } from './temporal';
  */
 export type Layout = Record<string, { site: string; db: string; instance?: string }[]>;
 
-/** The dev world of DESIGN.md: one set split across sites, one wholly at each site. */
+/** The dev world (docs/architecture.md): one set split across sites, one wholly at each site. */
 export const DEV_LAYOUT: Layout = {
   'sw-voice-1': [
     { site: 'dc1', db: 'idb_voice_1' },

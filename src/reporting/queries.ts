@@ -1,5 +1,5 @@
 /**
- * The reports of the reporting service (/tmp/briefs/reporting-contract.md): one function
+ * The reports of the reporting service (docs/reporting-api.md): one function
  * per report, each a read of the site's mart with every value as a bind parameter.
  * Numbers are cast in SQL to types `pg` hands back as JS numbers (int4, float8), and
  * text is ordered with collation "C" so that twin marts created with different

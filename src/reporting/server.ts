@@ -1,5 +1,5 @@
 /**
- * The reporting service of one site (/tmp/briefs/reporting-contract.md): read-only
+ * The reporting service of one site (docs/reporting-api.md): read-only
  * reports over the site's mart, the dashboard's files, and an operations view from
  * Temporal. Whether the site serves reports is read from the mart's `ctl_reporting` on
  * every report request, so a role switched by the DR workflow takes effect at once; a

@@ -1,6 +1,6 @@
 /**
  * Reading one member IDB: a REPEATABLE READ snapshot, and the rows that are visible in
- * it and were not visible in the previous cursor snapshot (DESIGN.md "Extraction
+ * it and were not visible in the previous cursor snapshot (docs/architecture.md, "Extraction
  * contract"). COPY cannot take bind parameters, so the values travel as transaction-local
  * settings set with parameterised set_config() and are read back with current_setting().
  */

@@ -1,5 +1,5 @@
 /**
- * The DR workflow's messages (DESIGN.md "DR procedure"). Every operator command is a
+ * The DR workflow's messages (docs/architecture.md, "DR procedure"). Every operator command is a
  * signal (Web UI, `temporal workflow signal`) and an update of the same name (answers
  * with the validation result). Payloads are validated with zod in the workflow.
  */

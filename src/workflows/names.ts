@@ -1,4 +1,4 @@
-/** Workflow ids and task queues of DESIGN.md section 2, shared by workflows, workers and clients. */
+/** Workflow ids and task queues of docs/contracts.md, shared by workflows, workers and clients. */
 export const CONTROL_QUEUE = 'twinmart-control';
 export const DR_WORKFLOW_ID = 'twinmart-dr';
 export const siteQueue = (site: string): string => `twinmart-${site}`;
