@@ -197,6 +197,77 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   );
 
   it(
+    "keeps the same member's version of an event in both marts: the session-covered one, then the first-listed",
+    step(async () => {
+      // sw-voice-1 lists idb-voice-1-dc1 first, idb-voice-1-dc2 second. Each window is a
+      // day in 2001 where only the named members had a session; the members disagree on
+      // the queue of the window's call.
+      const members = [
+        { id: 'idb-voice-1-dc1', idb: w.db('dc1', 'idb_voice_1'), queue: 'q-first' },
+        { id: 'idb-voice-1-dc2', idb: w.db('dc2', 'idb_voice_1'), queue: 'q-second' },
+      ];
+      const windows = [
+        { day: '2001-01-01', covered: [0], kept: 0 },
+        { day: '2001-01-02', covered: [1], kept: 1 },
+        { day: '2001-01-03', covered: [0, 1], kept: 0 },
+        { day: '2001-01-04', covered: [], kept: 0 },
+      ].map((x, i) => ({ ...x, callId: `33333333-2222-4333-8444-55555555555${i}` }));
+      for (const [i, m] of members.entries()) {
+        for (const x of windows) {
+          const client = await m.idb.connect();
+          try {
+            await client.query('begin');
+            if (x.covered.includes(i)) {
+              await client.query(
+                `insert into idb.dss_session (collector, source_id, conn_start, conn_end, conn_type)
+                 values ('test-collector', 'sw-voice-1', $1::date + interval '10 hours', $1::date + interval '11 hours', 1)`,
+                [x.day],
+              );
+            }
+            await client.query(
+              `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue)
+               values ($1, 1, 'sw-voice-1', 'created', $2::date + interval '10 hours 1 minute', 'voice', 'inbound', $3),
+                      ($1, 2, 'sw-voice-1', 'abandoned', $2::date + interval '10 hours 2 minutes', 'voice', 'inbound', $3)`,
+              [x.callId, x.day, m.queue],
+            );
+            await client.query('commit');
+          } finally {
+            client.release();
+          }
+        }
+      }
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site} to load the calls`, async () => {
+          const { rows } = await w.mart(site).query('select count(*)::int as n from interaction_fact where call_id = any($1::uuid[])', [
+            windows.map((x) => x.callId),
+          ]);
+          return rows[0].n === windows.length;
+        });
+        // Settled: every member extracted up to now, so both copies were merged.
+        await waitFor(`${site} to settle`, () => settled(w, site));
+        for (const x of windows) {
+          const { rows } = await w.mart(site).query<{ member_id: string; queue: string }>(
+            'select member_id, queue from stg_call_event where call_id = $1 order by seq',
+            [x.callId],
+          );
+          const want = members[x.kept]!;
+          assert.deepEqual(
+            rows,
+            [1, 2].map(() => ({ member_id: want.id, queue: want.queue })),
+            `${site}, ${x.day} (sessions of ${x.covered.map((i) => members[i]!.id).join(', ') || 'none'})`,
+          );
+        }
+      }
+      const report = await compareMarts(
+        { name: 'dc1', pool: w.mart('dc1') },
+        { name: 'dc2', pool: w.mart('dc2') },
+        { closedBefore: new Date() },
+      );
+      assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 3)));
+    }),
+  );
+
+  it(
     'refuses malformed commands clearly and keeps running; applies and confirms valid ones at a cycle boundary',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
