@@ -268,6 +268,48 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   );
 
   it(
+    'ends a call whose end never arrived as incomplete, out of the answered counts, and mends it when the end arrives',
+    step(async () => {
+      // Answered two days ago (more than etl.maxCallSeconds before the newest events
+      // loaded), never released: its end was at a site that failed.
+      const callId = '44444444-2222-4333-8444-555555555555';
+      const idb = w.db('dc1', 'idb_voice_2a');
+      const started = new Date(Date.now() - 2 * 86_400_000);
+      await idb.query(
+        `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue, agent_id)
+         values ($1, 1, 'sw-voice-2', 'created', $2, 'voice', 'inbound', null, null),
+                ($1, 2, 'sw-voice-2', 'queued', $2::timestamptz + interval '1 second', 'voice', 'inbound', 'q-lost', null),
+                ($1, 3, 'sw-voice-2', 'established', $2::timestamptz + interval '5 seconds', 'voice', 'inbound', 'q-lost', 'a-1')`,
+        [callId, started],
+      );
+      const fact = (site: string) =>
+        w.mart(site).query(
+          `select f.outcome, f.end_ts, f.talk_s, q.offered, q.answered, q.total_wait_s::float8 as wait
+             from interaction_fact f join ag_queue_15min q
+               on q.queue = f.queue and q.interval_start = date_bin('15 minutes', f.start_ts, timestamptz '2000-01-01 00:00:00+00')
+            where f.call_id = $1`,
+          [callId],
+        );
+      for (const site of ['dc1', 'dc2']) {
+        const row = await waitFor(`${site} to close the call`, async () => (await fact(site)).rows.find((r) => r.outcome !== 'in_progress'));
+        assert.deepEqual(row, { outcome: 'incomplete', end_ts: null, talk_s: null, offered: 1, answered: 0, wait: 0 }, site);
+      }
+      await idb.query(
+        `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue, agent_id)
+         values ($1, 4, 'sw-voice-2', 'released', $2::timestamptz + interval '65 seconds', 'voice', 'inbound', 'q-lost', 'a-1')`,
+        [callId, started],
+      );
+      for (const site of ['dc1', 'dc2']) {
+        const row = await waitFor(`${site} to mend the call`, async () => (await fact(site)).rows.find((r) => r.outcome !== 'incomplete'));
+        assert.equal(row.outcome, 'answered', site);
+        assert.equal(Number(row.talk_s), 60, site);
+        assert.deepEqual([row.offered, row.answered, row.wait], [1, 1, 4], site);
+        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds), [], site);
+      }
+    }),
+  );
+
+  it(
     'refuses malformed commands clearly and keeps running; applies and confirms valid ones at a cycle boundary',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
