@@ -197,6 +197,119 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
   );
 
   it(
+    "keeps the same member's version of an event in both marts: the session-covered one, then the first-listed",
+    step(async () => {
+      // sw-voice-1 lists idb-voice-1-dc1 first, idb-voice-1-dc2 second. Each window is a
+      // day in 2001 where only the named members had a session; the members disagree on
+      // the queue of the window's call.
+      const members = [
+        { id: 'idb-voice-1-dc1', idb: w.db('dc1', 'idb_voice_1'), queue: 'q-first' },
+        { id: 'idb-voice-1-dc2', idb: w.db('dc2', 'idb_voice_1'), queue: 'q-second' },
+      ];
+      const windows = [
+        { day: '2001-01-01', covered: [0], kept: 0 },
+        { day: '2001-01-02', covered: [1], kept: 1 },
+        { day: '2001-01-03', covered: [0, 1], kept: 0 },
+        { day: '2001-01-04', covered: [], kept: 0 },
+      ].map((x, i) => ({ ...x, callId: `33333333-2222-4333-8444-55555555555${i}` }));
+      for (const [i, m] of members.entries()) {
+        for (const x of windows) {
+          const client = await m.idb.connect();
+          try {
+            await client.query('begin');
+            if (x.covered.includes(i)) {
+              await client.query(
+                `insert into idb.dss_session (collector, source_id, conn_start, conn_end, conn_type)
+                 values ('test-collector', 'sw-voice-1', $1::date + interval '10 hours', $1::date + interval '11 hours', 1)`,
+                [x.day],
+              );
+            }
+            await client.query(
+              `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue)
+               values ($1, 1, 'sw-voice-1', 'created', $2::date + interval '10 hours 1 minute', 'voice', 'inbound', $3),
+                      ($1, 2, 'sw-voice-1', 'abandoned', $2::date + interval '10 hours 2 minutes', 'voice', 'inbound', $3)`,
+              [x.callId, x.day, m.queue],
+            );
+            await client.query('commit');
+          } finally {
+            client.release();
+          }
+        }
+      }
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site} to load the calls`, async () => {
+          const { rows } = await w.mart(site).query('select count(*)::int as n from interaction_fact where call_id = any($1::uuid[])', [
+            windows.map((x) => x.callId),
+          ]);
+          return rows[0].n === windows.length;
+        });
+        // Settled: every member extracted up to now, so both copies were merged.
+        await waitFor(`${site} to settle`, () => settled(w, site));
+        for (const x of windows) {
+          const { rows } = await w.mart(site).query<{ member_id: string; queue: string }>(
+            'select member_id, queue from stg_call_event where call_id = $1 order by seq',
+            [x.callId],
+          );
+          const want = members[x.kept]!;
+          assert.deepEqual(
+            rows,
+            [1, 2].map(() => ({ member_id: want.id, queue: want.queue })),
+            `${site}, ${x.day} (sessions of ${x.covered.map((i) => members[i]!.id).join(', ') || 'none'})`,
+          );
+        }
+      }
+      const report = await compareMarts(
+        { name: 'dc1', pool: w.mart('dc1') },
+        { name: 'dc2', pool: w.mart('dc2') },
+        { closedBefore: new Date() },
+      );
+      assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 3)));
+    }),
+  );
+
+  it(
+    'ends a call whose end never arrived as incomplete, out of the answered counts, and mends it when the end arrives',
+    step(async () => {
+      // Answered two days ago (more than etl.maxCallSeconds before the newest events
+      // loaded), never released: its end was at a site that failed.
+      const callId = '44444444-2222-4333-8444-555555555555';
+      const idb = w.db('dc1', 'idb_voice_2a');
+      const started = new Date(Date.now() - 2 * 86_400_000);
+      await idb.query(
+        `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue, agent_id)
+         values ($1, 1, 'sw-voice-2', 'created', $2, 'voice', 'inbound', null, null),
+                ($1, 2, 'sw-voice-2', 'queued', $2::timestamptz + interval '1 second', 'voice', 'inbound', 'q-lost', null),
+                ($1, 3, 'sw-voice-2', 'established', $2::timestamptz + interval '5 seconds', 'voice', 'inbound', 'q-lost', 'a-1')`,
+        [callId, started],
+      );
+      const fact = (site: string) =>
+        w.mart(site).query(
+          `select f.outcome, f.end_ts, f.talk_s, q.offered, q.answered, q.total_wait_s::float8 as wait
+             from interaction_fact f join ag_queue_15min q
+               on q.queue = f.queue and q.interval_start = date_bin('15 minutes', f.start_ts, timestamptz '2000-01-01 00:00:00+00')
+            where f.call_id = $1`,
+          [callId],
+        );
+      for (const site of ['dc1', 'dc2']) {
+        const row = await waitFor(`${site} to close the call`, async () => (await fact(site)).rows.find((r) => r.outcome !== 'in_progress'));
+        assert.deepEqual(row, { outcome: 'incomplete', end_ts: null, talk_s: null, offered: 1, answered: 0, wait: 0 }, site);
+      }
+      await idb.query(
+        `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction, queue, agent_id)
+         values ($1, 4, 'sw-voice-2', 'released', $2::timestamptz + interval '65 seconds', 'voice', 'inbound', 'q-lost', 'a-1')`,
+        [callId, started],
+      );
+      for (const site of ['dc1', 'dc2']) {
+        const row = await waitFor(`${site} to mend the call`, async () => (await fact(site)).rows.find((r) => r.outcome !== 'incomplete'));
+        assert.equal(row.outcome, 'answered', site);
+        assert.equal(Number(row.talk_s), 60, site);
+        assert.deepEqual([row.offered, row.answered, row.wait], [1, 1, 4], site);
+        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds), [], site);
+      }
+    }),
+  );
+
+  it(
     'refuses malformed commands clearly and keeps running; applies and confirms valid ones at a cycle boundary',
     step(async () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));

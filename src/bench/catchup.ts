@@ -88,7 +88,7 @@ export async function plainCycle(
   const results: ExtractResult[] = [];
   const { chunkRows, cycleChunks } = config.etl;
   await Promise.all(
-    extractionLanes(config.members, site).map(async (lane) => {
+    extractionLanes(config.members).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
         const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows, maxChunks: cycleChunks });

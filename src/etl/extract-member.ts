@@ -178,7 +178,7 @@ async function extractDeltas(
 
   const openIds = result.reset ? [] : await openSessionIds(mart, member.id, incarnation);
   const sessions = await readSessions(idb, delta.prev, current, openIds);
-  const base = qualityBase(member, options.martSite);
+  const base = qualityBase(member);
 
   for (;;) {
     if (options.signal?.aborted) return;

@@ -11,9 +11,13 @@ interface Ranked {
   index: number;
 }
 
-/** Lower is better: own site first, then list order (session coverage is added per row in SQL). */
-export function qualityBase(member: Pick<Ranked, 'site' | 'index'>, martSite: string): number {
-  return (member.site === martSite ? 0 : 100) + member.index;
+/**
+ * Lower is better: list order (session coverage is added per row in SQL). Never the
+ * mart's own site: both marts must keep the same version of an event, or parity cannot
+ * match (DESIGN.md section 2).
+ */
+export function qualityBase(member: Pick<Ranked, 'index'>): number {
+  return member.index;
 }
 
 /** Loaded less than a full chunk in its last cycle: its next delta is likely small too. */
@@ -28,17 +32,18 @@ export function caughtUp(lastRows: number | null, chunkRows: number): boolean {
  * half of the staged rows in steady cycles at 5,000 events/s when partners loaded at
  * once. So each set loads in turn, best first, and its partners' copies only probe keys
  * already there. A member found unreachable last cycle gets a lane of its own, so its
- * connection timeout never holds up its partner.
+ * connection timeout never holds up its partner. Best is the same at every site, so a
+ * mart may read a remote member first: reading its own first made the better remote copy
+ * rewrite those rows.
  */
 export function extractionLanes<T extends Ranked>(
   members: T[],
-  martSite: string,
   down: (memberId: string) => boolean = () => false,
 ): T[][] {
   const sets = new Map<string, T[]>();
   for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
   return [...sets.values()].flatMap((set) => {
-    const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a, martSite) - qualityBase(b, martSite));
+    const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a) - qualityBase(b));
     const alone = set.filter((m) => down(m.id)).map((m) => [m]);
     return [...(up.length ? [up] : []), ...alone];
   });

@@ -10,6 +10,7 @@ import {
   applyQueueDeltas,
   claimDirtyAgents,
   claimDirtyCalls,
+  queueEndlessCalls,
   readDirtyCallEvents,
   refreshStatistics,
   refreshDataGaps,
@@ -43,6 +44,7 @@ export interface TransformResult {
 export async function transformSite(mart: Pool, options: TransformOptions): Promise<TransformResult> {
   const r: TransformResult = { calls: 0, facts: 0, intervals: 0, agents: 0, agentSpans: 0, discarded: 0, gaps: 0, batches: 0 };
   await refreshStatistics(mart);
+  await queueEndlessCalls(mart, options.maxCallSeconds);
   // Null once the signal stopped the batch (rolled back; its work stays queued).
   const batch = <T>(work: (c: PoolClient) => Promise<T>): Promise<T | null> =>
     withTransaction(mart, async (c) => {
@@ -62,7 +64,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       const done = { calls: await claimDirtyCalls(c, options.batch), discarded: 0, facts: 0, intervals: 0 };
       if (done.calls) {
         done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
-        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds);
+        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds, options.maxCallSeconds);
         done.intervals = await applyQueueDeltas(c);
       }
       return done;

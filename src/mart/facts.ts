@@ -123,10 +123,12 @@ async function noteContributions(client: PoolClient, sign: 1 | -1, serviceLevelS
     `insert into tmp_group_delta
      select f.queue, ${INTERVAL},
             $1 * count(*),
-            $1 * count(*) filter (where f.answer_ts is not null and f.outcome <> 'in_progress'),
+            $1 * count(*) filter (where f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete')),
             $1 * count(*) filter (where f.outcome = 'abandoned'),
-            $1 * count(*) filter (where f.answer_ts is not null and f.outcome <> 'in_progress' and f.wait_s <= $2),
-            $1 * coalesce(sum(f.wait_s) filter (where f.answer_ts is not null and f.outcome <> 'in_progress'), 0),
+            $1 * count(*) filter (where f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete')
+                                    and f.wait_s <= $2),
+            $1 * coalesce(sum(f.wait_s) filter (where f.answer_ts is not null
+                                                  and f.outcome not in ('in_progress', 'incomplete')), 0),
             $1 * coalesce(sum(f.talk_s), 0)
        from interaction_fact f join tmp_dirty_call d using (call_id)
       where f.queue is not null
@@ -136,10 +138,36 @@ async function noteContributions(client: PoolClient, sign: 1 | -1, serviceLevelS
 }
 
 /**
- * One row per call from its usable events in tmp_call_row. wait: from queued (else created) to answer,
- * or to the end for a call never answered; talk: answer to end.
+ * Calls that started before this are over, ended or not: the mart has seen events
+ * etl.maxCallSeconds later (a later end would be absurd). It follows the newest event
+ * time the mart has loaded, not its clock, so two caught-up marts draw the same line;
+ * capped at now, so a stray future timestamp cannot end live calls.
  */
-export async function upsertInteractionFacts(client: PoolClient, serviceLevelSeconds: number): Promise<number> {
+const ENDED_BEFORE = (maxCallSeconds: string) =>
+  `(select least(now(), max(last_event_ts)) - make_interval(secs => ${maxCallSeconds}) from ctl_cursor)`;
+
+/**
+ * Queues the calls still in progress that started before ENDED_BEFORE, so the transform
+ * closes them as incomplete: found through the partial index of calls in progress, not a
+ * scan of the facts. Returns how many.
+ */
+export async function queueEndlessCalls(client: Queryable, maxCallSeconds: number): Promise<number> {
+  const { rowCount } = await client.query(
+    `insert into etl_dirty_call (call_id)
+     select call_id from interaction_fact where outcome = 'in_progress' and start_ts < ${ENDED_BEFORE('$1')}
+     on conflict do nothing`,
+    [maxCallSeconds],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * One row per call from its usable events in tmp_call_row. wait: from queued (else created) to answer,
+ * or to the end for a call never answered; talk: answer to end. A call without an end
+ * that started before ENDED_BEFORE is `incomplete`: its end is unknown (null, and so is
+ * the time it never measured), and the end event arriving later makes it whole again.
+ */
+export async function upsertInteractionFacts(client: PoolClient, serviceLevelSeconds: number, maxCallSeconds: number): Promise<number> {
   await noteContributions(client, -1, serviceLevelSeconds);
   await client.query(
     `delete from interaction_fact f using tmp_dirty_call d
@@ -173,9 +201,10 @@ export async function upsertInteractionFacts(client: PoolClient, serviceLevelSec
                 when c.released and c.answer_ts is null then 'abandoned'
                 when c.released and c.transferred then 'transferred'
                 when c.released then 'answered'
+                when c.start_ts < e.before then 'incomplete'
                 else 'in_progress'
               end as outcome
-         from c)
+         from c, (select ${ENDED_BEFORE('$1')} as before) e)
      insert into interaction_fact as t (call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts,
                                         end_ts, outcome, wait_s, talk_s, event_count)
      select call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts, end_ts, outcome,
@@ -197,6 +226,7 @@ export async function upsertInteractionFacts(client: PoolClient, serviceLevelSec
            (excluded.source_id, excluded.media, excluded.direction, excluded.queue, excluded.agent_id,
             excluded.start_ts, excluded.answer_ts, excluded.end_ts, excluded.outcome, excluded.wait_s,
             excluded.talk_s, excluded.event_count)`,
+    [maxCallSeconds],
   );
   await noteContributions(client, 1, serviceLevelSeconds);
   return rowCount ?? 0;

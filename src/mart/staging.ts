@@ -159,7 +159,7 @@ const AGENT_ROW_PROBLEM = `nullif(concat_ws('; ',
   ), '')`;
 
 /**
- * quality = base (own site, list order) + 1000 when no session of the member covered the
+ * quality = base (list order) + 1000 when no session of the member covered the
  * event. `$m` are the parameter numbers of member id, base and incarnation.
  */
 const quality = (member: string, base: string, incarnation: string): string => `${base}::integer + case when exists (

@@ -275,7 +275,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
     const down = (id: string) => state.members[id]!.state === 'unreachable';
-    const lanes = extractionLanes(included, site, down);
+    const lanes = extractionLanes(included, down);
     let t: TransformResult | null;
     const outer = CancellationScope.current();
     const cycle = new CancellationScope();

@@ -56,10 +56,16 @@ export interface ExpectedFact {
   queue: string | null;
 }
 
-/** The documented rules of interaction_fact, applied to usable events of each call. */
-export function expectedFacts(rows: Iterable<IdbCallRow>, unusable: Set<string>): Map<string, ExpectedFact> {
+/**
+ * The documented rules of interaction_fact, applied to usable events of each call. A call
+ * without an end is incomplete once it started maxCallSeconds before the newest event
+ * loaded (every row given, usable or not, as the mart's cursors count them), or now.
+ */
+export function expectedFacts(rows: Iterable<IdbCallRow>, unusable: Set<string>, maxCallSeconds = 86_400): Map<string, ExpectedFact> {
   const byCall = new Map<string, IdbCallRow[]>();
+  let newest = -Infinity;
   for (const r of rows) {
+    newest = Math.max(newest, r.event_ts.getTime());
     if (unusable.has(`${r.call_id}/${r.seq}`)) continue;
     const list = byCall.get(r.call_id) ?? [];
     list.push(r);
@@ -84,7 +90,9 @@ export function expectedFacts(rows: Iterable<IdbCallRow>, unusable: Set<string>)
           : has('transferred')
             ? 'transferred'
             : 'answered'
-        : 'in_progress';
+        : start < Math.min(Date.now(), newest) - maxCallSeconds * 1000
+          ? 'incomplete'
+          : 'in_progress';
     const from = queued ?? start;
     out.set(callId, {
       outcome,
@@ -190,11 +198,13 @@ export async function queueAggregateDiff(mart: Pool, serviceLevelSeconds: number
     `with expected as (
        select queue, date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00') as interval_start,
               count(*)::integer as offered,
-              (count(*) filter (where answer_ts is not null and outcome <> 'in_progress'))::integer as answered,
+              (count(*) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')))::integer
+                as answered,
               (count(*) filter (where outcome = 'abandoned'))::integer as abandoned,
-              (count(*) filter (where answer_ts is not null and outcome <> 'in_progress' and wait_s <= $1))::integer
-                as answered_in_sl,
-              coalesce(sum(wait_s) filter (where answer_ts is not null and outcome <> 'in_progress'), 0) as total_wait_s,
+              (count(*) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')
+                                  and wait_s <= $1))::integer as answered_in_sl,
+              coalesce(sum(wait_s) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')), 0)
+                as total_wait_s,
               coalesce(sum(talk_s), 0) as total_talk_s
          from interaction_fact where queue is not null group by 1, 2),
      actual as (
