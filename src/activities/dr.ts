@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { reportingUrl, runLimits, type Config } from '../config';
+import { martOwnerUrl, reportingUrl, runLimits, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
 import { membersBehind } from '../etl/backlog';
@@ -154,7 +154,8 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
     /** Seeds this (rebuilt) site's mart from a surviving site's mart; starts it as a standby. */
     async seedFrom(input: { site: string; from: string; activeReporting: string }): Promise<Record<string, number>> {
       checkSite(input.site);
-      const copied = await heartbeating(() => seedMart(mart(input.from), mart()));
+      // The seed drops and rebuilds keys and indexes, which is the owner's to do.
+      const copied = await heartbeating(() => seedMart(mart(input.from), pools.get(martOwnerUrl(config, site))));
       await setReportingRole(mart(), input.activeReporting === site ? 'active' : 'standby', input.activeReporting);
       logger.info('mart seeded', { site, from: input.from, copied });
       return copied;

@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { memberById, runLimits, siteIds, type Config } from '../config';
+import { martOwnerUrl, memberById, runLimits, siteIds, type Config } from '../config';
 import type { RunLimits } from '../workflows/runs';
 import type { Pools } from '../db';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
@@ -36,6 +36,7 @@ export interface EtlActivityDeps {
 
 export function createEtlActivities({ config, site, pools, logger }: EtlActivityDeps) {
   const mart = () => pools.get(config.sites[site]!.mart);
+  const owner = () => pools.get(martOwnerUrl(config, site));
   // Loads and transforms use sessions of their own. PostgreSQL empties every ON COMMIT
   // DELETE ROWS temp table of a session at each commit that touched any temp table: a
   // session that served both held seven, and each chunk commit of a load emptied the
@@ -84,7 +85,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     /** Migrates this site's mart and describes what its ETL extracts (ids only). */
     async prepareSite(input: { site: string }): Promise<SiteDescription> {
       checkSite(input.site);
-      const { applied, version } = await heartbeating(() => migrateMart(mart()));
+      const { applied, version } = await heartbeating(() => migrateMart(owner()));
       if (applied.length) logger.info('mart migrated', { site, applied });
       await initReportingRole(mart(), site, config.reporting.primary);
       return {

@@ -19,7 +19,14 @@ const pgUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL (secrets as ${VAR})');
 
-const memberSchema = z.strictObject({ id: objectId, site: siteId, url: pgUrl });
+const memberSchema = z.strictObject({
+  id: objectId,
+  site: siteId,
+  /** How the ETL reads the IDB: a role with USAGE on schema idb and SELECT on its tables only. */
+  url: pgUrl,
+  /** How `twinmart sim` writes it, as its collector would; default `url`. */
+  collectorUrl: pgUrl.optional(),
+});
 
 const configSchema = z
   .strictObject({
@@ -89,7 +96,12 @@ const configSchema = z
       .record(
         siteId,
         z.strictObject({
+          /** The ETL's role (twinmart_etl): loads, transforms, DR probes and checks. */
           mart: pgUrl,
+          /** The mart's owner, which the site's worker migrates and seeds the mart as; default `mart`. */
+          martOwner: pgUrl.optional(),
+          /** The read-only role of the reporting service (twinmart_reporting); default `mart`, with a warning. */
+          reportingMart: pgUrl.optional(),
           reportingPort: z.number().int().min(1).max(65535),
           /** Where that site's workers reach its reporting service; default http://127.0.0.1:<reportingPort>. */
           reportingUrl: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'an http(s)://host[:port] URL').optional(),
@@ -180,11 +192,16 @@ export function parseConfig(raw: unknown, file = '(inline)', env: NodeJS.Process
       return v;
     }
   };
-  for (const [site, s] of Object.entries(c.sites)) s.mart = expand(s.mart, `sites.${site}.mart`);
+  for (const [site, s] of Object.entries(c.sites)) {
+    s.mart = expand(s.mart, `sites.${site}.mart`);
+    if (s.martOwner !== undefined) s.martOwner = expand(s.martOwner, `sites.${site}.martOwner`);
+    if (s.reportingMart !== undefined) s.reportingMart = expand(s.reportingMart, `sites.${site}.reportingMart`);
+  }
   const members: Member[] = [];
   for (const [sourceId, list] of Object.entries(c.sources)) {
     list.forEach((m, index) => {
       m.url = expand(m.url, `sources.${sourceId}.${index}.url`);
+      if (m.collectorUrl !== undefined) m.collectorUrl = expand(m.collectorUrl, `sources.${sourceId}.${index}.collectorUrl`);
       members.push({ ...m, sourceId, index });
     });
   }
@@ -213,6 +230,22 @@ export function memberById(config: Config, id: string): Member {
   const m = config.members.find((x) => x.id === id);
   if (!m) throw new ConfigError(`no member "${id}" in config ${config.file}`);
   return m;
+}
+
+/** The URL the site's worker migrates and seeds its mart with. */
+export function martOwnerUrl(config: Config, site: string): string {
+  const s = config.sites[site]!;
+  return s.martOwner ?? s.mart;
+}
+
+/** The URL a site's reporting service reads its mart with, and a warning when it falls back to the ETL's. */
+export function reportingMartUrl(config: Config, site: string): { url: string; warning?: string } {
+  const s = config.sites[site]!;
+  if (s.reportingMart !== undefined) return { url: s.reportingMart };
+  return {
+    url: s.mart,
+    warning: `sites.${site}.reportingMart is not set: reporting reads the mart as the ETL's role (sites.${site}.mart); give it the read-only twinmart_reporting role (README, Security)`,
+  };
 }
 
 export function reportingUrl(config: Config, site: string): string {

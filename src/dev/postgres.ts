@@ -135,6 +135,12 @@ async function giveToPostgres(path: string): Promise<void> {
   }
 }
 
+/** A directory only the server's user may enter, for data directories kept outside a world's root. */
+export async function createServerDir(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  if (runningAsRoot()) await exec('chown', [`${OS_USER}:${OS_USER}`, path]);
+}
+
 /** A value for postgresql.conf: single-quoted, quotes doubled. */
 const confString = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
@@ -247,12 +253,13 @@ export async function removeInstance(inst: PgInstance): Promise<void> {
   await rm(dataDirOf(inst), { recursive: true, force: true });
 }
 
-export function instanceUrl(inst: PgInstance, db: string): string {
-  return `postgres://postgres@${DEFAULT_HOST}:${inst.port}/${encodeURIComponent(db)}`;
+/** A URL on the instance as `user` (the superuser unless named; trust needs no password). */
+export function instanceUrl(inst: PgInstance, db: string, user = 'postgres'): string {
+  return `postgres://${encodeURIComponent(user)}@${DEFAULT_HOST}:${inst.port}/${encodeURIComponent(db)}`;
 }
 
-/** Creates the database unless it exists; safe to call concurrently. */
-export async function createDatabase(inst: PgInstance, name: string): Promise<void> {
+/** Creates the database (owned by `owner`, a role that exists) unless it exists; safe to call concurrently. */
+export async function createDatabase(inst: PgInstance, name: string, owner?: string): Promise<void> {
   if (!DATABASE_NAME.test(name)) {
     throw new Error(`invalid database name "${name}": expected ${DATABASE_NAME} (lowercase letters, digits, _)`);
   }
@@ -261,7 +268,8 @@ export async function createDatabase(inst: PgInstance, name: string): Promise<vo
   try {
     const existing = await client.query('select 1 from pg_database where datname = $1', [name]);
     if (existing.rowCount) return;
-    await client.query(`create database "${name}"`);
+    if (owner !== undefined && !DATABASE_NAME.test(owner)) throw new Error(`invalid owner role "${owner}": expected ${DATABASE_NAME}`);
+    await client.query(`create database "${name}"${owner ? ` owner "${owner}"` : ''}`);
   } catch (e) {
     // duplicate_database, or the catalog's unique index when two creators race.
     const code = e instanceof DatabaseError ? e.code : undefined;

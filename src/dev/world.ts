@@ -6,8 +6,9 @@
  * invocations (`dev up`, `site stop`, `dev down`) act on the same processes.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Pool } from 'pg';
 import { parseConfig, type Config, type ConfigInput } from '../config';
@@ -17,6 +18,7 @@ import { applyIdbSchema } from '../sim/idb';
 import { freePort } from './ports';
 import {
   createDatabase,
+  createServerDir,
   initInstance,
   instanceUrl,
   removeInstance,
@@ -24,6 +26,7 @@ import {
   stopInstance,
   type PgInstance,
 } from './postgres';
+import { createRoles, ETL_ROLE, grantIdbReader, IDB_READER, MART_OWNER, REPORTING_ROLE } from './roles';
 import { startDevServer, stopProcess } from './temporal';
 
 /**
@@ -93,13 +96,27 @@ export function worldConfig(state: WorldState): ConfigInput {
     // A local world notices a stopped site within seconds.
     dr: { probeSeconds: 3, ...state.dr },
     reporting: { primary: state.primary },
+    // Each process connects as the role its job needs (README, Security); the simulator as the collectors' superuser.
     sites: Object.fromEntries(
-      sites.map((s) => [s, { mart: instanceUrl(state.pg[s]!, MART_DB), reportingPort: state.reporting[s]!.port }]),
+      sites.map((s) => [
+        s,
+        {
+          mart: instanceUrl(state.pg[s]!, MART_DB, ETL_ROLE),
+          martOwner: instanceUrl(state.pg[s]!, MART_DB, MART_OWNER),
+          reportingMart: instanceUrl(state.pg[s]!, MART_DB, REPORTING_ROLE),
+          reportingPort: state.reporting[s]!.port,
+        },
+      ]),
     ),
     sources: Object.fromEntries(
       Object.entries(state.layout).map(([source, members]) => [
         source,
-        members.map((m) => ({ id: memberId(m.db, m.site), site: m.site, url: instanceUrl(state.pg[instanceOf(m)]!, m.db) })),
+        members.map((m) => ({
+          id: memberId(m.db, m.site),
+          site: m.site,
+          url: instanceUrl(state.pg[instanceOf(m)]!, m.db, IDB_READER),
+          collectorUrl: instanceUrl(state.pg[instanceOf(m)]!, m.db),
+        })),
       ]),
     ),
   };
@@ -138,6 +155,29 @@ async function portOr(preferred: number): Promise<number> {
   });
 }
 
+/** Whether every existing directory above `dir` lets other users (user postgres) through. */
+function othersCanTraverse(dir: string): boolean {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    try {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      // not created yet: mkdir makes it with the usual 0755
+    }
+    if (d === dirname(d)) return true;
+  }
+}
+
+/**
+ * Where a world's PostgreSQL data directories go: in its root, unless user postgres
+ * cannot reach that (a clone under /root, mode 0700); then under
+ * /var/tmp/twinmart-<hash of the root>, so no one has to open up their home directory.
+ */
+export function pgDataBase(root: string): string {
+  const abs = resolve(root);
+  if (othersCanTraverse(abs)) return abs;
+  return join('/var/tmp', `twinmart-${createHash('sha256').update(abs).digest('hex').slice(0, 12)}`);
+}
+
 /** Plans a world: ports (preferred ones when free), data dirs. Nothing is started. */
 export async function planWorld(
   root: string,
@@ -157,7 +197,7 @@ export async function planWorld(
   const pg: Record<string, PgInstance> = {};
   const names = [...new Set(sites.flatMap((s) => instancesOf(layout, s)))];
   for (const [i, name] of names.entries()) {
-    pg[name] = { name, dataDir: join(resolve(root), `pg-${name}`), port: await pick(5433 + i) };
+    pg[name] = { name, dataDir: join(pgDataBase(root), `pg-${name}`), port: await pick(5433 + i) };
   }
   return {
     root: resolve(root),
@@ -187,14 +227,17 @@ export async function startInstanceDatabases(state: WorldState, name: string, lo
   ensureRoot(state);
   if (!existsSync(join(inst.dataDir, 'PG_VERSION'))) {
     logger.info(`creating PostgreSQL instance ${name}`, { port: inst.port, dataDir: inst.dataDir });
+    if (dirname(inst.dataDir) !== state.root) await createServerDir(dirname(inst.dataDir));
     await initInstance(inst);
   }
   await startInstance(inst);
-  if (name in state.workers) await createDatabase(inst, MART_DB);
+  await createRoles(inst);
+  if (name in state.workers) await createDatabase(inst, MART_DB, MART_OWNER);
   for (const members of Object.values(state.layout)) {
     for (const m of members.filter((x) => instanceOf(x) === name)) {
       await createDatabase(inst, m.db);
       await applyIdbSchema(instanceUrl(inst, m.db));
+      await grantIdbReader(inst, m.db);
     }
   }
 }
@@ -301,7 +344,17 @@ export async function stopWorld(state: WorldState, wipe: boolean): Promise<void>
   }
   await stopTemporal(state);
   for (const inst of Object.values(state.pg)) await stopInstance(inst, 'fast');
-  if (wipe) rmSync(state.root, { recursive: true, force: true });
+  if (!wipe) return;
+  rmSync(state.root, { recursive: true, force: true });
+  // Data directories kept outside the root (pgDataBase), and their directory once empty.
+  for (const inst of Object.values(state.pg)) {
+    rmSync(inst.dataDir, { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(inst.dataDir));
+    } catch {
+      // gone with the root, or still holding another instance's directory
+    }
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import type { Client, QueryDefinition } from '@temporalio/client';
 import type { PoolConfig } from 'pg';
-import { assertSite, type Config } from '../config';
+import { assertSite, reportingMartUrl, type Config } from '../config';
 import { isConnectionError, type Pools } from '../db';
 import type { Logger } from '../logger';
 import { readReportingRole, type ReportingRole } from '../mart/control';
@@ -223,7 +223,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
   assertSite(config, site);
   const host = opts.host ?? '127.0.0.1';
   const checkHost = isLoopback(host);
-  const mart = opts.pools.get(config.sites[site]!.mart, martSession(site));
+  const martUrl = reportingMartUrl(config, site);
+  if (martUrl.warning) logger.warn(martUrl.warning);
+  const mart = opts.pools.get(martUrl.url, martSession(site));
 
   /** What /health says while the mart is unreachable: the role seen last, or standby. */
   let lastRole: RoleView | null = null;

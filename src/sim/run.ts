@@ -115,8 +115,10 @@ export async function runSim(config: Config, options: SimOptions, logger: Logger
   const startedAt = new Date();
   const baseMs = plan.startTs?.getTime() ?? startedAt.getTime() - plan.historyMs;
   const pools = new Pools(POOL_OPTIONS);
-  const guarded = new Map(plan.members.map((m) => [m.url, guardClients(pools.get(m.url))]));
-  const writers = plan.members.map(
+  // The simulator writes as the collectors do, not as the ETL's read-only IDB role.
+  const members = plan.members.map((m) => ({ ...m, url: m.collectorUrl ?? m.url }));
+  const guarded = new Map(members.map((m) => [m.url, guardClients(pools.get(m.url))]));
+  const writers = members.map(
     (m) =>
       new MemberWriter(
         m,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { Pool } from 'pg';
-import type { Config } from '../../src/config';
+import { martOwnerUrl, type Config } from '../../src/config';
 import { Pools } from '../../src/db';
 import { silentLogger } from '../../src/logger';
 import { findTemporalCli } from '../../src/dev/temporal';
@@ -41,6 +41,7 @@ export interface TestWorld {
   binary: string;
   /** Pool on a database of a named instance (a site name for its mart and IDBs). */
   db(instance: string, database: string): Pool;
+  /** The site's mart as its owner, so a test may also change what the ETL may not. */
   mart(site: string): Pool;
   /** Stops everything; removes the data directory unless a step failed. Register it with the suite's after(). */
   close(): Promise<void>;
@@ -127,7 +128,7 @@ export async function openWorld(
     pools,
     binary,
     db: (instance, database) => pools.get(instanceUrl(state.pg[instance]!, database)),
-    mart: (site) => pools.get(config.sites[site]!.mart),
+    mart: (site) => pools.get(martOwnerUrl(config, site)),
   };
 }
 
