@@ -121,6 +121,7 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   it(
     'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
     step(async () => {
+      const stoppedAt = Date.now();
       await failSite(w.state, 'dc1');
       // The health monitor notices, says so, and leaves the decision to the operator.
       const suspected = await waitFor('dc1 suspected', async () => {
@@ -148,6 +149,13 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.equal(steps.filter((x) => x === 'degraded').length, 1, 'the failover completed once');
       assert.deepEqual(s.dataLoss!.potentialLoss, ['sw-voice-2'], 'exactly the set with all members at dc1');
       assert.ok(s.dataLoss!.sets.find((x) => x.sourceId === 'sw-voice-2')!.lastEventBySite!.dc2, 'last event time at dc2 reported');
+      // The lost set's collectors' sessions are still open in the dc1 IDBs dc2 last read:
+      // dc2 records the outage as a gap open from (about) the failure on; the other sets
+      // keep a member, so no open gap.
+      const open = s.dataLoss!.gapsBySite.dc2!.filter((g) => g.end === null);
+      assert.deepEqual(open.map((g) => g.sourceId), ['sw-voice-2'], JSON.stringify(s.dataLoss!.gapsBySite.dc2));
+      const gapStart = Date.parse(open[0]!.start);
+      assert.ok(gapStart > stoppedAt - 10_000 && gapStart < Date.parse(s.lastFailover!.declaredAt), `gap from ${open[0]!.start}`);
       const rto = s.lastFailover!.rtoSeconds!;
       process.stdout.write(`# RTO (declareSiteFailure to exclusions confirmed and reporting activated, operator wait excluded): ${rto.toFixed(1)} s\n`);
       assert.ok(rto > 0);
@@ -210,6 +218,15 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.deepEqual(s.sites, { dc1: 'active', dc2: 'active' });
       const dc2 = await w.client.workflow.getHandle(etlWorkflowId('dc2')).query(etlStatusQuery);
       assert.deepEqual(dc2.excludedSites, [], 'dc2 reads dc1 again');
+      // The replacement's collectors record again: the lost set's outage is a closed gap.
+      for (const site of ['dc1', 'dc2']) {
+        await waitFor(`${site}: the outage of sw-voice-2 closed`, async () => {
+          const { rows } = await w.mart(site).query(
+            "select gap_start, gap_end from ctl_data_gap where source_id = 'sw-voice-2' order by gap_start",
+          );
+          return rows.length > 0 && rows.every((r) => r.gap_end !== null);
+        });
+      }
       const started: number[] = [];
       for await (const r of w.client.workflow.list({ query: `WorkflowId = "${etlWorkflowId('dc1')}"` })) {
         const first = (await w.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;

@@ -7,12 +7,13 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { martOwnerUrl, memberById, runLimits, siteIds, type Config } from '../config';
 import type { RunLimits } from '../workflows/runs';
-import type { Pools } from '../db';
+import { withTransaction, type Pools } from '../db';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
 import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
 import { initReportingRole } from '../mart/control';
+import { noteExclusions, refreshDataGaps } from '../mart/facts';
 import { heartbeating, type Progress } from './heartbeat';
 
 export interface SiteDescription {
@@ -78,15 +79,26 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     });
   }
 
+  /** ctl_cursor.excluded as the ETL has it, and the data gaps that follow; returns the gaps written. */
+  function recordExclusions(excludedSites: string[]): Promise<number> {
+    const excluded = config.members.filter((m) => excludedSites.includes(m.site)).map((m) => m.id);
+    return withTransaction(martFor('transform'), async (c) => {
+      await noteExclusions(c, excluded);
+      return refreshDataGaps(c);
+    });
+  }
+
   /** Loads and transforms heartbeat while they commit chunks or batches (see heartbeating). */
   const progressing = <T>(fn: (progress: Progress) => Promise<T>) => heartbeating(fn, config.etl.stallSeconds * 1000);
 
   return {
-    /** Migrates this site's mart and describes what its ETL extracts (ids only). */
-    async prepareSite(input: { site: string }): Promise<SiteDescription> {
+    /** Migrates this site's mart, records the run's exclusions and describes what its ETL extracts (ids only). */
+    async prepareSite(input: { site: string; excludedSites?: string[] }): Promise<SiteDescription> {
       checkSite(input.site);
       const { applied, version } = await heartbeating(() => migrateMart(owner()));
       if (applied.length) logger.info('mart migrated', { site, applied });
+      // A seeded mart holds the survivor's exclusions; a new run states its own.
+      await recordExclusions(input.excludedSites ?? []);
       await initReportingRole(mart(), site, config.reporting.primary);
       return {
         site,
@@ -98,6 +110,16 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
         martVersion: version,
         runs: runLimits(config),
       };
+    },
+
+    /**
+     * Tells the mart which members are excluded and records the data gaps that follow
+     * (a set with no member read any more), so the data-loss report read after a
+     * confirmed exclusion lists them. Returns the gaps written.
+     */
+    async noteExclusions(input: { site: string; excludedSites: string[] }): Promise<number> {
+      checkSite(input.site);
+      return recordExclusions(input.excludedSites);
     },
 
     async extractMember(input: { site: string; memberId: string }): Promise<ExtractResult> {

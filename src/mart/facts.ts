@@ -324,8 +324,29 @@ export async function upsertAgentStates(client: PoolClient): Promise<number> {
 }
 
 /**
- * Replaces the recorded gaps of every source whose sessions changed: windows covered by
- * no member's session, and an open gap at the end when no member is connected now.
+ * Records which members the ETL excludes (their site failed) and queues the sets whose
+ * exclusion changed for refreshDataGaps. ctl_cursor holds a row per member: cheap.
+ */
+export async function noteExclusions(client: Queryable, excludedMemberIds: string[]): Promise<number> {
+  const { rowCount } = await client.query(
+    `with changed as (
+       update ctl_cursor set excluded = member_id = any($1::text[])
+        where excluded is distinct from (member_id = any($1::text[]))
+       returning source_id)
+     insert into etl_dirty_source (source_id) select distinct source_id from changed on conflict do nothing`,
+    [excludedMemberIds],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * Recomputes the recorded gaps of every source whose sessions or exclusions changed:
+ * windows covered by no member's session, and an open gap (no end) after the last
+ * coverage when no member is connected as far as the mart knows. An open session covers
+ * until infinity only while its member is read: for an excluded member it ends at the
+ * member's last extraction, for an old incarnation at that incarnation's last load (else
+ * its start). A stale open session would otherwise hide every later gap of its set.
+ * Gaps no longer found (coverage arrived later) go; the others keep when they were detected.
  */
 export async function refreshDataGaps(client: PoolClient): Promise<number> {
   const { rows } = await client.query<{ source_id: string }>(
@@ -334,33 +355,45 @@ export async function refreshDataGaps(client: PoolClient): Promise<number> {
   );
   if (!rows.length) return 0;
   const sources = rows.map((r) => r.source_id);
-  const { rowCount } = await client.query(
+  await client.query(
+    'create temp table if not exists tmp_gap (source_id text, gap_start timestamptz, gap_end timestamptz) on commit delete rows',
+  );
+  await client.query(
     `with s as (
-       select source_id, conn_start, coalesce(conn_end, 'infinity') as conn_end
-         from stg_dss_session where source_id = any($1::text[])),
+       select d.source_id, d.conn_start,
+              coalesce(d.conn_end,
+                       case
+                         when c.incarnation is not distinct from d.incarnation and not c.excluded then 'infinity'
+                         when c.incarnation is not distinct from d.incarnation then greatest(d.conn_start, c.last_extract_at)
+                         else greatest(d.conn_start, (select a.committed_at from ctl_load_audit a
+                                                       where a.member_id = d.member_id and a.incarnation = d.incarnation
+                                                       order by a.audit_id desc limit 1))
+                       end,
+                       'infinity') as conn_end
+         from stg_dss_session d left join ctl_cursor c using (member_id)
+        where d.source_id = any($1::text[])),
      o as (
        select source_id, conn_start, conn_end,
               max(conn_end) over (partition by source_id order by conn_start, conn_end
                                   rows between unbounded preceding and 1 preceding) as covered_until
          from s)
-     insert into ctl_data_gap as g (source_id, gap_start, gap_end)
+     insert into tmp_gap
      select source_id, covered_until, conn_start from o where conn_start > covered_until
      union all
-     select source_id, max(conn_end), null from s group by source_id having max(conn_end) < 'infinity'
-     on conflict (source_id, gap_start) do update set gap_end = excluded.gap_end
-     where g.gap_end is distinct from excluded.gap_end`,
+     select source_id, max(conn_end), null from s group by source_id having max(conn_end) < 'infinity'`,
     [sources],
   );
-  // Gaps that a late-arriving session now covers are no longer gaps.
   await client.query(
-    `with s as (
-       select source_id, conn_start, coalesce(conn_end, 'infinity') as conn_end
-         from stg_dss_session where source_id = any($1::text[]))
-     delete from ctl_data_gap g
+    `delete from ctl_data_gap g
       where g.source_id = any($1::text[])
-        and exists (select 1 from s where s.source_id = g.source_id
-                       and s.conn_start <= g.gap_start and s.conn_end > g.gap_start)`,
+        and not exists (select 1 from tmp_gap t where t.source_id = g.source_id and t.gap_start = g.gap_start)`,
     [sources],
+  );
+  const { rowCount } = await client.query(
+    `insert into ctl_data_gap as g (source_id, gap_start, gap_end)
+     select source_id, gap_start, gap_end from tmp_gap
+     on conflict (source_id, gap_start) do update set gap_end = excluded.gap_end
+     where g.gap_end is distinct from excluded.gap_end`,
   );
   return rowCount ?? 0;
 }

@@ -69,6 +69,8 @@ export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending'> {
 
 const KEEP = 20;
 
+const isSiteCommand = (command: EtlCommandKind): boolean => command === 'excludeSite' || command === 'includeSite';
+
 function initialState(site: string): EtlState {
   return {
     site,
@@ -133,6 +135,8 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   let sites: string[] | null = null;
   // Runs started before cycles could be interrupted replay without it (see runCycle).
   const interruptible = patched('interrupt-cycle-on-command');
+  // Exclusions reach the mart (ctl_cursor.excluded) before they are confirmed: data gaps.
+  const notesExclusions = patched('exclusions-in-mart');
   let interrupt: (() => void) | null = null;
   const enqueue = (cmd: PendingCommand) => {
     state.pending.push(cmd);
@@ -140,7 +144,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   };
 
   function validate(command: EtlCommandKind, payload: unknown): PendingCommand {
-    const isSite = command === 'excludeSite' || command === 'includeSite';
+    const isSite = isSiteCommand(command);
     const parsed = (isSite ? siteCommandSchema : controlCommandSchema).safeParse(payload ?? {});
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
@@ -206,7 +210,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     pending: state.pending.map(({ command, target, requestId }) => ({ command, target, requestId })),
   }));
 
-  const desc: SiteDescription = await setup.prepareSite({ site });
+  const desc: SiteDescription = await setup.prepareSite({ site, excludedSites: state.excludedSites });
   sites = desc.sites;
   const bound = boundRun<typeof siteEtlWorkflow>(desc.runs);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.site, value: site }]);
@@ -237,6 +241,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
       } else if (cmd.command === 'pause') state.paused = true;
       else if (cmd.command === 'resume') state.paused = false;
       syncMembers(state, desc);
+      if (notesExclusions && isSiteCommand(cmd.command)) await acts.noteExclusions({ site, excludedSites: state.excludedSites });
       const confirmation: EtlConfirmation = {
         requestId: cmd.requestId,
         etlSite: site,
