@@ -92,3 +92,48 @@ test('files: unreadable and invalid YAML are clear errors', (t) => {
   writeFileSync(bad, 'sites: [unclosed');
   assert.throws(() => loadConfig(bad), /is not valid YAML/);
 });
+
+test('a password with an unencoded @ or / is a config error naming the key, and the message never quotes it', () => {
+  const secret = 'Zq9@wX';
+  for (const [password, why] of [
+    ['Zq9@wX', /more than one @/],
+    ['123/Zq9wX', /database name holds a \/|more than one @/],
+    ['Zq9/wX', /not a valid postgres:\/\/ URL/],
+  ] as const) {
+    const c = valid();
+    c.sources['sw-voice-1'][1]!.url = 'postgres://reader:${IDB_PASSWORD}@127.0.0.1:5434/idb_voice_1';
+    assert.throws(
+      () => parseConfig(c, 'test.yaml', { ...env, IDB_PASSWORD: password }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.match(e.message, /sources\.sw-voice-1\.1\.url/);
+        assert.match(e.message, why);
+        assert.match(e.message, /percent-encode/);
+        for (const part of [password, secret, '127.0.0.1']) assert.ok(!e.message.includes(part), `${e.message} holds ${part}`);
+        return true;
+      },
+    );
+  }
+  const ok = valid();
+  ok.sources['sw-voice-1'][1]!.url = 'postgres://reader:Zq9%40w%2FX@127.0.0.1:5434/idb_voice_1?password=x&sslmode=disable';
+  assert.equal(parseConfig(ok, 'test.yaml', env).members[1]!.url, ok.sources['sw-voice-1'][1]!.url, 'encoded, it is fine');
+});
+
+test('a YAML error names its line without quoting it: the line may hold a password', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'twinmart-config-'));
+  try {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'sites:\n  dc1: { mart: "postgres://u:Hunter2Secret@h/db", reportingPort: 8401\n');
+    assert.throws(
+      () => loadConfig(file, env),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.match(e.message, /not valid YAML at line \d+, column \d+/);
+        assert.ok(!e.message.includes('Hunter2Secret'), e.message);
+        return true;
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

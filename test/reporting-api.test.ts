@@ -222,6 +222,7 @@ function expectedQueueSummary(range: { from: Date; to: Date }, queues: string[] 
       offered: sum('offered'), answered: sum('answered'), abandoned: sum('abandoned'),
       inSl: sum('inSl'), waitMs: sum('waitMs'), talkMs: sum('talkMs'),
     }),
+    truncated: false,
   };
 }
 
@@ -254,6 +255,7 @@ function expectedAgentSummary(range: { from: Date; to: Date }, agents: string[] 
     from: range.from.toISOString(),
     to: range.to.toISOString(),
     rows: [...rows.entries()].sort(([a], [b]) => bytewise(a, b)).map(([agentId, r]) => ({ agentId, ...r })),
+    truncated: false,
   };
 }
 
@@ -271,9 +273,8 @@ function expectedInteraction(f: Fact) {
 function expectedByAni(ani: string, range: { from: Date; to: Date } | null) {
   const rows = ALL_FACTS.map(expectedInteraction)
     .filter((r) => r.ani === ani && (!range || inRange(ts(r.startTs), range)))
-    .sort((a, b) => ts(b.startTs).getTime() - ts(a.startTs).getTime() || bytewise(b.callId, a.callId))
-    .slice(0, 100);
-  return { site: SITE, rows };
+    .sort((a, b) => ts(b.startTs).getTime() - ts(a.startTs).getTime() || bytewise(b.callId, a.callId));
+  return { site: SITE, rows: rows.slice(0, 100), truncated: rows.length > 100 };
 }
 
 /** Deep equality where numbers may differ by float rounding (ratios and sums are computed differently here). */
@@ -563,7 +564,7 @@ check('agent-summary finds the spans of a range through the span index, not by r
   try {
     await client.query('begin');
     await client.query('set local enable_seqscan = off'); // the table is small enough for a scan to look cheaper
-    const rows = await agentSummary(client, RANGE, null);
+    const { rows } = await agentSummary(client, RANGE, null);
     assert.deepEqual(rows.map((r) => r.agentId), expectedAgentSummary(RANGE, null, Date.now()).rows.map((r) => r.agentId));
     const { rows: [scans] } = await client.query<{ span: string; start: string }>(
       `select pg_stat_get_xact_numscans('agent_state_fact_span'::regclass) as span,
@@ -593,18 +594,18 @@ check('agent-summary: a span still open ends now when the range reaches past now
 check('interactions by callId: the fact, its ani and its usable events in seq order', async () => {
   const r = await get(port, `/api/interactions?callId=${callId(1)}`);
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(r.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[0]!)] });
+  assert.deepEqual(r.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[0]!)], truncated: false });
   assert.equal(r.body.rows[0].events.length, 4, 'the discarded event is left out');
 
   const upper = await get(port, `/api/interactions?callId=${callId(1).toUpperCase()}`);
   assert.deepEqual(upper.body, r.body);
   const discardedAni = await get(port, `/api/interactions?callId=${callId(5)}`);
-  assert.deepEqual(discardedAni.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[4]!)] });
+  assert.deepEqual(discardedAni.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[4]!)], truncated: false });
   assert.equal(discardedAni.body.rows[0].ani, '+15550000005', 'the ani of the first usable event, not of the discarded one');
   const noEvents = await get(port, `/api/interactions?callId=${callId(6)}`);
-  assert.deepEqual(noEvents.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[5]!)] });
+  assert.deepEqual(noEvents.body, { site: SITE, rows: [expectedInteraction(LOOKUP_CALLS[5]!)], truncated: false });
   assert.equal(noEvents.body.rows[0].ani, null);
-  assert.deepEqual((await get(port, `/api/interactions?callId=${callId(999_999)}`)).body, { site: SITE, rows: [] });
+  assert.deepEqual((await get(port, `/api/interactions?callId=${callId(999_999)}`)).body, { site: SITE, rows: [], truncated: false });
 });
 
 check('interactions by ani: newest first, limited to the range, at most 100', async () => {
@@ -622,10 +623,11 @@ check('interactions by ani: newest first, limited to the range, at most 100', as
   assert.equal(bulk.body.rows.length, 100);
   assert.deepEqual(bulk.body, expectedByAni(BULK_ANI, null));
   assert.equal(bulk.body.rows[0].callId, callId(1104), 'the newest of 105 calls first');
+  assert.equal(bulk.body.truncated, true, 'more calls than listed');
 
   assert.deepEqual((await get(port, '/api/interactions?ani=%2B15550000005')).body, expectedByAni('+15550000005', null));
   assert.equal(expectedByAni('+15550000005', null).rows.length, 1);
-  assert.deepEqual((await get(port, '/api/interactions?ani=%2B15550000000')).body, { site: SITE, rows: [] });
+  assert.deepEqual((await get(port, '/api/interactions?ani=%2B15550000000')).body, { site: SITE, rows: [], truncated: false });
 });
 
 // ---------- (3) bad parameters ----------

@@ -178,6 +178,29 @@ function formatIssues(file: string, error: z.ZodError): string {
   return `invalid config ${file}:\n${lines.join('\n')}`;
 }
 
+/**
+ * Why an expanded URL is not one connection string, or null. It is parsed for real: a
+ * password with an unencoded `@` or `/` would otherwise move the host into the user
+ * part or the database name, and twinmart would connect somewhere else without a word.
+ * The message never quotes the URL, which may hold a password.
+ */
+function urlProblem(url: string): string | null {
+  const HINT = 'percent-encode @ / : ? # in the user or password (%40 %2F %3A %3F %23)';
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `not a valid postgres:// URL (${HINT})`;
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return 'expected a postgres:// URL';
+  if (!u.hostname && !u.searchParams.has('host')) return 'no host in the URL';
+  const authority = url.slice(url.indexOf('//') + 2).split(/[/?#]/, 1)[0]!;
+  const rest = url.slice(url.indexOf('//') + 2 + authority.length).split(/[?#]/, 1)[0]!;
+  if (authority.split('@').length > 2 || rest.includes('@')) return `more than one @ in the URL (${HINT})`;
+  if (rest.split('/').length > 2) return `the database name holds a / (${HINT})`;
+  return null;
+}
+
 /** Validates an already-parsed config object. `file` is only used in messages. */
 export function parseConfig(raw: unknown, file = '(inline)', env: NodeJS.ProcessEnv = process.env): Config {
   const result = configSchema.safeParse(raw);
@@ -192,16 +215,22 @@ export function parseConfig(raw: unknown, file = '(inline)', env: NodeJS.Process
       return v;
     }
   };
+  const expandUrl = (v: string, path: string): string => {
+    const url = expand(v, path);
+    const problem = urlProblem(url);
+    if (problem) errors.push(`  ${path}: ${problem}`);
+    return url;
+  };
   for (const [site, s] of Object.entries(c.sites)) {
-    s.mart = expand(s.mart, `sites.${site}.mart`);
-    if (s.martOwner !== undefined) s.martOwner = expand(s.martOwner, `sites.${site}.martOwner`);
-    if (s.reportingMart !== undefined) s.reportingMart = expand(s.reportingMart, `sites.${site}.reportingMart`);
+    s.mart = expandUrl(s.mart, `sites.${site}.mart`);
+    if (s.martOwner !== undefined) s.martOwner = expandUrl(s.martOwner, `sites.${site}.martOwner`);
+    if (s.reportingMart !== undefined) s.reportingMart = expandUrl(s.reportingMart, `sites.${site}.reportingMart`);
   }
   const members: Member[] = [];
   for (const [sourceId, list] of Object.entries(c.sources)) {
     list.forEach((m, index) => {
-      m.url = expand(m.url, `sources.${sourceId}.${index}.url`);
-      if (m.collectorUrl !== undefined) m.collectorUrl = expand(m.collectorUrl, `sources.${sourceId}.${index}.collectorUrl`);
+      m.url = expandUrl(m.url, `sources.${sourceId}.${index}.url`);
+      if (m.collectorUrl !== undefined) m.collectorUrl = expandUrl(m.collectorUrl, `sources.${sourceId}.${index}.collectorUrl`);
       members.push({ ...m, sourceId, index });
     });
   }
@@ -221,7 +250,10 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     raw = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`config ${file} is not valid YAML: ${(e as Error).message}`);
+    // yaml's message quotes the offending line, which may hold a password: position and code only.
+    const err = e as { code?: string; linePos?: { line: number; col: number }[] };
+    const at = err.linePos?.[0] ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    throw new ConfigError(`config ${file} is not valid YAML${at}${err.code ? ` (${err.code})` : ''}`);
   }
   return parseConfig(raw, file, env);
 }

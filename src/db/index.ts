@@ -1,7 +1,7 @@
 /**
  * Connection handling shared by every part that talks to PostgreSQL: pools keyed by
- * URL and application_name (created on first use), transactions, and a redacted form of
- * a URL for messages so credentials never reach logs or workflow history.
+ * URL and application_name (created on first use), transactions, and database errors
+ * described without their URL, so credentials never reach logs or workflow history.
  */
 import { Client, Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
 
@@ -15,15 +15,48 @@ export type Queryable = Pool | ClientBase;
  */
 export const COPY_FORMAT = '(format binary)';
 
-/** postgres://user:secret@host:port/db -> postgres://user@host:port/db */
-export function redactUrl(url: string): string {
+/** Query parameters that carry no secret; any other value (`?password=`, `?sslkey=`) is kept out of messages. */
+const PLAIN_PARAMS = new Set(['sslmode', 'application_name', 'connect_timeout', 'target_session_attrs']);
+
+/** The parts of a URL that may be secret, raw and decoded, longest first: what a message must never hold. */
+function secretsOf(url: string): string[] {
+  const out = [url];
   try {
     const u = new URL(url);
-    u.password = '';
-    return u.toString();
+    if (u.password) out.push(u.password, decodeURIComponent(u.password));
+    for (const [key, value] of u.searchParams) if (!PLAIN_PARAMS.has(key) && value) out.push(value, encodeURIComponent(value));
   } catch {
-    return '(unparseable url)';
+    // An unparseable URL is refused by the config; the whole text is still scrubbed.
   }
+  return [...new Set(out)].filter((x) => x.length > 0).sort((a, b) => b.length - a.length);
+}
+
+const CONNECTION_PHRASES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENOTFOUND: 'host not found',
+  EPIPE: 'connection closed',
+  '28P01': 'password authentication failed',
+  '28000': 'authentication refused',
+  '3D000': 'database does not exist',
+  '57P01': 'server shutting down',
+  '57P02': 'server crashed',
+  '57P03': 'server not accepting connections',
+};
+
+/**
+ * What went wrong talking to the database at `url`, for status, history and logs: a
+ * phrase and the error's code, never the URL or a part of it (a driver's message may
+ * quote the host or the text it failed to parse, which may hold a password).
+ */
+export function describeDbError(e: unknown, url: string): string {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  const code = typeof err?.code === 'string' ? err.code : null;
+  let text = (code && CONNECTION_PHRASES[code]) ?? (typeof err?.message === 'string' && err.message ? err.message : String(e));
+  for (const secret of secretsOf(url)) text = text.split(secret).join('***');
+  return `${text}${code ? ` (${code})` : ''}`.slice(0, 300);
 }
 
 export class Pools {

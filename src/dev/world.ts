@@ -34,7 +34,19 @@ import { startDevServer, stopProcess } from './temporal';
  * its site's PostgreSQL instance unless it names an `instance` of its own (so a test can
  * stop one member's server without its site).
  */
-export type Layout = Record<string, { site: string; db: string; instance?: string }[]>;
+export type Layout = Record<string, { site: string; db: string; instance?: string; password?: string; query?: string }[]>;
+
+/**
+ * A member's URL, with a layout's password and query if it names them: the local
+ * instances trust local connections, so these only travel (a test checks where they show).
+ */
+function memberUrl(url: string, m: Layout[string][number]): string {
+  if (!m.password && !m.query) return url;
+  const u = new URL(url);
+  if (m.password) u.password = m.password;
+  if (m.query) u.search = m.query;
+  return u.toString();
+}
 
 /** The dev world (docs/architecture.md): one set split across sites, one wholly at each site. */
 export const DEV_LAYOUT: Layout = {
@@ -114,7 +126,7 @@ export function worldConfig(state: WorldState): ConfigInput {
         members.map((m) => ({
           id: memberId(m.db, m.site),
           site: m.site,
-          url: instanceUrl(state.pg[instanceOf(m)]!, m.db, IDB_READER),
+          url: memberUrl(instanceUrl(state.pg[instanceOf(m)]!, m.db, IDB_READER), m),
           collectorUrl: instanceUrl(state.pg[instanceOf(m)]!, m.db),
         })),
       ]),

@@ -7,7 +7,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Member } from '../config';
-import { isConnectionError, redactUrl, withTransaction } from '../db';
+import { describeDbError, isConnectionError, withTransaction } from '../db';
 import {
   beginSnapshot,
   copyDeltaChunk,
@@ -268,8 +268,7 @@ async function answers(pool: Pool): Promise<boolean> {
   }
 }
 
-/** An error message for status and history: what failed, where, without credentials. */
+/** An error message for status and history (beside the member's id): what failed, never the URL or its credentials. */
 function describe(e: unknown, url: string): string {
-  const err = e as { code?: string; message?: string };
-  return `${redactUrl(url)}: ${err.code ? err.code + ' ' : ''}${err.message ?? String(e)}`.slice(0, 300);
+  return describeDbError(e, url);
 }

@@ -143,8 +143,12 @@ export type ParamSchema<T> = z.ZodPipe<z.ZodObject<z.ZodRawShape, z.core.$strict
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/**
+ * Without a prototype: a parameter named `toString`, `__proto__` or `constructor` is a
+ * parameter like any other (an unknown one), never the object's own method.
+ */
 export function rawParams(search: URLSearchParams): RawParams {
-  const raw: RawParams = {};
+  const raw: RawParams = Object.create(null) as RawParams;
   for (const [key, value] of search) (raw[key] ??= []).push(value);
   return raw;
 }

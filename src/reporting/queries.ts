@@ -38,6 +38,8 @@ export interface QueueIntervalRow extends QueueFigures {
 export interface QueueSummary {
   rows: QueueIntervalRow[];
   totals: QueueFigures;
+  /** More rows matched than MAX_REPORT_ROWS; the totals still cover all of them. */
+  truncated: boolean;
 }
 
 export interface AgentSummaryRow {
@@ -75,6 +77,18 @@ export interface InteractionRow {
 
 /** The most calls one interactions answer lists (newest first). */
 export const MAX_INTERACTIONS = 100;
+/** The most events listed per call: a call with a runaway seq must not make an answer of any size. */
+export const MAX_CALL_EVENTS = 1_000;
+/**
+ * The most rows of a queue or agent summary (a month of 15-minute intervals is 2,976 per
+ * queue): an answer stays a size a browser renders, whatever the mart holds.
+ */
+export const MAX_REPORT_ROWS = 10_000;
+
+/** Rows read one past a limit, cut to it: whether there were more. */
+function bounded<T>(rows: T[], limit: number): { rows: T[]; truncated: boolean } {
+  return rows.length > limit ? { rows: rows.slice(0, limit), truncated: true } : { rows, truncated: false };
+}
 
 interface QueueCounts {
   offered: number;
@@ -119,16 +133,17 @@ export async function queueSummary(db: Queryable, range: Range, queues: string[]
         and q.interval_start < $2::timestamptz
         and ($3::text[] is null or q.queue = any($3::text[]))
       group by grouping sets ((q.queue, q.interval_start), ())
-      order by is_total, q.interval_start, q.queue collate "C"`,
-    [range.from, range.to, queues],
+      order by is_total desc, q.interval_start, q.queue collate "C"
+      limit $4::integer + 2`,
+    [range.from, range.to, queues, MAX_REPORT_ROWS],
   );
-  const totals = rows.find((r) => r.is_total);
-  if (!totals) throw new Error('queue summary: the totals row of the empty grouping set is missing');
+  const totals = rows[0];
+  if (!totals?.is_total) throw new Error('queue summary: the totals row of the empty grouping set is missing');
+  const intervals = bounded(rows.slice(1), MAX_REPORT_ROWS);
   return {
-    rows: rows
-      .filter((r) => !r.is_total)
-      .map((r) => ({ queue: r.queue!, intervalStart: r.interval_start!.toISOString(), ...queueFigures(r) })),
+    rows: intervals.rows.map((r) => ({ queue: r.queue!, intervalStart: r.interval_start!.toISOString(), ...queueFigures(r) })),
     totals: queueFigures(totals),
+    truncated: intervals.truncated,
   };
 }
 
@@ -140,7 +155,11 @@ export async function queueSummary(db: Queryable, range: Range, queues: string[]
  * their index (`span_point`, migration 004) finds, the bounds in seconds by the index's
  * own `epoch_seconds`; seconds as float8 may round, so the timestamps themselves then decide.
  */
-export async function agentSummary(db: Queryable, range: Range, agents: string[] | null): Promise<AgentSummaryRow[]> {
+export async function agentSummary(
+  db: Queryable,
+  range: Range,
+  agents: string[] | null,
+): Promise<{ rows: AgentSummaryRow[]; truncated: boolean }> {
   const { rows } = await db.query<{ agent_id: string; calls_handled: number; talk_s: number } & Record<AgentState, number>>(
     `with calls as (
        select f.agent_id, count(*)::integer as calls_handled, coalesce(sum(f.talk_s), 0)::float8 as talk_s
@@ -178,15 +197,20 @@ export async function agentSummary(db: Queryable, range: Range, agents: string[]
             coalesce(st.after_call_work, 0)::float8 as after_call_work
        from calls c
        full join states st using (agent_id)
-      order by agent_id collate "C"`,
-    [range.from, range.to, agents],
+      order by agent_id collate "C"
+      limit $4::integer + 1`,
+    [range.from, range.to, agents, MAX_REPORT_ROWS],
   );
-  return rows.map((r) => ({
-    agentId: r.agent_id,
-    callsHandled: r.calls_handled,
-    talkSeconds: r.talk_s,
-    stateSeconds: Object.fromEntries(AGENT_STATES.map((s) => [s, r[s]])) as Record<AgentState, number>,
-  }));
+  const agentRows = bounded(rows, MAX_REPORT_ROWS);
+  return {
+    rows: agentRows.rows.map((r) => ({
+      agentId: r.agent_id,
+      callsHandled: r.calls_handled,
+      talkSeconds: r.talk_s,
+      stateSeconds: Object.fromEntries(AGENT_STATES.map((s) => [s, r[s]])) as Record<AgentState, number>,
+    })),
+    truncated: agentRows.truncated,
+  };
 }
 
 interface FactRow {
@@ -238,23 +262,28 @@ async function factsByAni(db: Queryable, ani: string, range: Range | null): Prom
         and ($2::timestamptz is null or f.start_ts >= $2::timestamptz)
         and ($3::timestamptz is null or f.start_ts < $3::timestamptz)
       order by f.start_ts desc, f.call_id desc
-      limit $4::integer`,
+      limit $4::integer + 1`,
     [ani, range?.from ?? null, range?.to ?? null, MAX_INTERACTIONS],
   );
   return rows;
 }
 
-/** The usable staged events of the given calls, in seq order per call. */
+/** The usable staged events of the given calls, in seq order per call, at most MAX_CALL_EVENTS + 1 each. */
 async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, InteractionEvent[]>> {
   const byCall = new Map<string, InteractionEvent[]>(callIds.map((id) => [id, []]));
   if (!callIds.length) return byCall;
   const { rows } = await db.query<{ call_id: string; seq: number; event: string; event_ts: Date; queue: string | null; agent_id: string | null }>(
-    `select e.call_id::text as call_id, e.seq, e.event, e.event_ts, e.queue, e.agent_id
-       from stg_call_event e
-      where e.call_id = any($1::uuid[])
-        and e.discard_reason is null
-      order by e.call_id, e.seq`,
-    [callIds],
+    `select c.call_id::text as call_id, e.seq, e.event, e.event_ts, e.queue, e.agent_id
+       from unnest($1::uuid[]) as c(call_id)
+       cross join lateral (
+         select s.seq, s.event, s.event_ts, s.queue, s.agent_id
+           from stg_call_event s
+          where s.call_id = c.call_id
+            and s.discard_reason is null
+          order by s.seq
+          limit $2::integer + 1) e
+      order by c.call_id, e.seq`,
+    [callIds, MAX_CALL_EVENTS],
   );
   for (const r of rows) {
     byCall.get(r.call_id)!.push({ seq: r.seq, event: r.event, ts: r.event_ts.toISOString(), queue: r.queue, agentId: r.agent_id });
@@ -262,11 +291,21 @@ async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, I
   return byCall;
 }
 
-/** One call by id, or the newest calls of one caller number, each with its events. */
-export async function interactions(db: Queryable, lookup: InteractionLookup): Promise<InteractionRow[]> {
-  const facts = 'callId' in lookup ? await factsByCallId(db, lookup.callId) : await factsByAni(db, lookup.ani, lookup.range);
-  const events = await eventsOf(db, facts.map((f) => f.call_id));
-  return facts.map((f) => ({
+/**
+ * One call by id, or the newest calls of one caller number, each with its events;
+ * `truncated` when there were more than MAX_INTERACTIONS calls or a call had more than
+ * MAX_CALL_EVENTS events.
+ */
+export async function interactions(db: Queryable, lookup: InteractionLookup): Promise<{ rows: InteractionRow[]; truncated: boolean }> {
+  const found = bounded('callId' in lookup ? await factsByCallId(db, lookup.callId) : await factsByAni(db, lookup.ani, lookup.range), MAX_INTERACTIONS);
+  const events = await eventsOf(db, found.rows.map((f) => f.call_id));
+  let truncated = found.truncated;
+  const callEvents = (callId: string): InteractionEvent[] => {
+    const cut = bounded(events.get(callId)!, MAX_CALL_EVENTS);
+    truncated ||= cut.truncated;
+    return cut.rows;
+  };
+  const rows = found.rows.map((f) => ({
     callId: f.call_id,
     sourceId: f.source_id,
     media: f.media,
@@ -281,6 +320,7 @@ export async function interactions(db: Queryable, lookup: InteractionLookup): Pr
     talkSeconds: f.talk_s,
     eventCount: f.event_count,
     ani: f.ani,
-    events: events.get(f.call_id)!,
+    events: callEvents(f.call_id),
   }));
+  return { rows, truncated };
 }

@@ -83,6 +83,7 @@ const WEB_DIR = join(repoRoot, 'web');
 const STATIC_NAME = /^[a-z0-9._-]+$/;
 const CHART_JS = 'chart.umd.js';
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const MAX_LOGGED_PATH = 200;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -356,23 +357,26 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return report(params, agentSummaryParams, async ({ range, agents }) => ({
           from: range.from.toISOString(),
           to: range.to.toISOString(),
-          rows: await agentSummary(mart, range, agents),
+          ...(await agentSummary(mart, range, agents)),
         }));
       case '/api/interactions':
-        return report(params, interactionsParams, async (lookup) => ({ rows: await interactions(mart, lookup) }));
+        return report(params, interactionsParams, async (lookup) => interactions(mart, lookup));
     }
     if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
     return notFound();
   }
 
+  /**
+   * Everything a request can make throw is inside the try, parsing its target included:
+   * a rejection escaping here would end the process, so one request could stop the service.
+   */
   async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
-    const target = splitTarget(req.url ?? '/');
-    // The path only: query strings carry callers' numbers, which do not belong in logs.
-    const path = target.path;
+    // The path only (cut short): query strings carry callers' numbers, which do not belong in logs.
+    const path = (req.url ?? '/').split('?', 1)[0]!.slice(0, MAX_LOGGED_PATH);
     let reply: Reply;
     try {
-      reply = await route(req, target);
+      reply = await route(req, splitTarget(req.url ?? '/'));
     } catch (e) {
       logger.error('reporting: request failed', { site, method: req.method, path, error: (e as Error).stack });
       reply = json(500, { error: 'internal error' });
@@ -381,7 +385,13 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     logger.debug('reporting: request', { site, method: req.method, path, status: reply.status, ms: Date.now() - started });
   }
 
-  const server = createServer((req, res) => void respond(req, res));
+  const server = createServer((req, res) => {
+    respond(req, res).catch((e: unknown) => {
+      // Only sending can fail here (the client went away): the answer is lost, the service stays.
+      logger.warn('reporting: could not answer', { site, error: (e as Error).message });
+      res.destroy();
+    });
+  });
   let closing: Promise<void> | null = null;
 
   return {

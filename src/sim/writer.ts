@@ -17,7 +17,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { Member } from '../config';
-import { isConnectionError, redactUrl, withClient, withTransaction } from '../db';
+import { describeDbError, isConnectionError, withClient, withTransaction } from '../db';
 import type { Logger } from '../logger';
 import {
   closeSession,
@@ -360,14 +360,13 @@ export class MemberWriter {
     this.probing = false;
     this.retryAt = Date.now() + RETRY_MS;
     if (this.down) {
-      this.logger.debug('sim: member still unreachable', { member: this.member.id, error: (e as Error).message });
+      this.logger.debug('sim: member still unreachable', { member: this.member.id, error: describeDbError(e, this.member.url) });
       return;
     }
     this.down = true;
     this.logger.warn('sim: member IDB unreachable; its events are skipped until it answers again', {
       member: this.member.id,
-      url: redactUrl(this.member.url),
-      error: (e as Error).message,
+      error: describeDbError(e, this.member.url),
     });
   }
 
@@ -459,6 +458,6 @@ export class MemberWriter {
       err.code === '23505'
         ? '; the IDB already holds events with these keys (a run with the same seed?): use another seed or fresh IDBs'
         : '';
-    return new Error(`sim: member ${this.member.id} (${redactUrl(this.member.url)}): ${err.message}${hint}`, { cause: e });
+    return new Error(`sim: member ${this.member.id}: ${describeDbError(e, this.member.url)}${hint}`, { cause: e });
   }
 }
