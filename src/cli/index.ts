@@ -9,6 +9,7 @@ import { collectStatus, formatStatus } from '../etl/site-status';
 import { compareMarts, formatParityReport } from '../parity';
 import { runSim } from '../sim';
 import { createSiteWorkers } from '../workers/site-worker';
+import { hashPassword } from '../reporting/password';
 import { createReportingServer } from '../reporting/server';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { drCommand, formatDrStatus } from './dr';
@@ -25,6 +26,7 @@ const USAGE = `usage: twinmart <command> [options]   (every command takes --conf
   demo                                    dev up, traffic, live progress until Ctrl-C
   worker --site <site>                    run one site's workers
   reporting --site <site> [--host H]      run one site's reporting service and dashboard
+  hash-password                           read a password on stdin, print its hash for reporting.auth.users
   start                                   start the ETL workflows if they are not running
   status [--json] [--watch]               per site and member: state, cursor age, events loaded, lag
   sim --calls N --rate R [--seed S]       simulated traffic into the IDBs
@@ -162,6 +164,14 @@ async function parity(args: string[]): Promise<number> {
   }
 }
 
+/** The password is read from stdin, so it stays out of the shell's history and `ps`. */
+async function hashPasswordCommand(): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  process.stdout.write(`${await hashPassword(password)}\n`);
+}
+
 type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, Command> = {
   worker,
@@ -174,6 +184,7 @@ const commands: Record<string, Command> = {
   site: siteCommand,
   demo: demoCommand,
   dr: drCommand,
+  'hash-password': hashPasswordCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
