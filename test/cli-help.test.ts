@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../src/paths';
 
 const bin = join(repoRoot, 'bin', 'twinmart.js');
-const COMMANDS = ['dev', 'site', 'demo', 'worker', 'reporting', 'start', 'status', 'sim', 'parity', 'dr'];
+const COMMANDS = ['dev', 'site', 'demo', 'worker', 'reporting', 'hash-password', 'start', 'status', 'sim', 'parity', 'dr'];
 const cwd = mkdtempSync(join(tmpdir(), 'twinmart-cli-help-'));
 after(() => rmSync(cwd, { recursive: true, force: true }));
 

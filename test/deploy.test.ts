@@ -22,6 +22,8 @@ test('deploy/twinmart.yaml gives each process its own database role, none the su
     assert.deepEqual([user(s.mart), user(s.martOwner), user(s.reportingMart)], ['twinmart_etl', 'twinmart_owner', 'twinmart_reporting']);
   }
   assert.ok(config.members.every((m) => user(m.url) === 'twinmart_idb_reader'));
+  // Its reporting containers listen beyond loopback, which needs reporting.auth.
+  assert.ok(config.reporting.auth);
 });
 
 // Debian's docker-compose validates a file without a Docker engine.
@@ -33,14 +35,14 @@ const compose = (env: NodeJS.ProcessEnv, ...args: string[]) =>
   });
 
 test('docker-compose.yml validates', () => {
-  const out = compose({ TWINMART_DB_PASSWORD: 'pw' }, '--services');
+  const out = compose({ TWINMART_DB_PASSWORD: 'pw', TWINMART_SESSION_SECRET: 'secret' }, '--services');
   assert.deepEqual(out.trim().split('\n').sort(), ['dc1-db', 'dc2-db', 'reporting-dc1', 'reporting-dc2', 'start', 'temporal', 'worker-dc1', 'worker-dc2']);
 });
 
 test('docker-compose.yml has no default password and publishes nothing beyond the loopback', () => {
   // An undefined value leaves the variable out of the child's environment.
-  assert.throws(() => compose({ TWINMART_DB_PASSWORD: undefined }), /TWINMART_DB_PASSWORD/);
-  const services = (parseYaml(compose({ TWINMART_DB_PASSWORD: 'pw' })) as { services: Record<string, { ports?: unknown[] }> }).services;
+  assert.throws(() => compose({ TWINMART_DB_PASSWORD: undefined, TWINMART_SESSION_SECRET: 'secret' }), /TWINMART_DB_PASSWORD/);
+  const services = (parseYaml(compose({ TWINMART_DB_PASSWORD: 'pw', TWINMART_SESSION_SECRET: 'secret' })) as { services: Record<string, { ports?: unknown[] }> }).services;
   const published = Object.entries(services).flatMap(([name, s]) =>
     (s.ports ?? []).map((p) => [name, typeof p === 'string' ? p : JSON.stringify(p)] as const),
   );

@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient, type Pool } from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { parseConfig, type Config } from '../src/config';
+import { parseConfig, type Config, type ConfigInput } from '../src/config';
 import { Pools } from '../src/db';
 import { silentLogger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
 import { ensureDebianPackage } from './helpers/apt';
+import { hashPassword } from '../src/reporting/password';
 import { createReportingServer } from '../src/reporting/server';
 import type { DrStatus } from '../src/workflows/dr-messages';
 import type { EtlStatus } from '../src/workflows/etl-messages';
@@ -295,14 +296,12 @@ function step(fn: () => Promise<void>): () => Promise<void> {
   };
 }
 
-before(step(async () => {
-  const executablePath = ensureDebianPackage(CHROMIUM, 'chromium');
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await admin((c) => c.query(`create database ${dbName}`));
-  const martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
-  const config: Config = parseConfig({
+let martUrl = '';
+/** The service's config; `auth` for the sign-in test. */
+function configInput(auth?: NonNullable<ConfigInput['reporting']>['auth']): ConfigInput {
+  return {
     temporal: {},
-    reporting: { primary: 'dc1' },
+    reporting: { primary: 'dc1', ...(auth && { auth }) },
     sites: {
       dc1: { mart: martUrl, reportingPort: 8401 },
       dc2: { mart: martUrl.replace(dbName, `${dbName}_dc2_unused`), reportingPort: 8402 },
@@ -313,7 +312,15 @@ before(step(async () => {
         { id: 'idb-voice-1-dc2', site: 'dc2', url: 'postgres://postgres@127.0.0.1:5432/unused_idb_2' },
       ],
     },
-  });
+  };
+}
+
+before(step(async () => {
+  const executablePath = ensureDebianPackage(CHROMIUM, 'chromium');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await admin((c) => c.query(`create database ${dbName}`));
+  martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
+  const config: Config = parseConfig(configInput());
   pools = new Pools();
   mart = pools.get(martUrl);
   await migrateMart(mart);
@@ -536,5 +543,50 @@ test(
     assert.ok(narrow.px <= 0, `no horizontal overflow on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-standby-narrow.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'with reporting.auth the dashboard sends the user to the sign-in page, which refuses a wrong password and opens the dashboard',
+  step(async () => {
+    await setReportingRole(mart, 'active', SITE); // the standby test before left it standby
+    const secretEnv = 'TWINMART_BROWSER_TEST_SECRET';
+    process.env[secretEnv] = 'browser-test-secret-long-enough-0123456789';
+    const users = { ann: { passwordHash: await hashPassword('ann-password'), role: 'operator' as const } };
+    const guarded = createReportingServer({
+      config: parseConfig(configInput({ sessionSecretEnv: secretEnv, users })),
+      site: SITE,
+      pools,
+      logger: silentLogger,
+      temporal: async () => fakeTemporal,
+    });
+    const guardedUrl = `http://127.0.0.1:${await guarded.listen(0)}`;
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+    try {
+      const signIn = await context.newPage();
+      const errors: string[] = [];
+      signIn.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+      await signIn.goto(`${guardedUrl}/`);
+      await signIn.waitForURL(`${guardedUrl}/static/login.html`, { timeout: 20_000 });
+      await signIn.fill('#login-user', 'ann');
+      await signIn.fill('#login-password', 'not-her-password');
+      await signIn.click('#login-submit');
+      await signIn.waitForSelector('#login-error:not([hidden])', { timeout: 10_000 });
+      assert.match((await signIn.textContent('#login-error'))!, /wrong user or password/);
+      await signIn.fill('#login-password', 'ann-password');
+      await signIn.click('#login-submit');
+      await signIn.waitForURL(`${guardedUrl}/`, { timeout: 10_000 });
+      await signIn.waitForSelector('body[data-reports-loaded]', { timeout: 20_000 });
+      await signIn.waitForSelector('body[data-ops-loaded]', { timeout: 20_000 });
+      assert.equal(await signIn.textContent('#site-name'), SITE);
+      assert.equal(await signIn.isVisible('#queues-error'), false, `queue error: ${await signIn.textContent('#queues-error')}`);
+      const [cookie] = await context.cookies(guardedUrl);
+      assert.deepEqual([cookie?.name, cookie?.httpOnly, cookie?.sameSite], ['twinmart_session', true, 'Strict']);
+      await signIn.screenshot({ path: join(ARTIFACTS, 'dashboard-signed-in.png') });
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await guarded.close();
+    }
   }),
 );

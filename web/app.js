@@ -111,6 +111,10 @@
     } catch {
       body = null;
     }
+    if (res.status === 401 && body && typeof body.login === 'string') {
+      // The service asks for a sign-in (reporting.auth): its login page opens the dashboard again.
+      location.assign(body.login);
+    }
     if (!res.ok) {
       throw new ApiError(res.status, body, describeError(res.status, body, text));
     }

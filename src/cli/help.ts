@@ -21,6 +21,8 @@ const HELP: Record<string, string> = {
     run one site's workers (the control queue and the site's own queue); SIGTERM drains`,
   reporting: `reporting --site <site> [--host H]
     run one site's reporting service and dashboard on sites.<site>.reportingPort`,
+  'hash-password': `hash-password
+    read a password on stdin, print its scrypt hash for reporting.auth.users`,
   start: `start
     register the search attributes and start the DR and ETL workflows that are not running`,
   status: `status [--json] [--watch]

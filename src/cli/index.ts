@@ -10,6 +10,7 @@ import { collectStatus, formatStatus } from '../etl/site-status';
 import { compareMarts, formatParityReport } from '../parity';
 import { runSim } from '../sim';
 import { createSiteWorkers } from '../workers/site-worker';
+import { hashPassword } from '../reporting/password';
 import { createReportingServer } from '../reporting/server';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { drCommand, formatDrStatus } from './dr';
@@ -151,6 +152,14 @@ async function parity(args: string[]): Promise<number> {
   }
 }
 
+/** The password is read from stdin, so it stays out of the shell's history and `ps`. */
+async function hashPasswordCommand(): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  process.stdout.write(`${await hashPassword(password)}\n`);
+}
+
 type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, Command> = {
   worker,
@@ -163,6 +172,7 @@ const commands: Record<string, Command> = {
   site: siteCommand,
   demo: demoCommand,
   dr: drCommand,
+  'hash-password': hashPasswordCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

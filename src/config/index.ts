@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import type { RunLimits } from '../workflows/runs';
+import { PASSWORD_HASH } from '../reporting/password';
 import { OBJECT_ID, SITE_ID } from './ids';
 
 export { OBJECT_ID, SITE_ID };
@@ -91,7 +92,27 @@ const configSchema = z
         paritySettleSeconds: z.number().min(0).default(60),
       })
       .prefault({}),
-    reporting: z.strictObject({ primary: siteId }),
+    reporting: z.strictObject({
+      primary: siteId,
+      /** Who may use the reporting services; required to listen beyond loopback (README, Security). */
+      auth: z
+        .strictObject({
+          /** Environment variable holding the secret that signs session cookies. */
+          sessionSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default('TWINMART_SESSION_SECRET'),
+          sessionHours: z.number().positive().max(24 * 30).default(12),
+          users: z.record(
+            z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/, 'a user name of lowercase letters, digits, . _ -'),
+            z.strictObject({
+              /** From `twinmart hash-password`; a user without one can only come through the proxy. */
+              passwordHash: z.string().regex(PASSWORD_HASH, 'a hash made by `twinmart hash-password`').optional(),
+              role: z.enum(['supervisor', 'operator']),
+            }),
+          ),
+          /** A reverse proxy that authenticates users itself and names them in `header`. */
+          proxy: z.strictObject({ header: z.string().regex(/^[A-Za-z0-9-]+$/), trustedProxy: z.ipv4().or(z.ipv6()) }).optional(),
+        })
+        .optional(),
+    }),
     sites: z
       .record(
         siteId,

@@ -28,6 +28,7 @@ import {
   type ParamSchema,
   type RawParams,
 } from './params';
+import { createReportingAuth } from './auth';
 import { agentSummary, interactions, queueSummary } from './queries';
 
 export interface ReportingServerOptions {
@@ -224,6 +225,13 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
   assertSite(config, site);
   const host = opts.host ?? '127.0.0.1';
   const checkHost = isLoopback(host);
+  const auth = config.reporting.auth ? createReportingAuth(config.reporting.auth) : null;
+  if (!auth && !checkHost) {
+    throw new Error(
+      `reporting: refusing to listen on ${host} without reporting.auth in ${config.file}: ` +
+        'configure users (`twinmart hash-password`) or a trusted proxy, or listen on 127.0.0.1 (README, Security)',
+    );
+  }
   const martUrl = reportingMartUrl(config, site);
   if (martUrl.warning) logger.warn(martUrl.warning);
   const mart = opts.pools.get(martUrl.url, martSession(site));
@@ -333,11 +341,13 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
   }
 
   async function route(req: IncomingMessage, { path, params }: Target): Promise<Reply> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return json(405, { error: `method ${req.method} not allowed, expected GET or HEAD` }, { allow: 'GET, HEAD' });
-    }
     if (checkHost && !hostAllowed(req)) {
       return json(403, { error: `host ${JSON.stringify(req.headers.host ?? '')} not allowed, expected 127.0.0.1, localhost or [::1]` });
+    }
+    const gated = await auth?.gate(req, path);
+    if (gated) return gated;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return json(405, { error: `method ${req.method} not allowed, expected GET or HEAD` }, { allow: 'GET, HEAD' });
     }
     switch (path) {
       case '/':
