@@ -109,8 +109,10 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'declareSiteFailure', '--input', '{"sight":"dc1"}');
       const after = await waitFor('the malformed signal recorded', async () => {
         const s = await dr();
-        return s.rejected.length >= before.rejected.length + 7 && s;
+        return s.rejected.length >= before.rejected.length + 1 && s;
       });
+      // The refused updates got their reasons as answers; validators change no state (replay).
+      assert.equal(after.rejected.length, before.rejected.length + 1, 'only the signal is recorded');
       assert.match(after.rejected.at(-1)!.reason, /sight/);
       assert.equal(after.phase, 'normal');
       assert.deepEqual(after.sites, { dc1: 'active', dc2: 'active' });

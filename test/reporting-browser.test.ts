@@ -245,6 +245,7 @@ function etlStatus(site: string): EtlStatus {
     paused: false,
     cycle: 4711,
     excludedSites: [],
+    excludedMembers: [],
     members: { 'idb-voice-1-dc1': member('dc1', 'sw-voice-1', 1520), 'idb-voice-1-dc2': member('dc2', 'sw-voice-1', 1518) },
     totals: { callRows: 3038, agentRows: 120, facts: 400, discarded: 1 },
     lastCycle: { startedAt: ago(2), finishedAt: ago(1), rows: 6, facts: 2 },

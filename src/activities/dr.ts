@@ -16,6 +16,10 @@ import { compareMarts } from '../parity';
 import { heartbeating } from './heartbeat';
 import { etlWorkflowId } from '../workflows/names';
 import type { RunLimits } from '../workflows/runs';
+import type { ParityDifference } from '../workflows/dr-messages';
+
+/** Mismatching intervals a reintroduction check shows (the status is for people, not a report). */
+const SHOW_DIFFERENCES = 5;
 
 export interface Deployment {
   sites: string[];
@@ -33,7 +37,14 @@ export interface ReintroductionCheck {
   pendingChunks: number;
   /** Rows behind per reachable member. */
   behind: Record<string, number>;
-  parity: { match: boolean; intervalsCompared: number; mismatches: number; closedBefore: string } | null;
+  parity: {
+    match: boolean;
+    intervalsCompared: number;
+    mismatches: number;
+    closedBefore: string;
+    /** The first mismatching intervals, as counts (absent in results from before). */
+    differences?: ParityDifference[];
+  } | null;
 }
 
 export function createControlActivities({ config }: { config: Config }) {
@@ -105,13 +116,20 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
       const report = await compareMarts(
         { name: site, pool: mart() },
         { name: parityWith, pool: mart(parityWith) },
-        { closedBefore, maxExamples: 3 },
+        { closedBefore, maxExamples: 0 },
       );
       parity = {
         match: report.match,
         intervalsCompared: report.intervalsCompared,
         mismatches: report.mismatches.length,
         closedBefore: report.closedBefore,
+        differences: report.mismatches.slice(0, SHOW_DIFFERENCES).map((m) => ({
+          kind: m.kind,
+          interval: m.interval,
+          rows: { [site]: m.a.rows, [parityWith]: m.b.rows },
+          onlyIn: { [site]: m.differences.onlyInA, [parityWith]: m.differences.onlyInB },
+          changed: m.differences.changed,
+        })),
       };
     }
     return { caughtUp, dirty, pendingChunks, behind, parity };

@@ -75,9 +75,27 @@ export interface DrStatus {
   rejected: { command: string; reason: string; at: string }[];
   suspected: Record<string, { since: string; failures: number; reason: string }>;
   lastFailover: FailoverTimes | null;
-  reintroduction: { site: string; at: string; caughtUp: boolean; parity: string | null } | null;
+  reintroduction: {
+    site: string;
+    at: string;
+    caughtUp: boolean;
+    parity: string | null;
+    /** Parity checks in a row that did not match, and what differed in the last (absent in runs from before). */
+    parityFailures?: number;
+    mismatches?: ParityDifference[];
+  } | null;
   lastError: string | null;
   continuedAsNew: number;
+}
+
+/** One mismatching interval of a parity check: counts per site, never rows or keys. */
+export interface ParityDifference {
+  kind: string;
+  interval: string;
+  rows: Record<string, number>;
+  /** Natural keys held by one site only. */
+  onlyIn: Record<string, number>;
+  changed: number;
 }
 
 export interface DrCommandResult {

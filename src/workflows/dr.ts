@@ -10,9 +10,11 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  ContinueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -38,7 +40,7 @@ import {
   type FailoverTimes,
   type PendingItem,
 } from './dr-messages';
-import { etlConfirmationSignal, type EtlConfirmation } from './etl-messages';
+import { etlConfirmationSchema, etlConfirmationSignal, issues } from './etl-messages';
 import { siteEtlWorkflow } from './etl';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
 import { boundRun, taskTimeoutOption } from './runs';
@@ -47,6 +49,14 @@ interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
   site: string;
   reason: string | null;
+  /** A reintroduction whose wait continued as new: it goes on at that wait. */
+  resume?: ReintroductionWait;
+}
+
+interface ReintroductionWait {
+  wait: 'catch-up' | 'parity';
+  survivor: string;
+  etlStartedAt: string;
 }
 
 export interface DrState extends DrStatus {
@@ -143,7 +153,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   function validate(command: DrCommand, payload: unknown): { site: string | null; reason: string | null } {
     const parsed = drCommandSchemas[command].safeParse(payload ?? {});
     if (!parsed.success) {
-      refuse(`invalid ${command} payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}`);
+      refuse(`invalid ${command} payload: ${issues(parsed.error)}`);
     }
     const value = parsed.data as { site?: string; reason?: string };
     const site = value.site ?? null;
@@ -213,20 +223,18 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         apply(command, v);
         return { accepted: true, command, site: v.site, phase: state.phase };
       },
-      {
-        validator: (payload: unknown) => {
-          try {
-            validate(command, payload);
-          } catch (e) {
-            reject(command, e);
-            throw e;
-          }
-        },
-      },
+      // Validators do not run on replay, so they change nothing: a refused update is
+      // answered with the reason and leaves no trace in the state.
+      { validator: (payload: unknown) => void validate(command, payload) },
     );
   }
 
-  setHandler(etlConfirmationSignal, (c: EtlConfirmation) => {
+  // Checked like every command: a malformed one while confirmations are awaited would
+  // otherwise fail every workflow task, each replaying the same signal.
+  setHandler(etlConfirmationSignal, (payload: unknown) => {
+    const parsed = etlConfirmationSchema.safeParse(payload);
+    if (!parsed.success) return reject('etlConfirmation', new Error(`invalid etlConfirmation payload: ${issues(parsed.error)}`));
+    const c = parsed.data;
     const i = state.pending.findIndex((p) => p.requestId === c.requestId);
     if (i < 0) return; // a late duplicate
     state.pending.splice(i, 1);
@@ -381,16 +389,38 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
 
   async function check(site: string, extractedSince: string, parityWith?: string) {
     const r = await acts(site).reintroductionCheck({ site, extractedSince, parityWith });
+    const failures = state.reintroduction?.site === site ? (state.reintroduction.parityFailures ?? 0) : 0;
     state.reintroduction = {
       site,
       at: now(),
       caughtUp: r.caughtUp,
       parity: r.parity ? `${r.parity.match ? 'match' : `${r.parity.mismatches} mismatching intervals`} of ${r.parity.intervalsCompared} closed before ${r.parity.closedBefore}` : null,
+      parityFailures: r.parity && !r.parity.match ? failures + 1 : 0,
+      mismatches: r.parity?.differences ?? [],
     };
     return r;
   }
 
-  async function reintroduce(site: string): Promise<void> {
+  /**
+   * Checks until `done`, backing off to 30 s. A wait that outlasts the run continues as
+   * new (the reintroduction goes on at this wait): a parity that never matches would
+   * otherwise grow the history without bound.
+   */
+  async function pollReintroduction(site: string, at: ReintroductionWait, done: () => Promise<boolean>): Promise<void> {
+    for (let wait = 2; !(await done()); wait = Math.min(wait * 2, 30)) {
+      // `patched`: a run that waited past its bound before this replays as it ran.
+      if (bound.full() && patched('reintroduction-waits-continue-as-new')) {
+        await continueAsNew({ command: 'siteRebuilt', site, reason: null, resume: at });
+      }
+      await sleep(wait * 1000);
+    }
+  }
+
+  async function reintroduce(site: string, resume?: ReintroductionWait): Promise<void> {
+    if (resume) {
+      note('reintroduction-resumed', site, `at the wait for ${resume.wait} (the run continued as new)`);
+      return reintroductionWaits(site, resume);
+    }
     state.sites[site] = 'rebuilding';
     setPhase('reintroducing');
     note('rebuild-declared', site);
@@ -422,15 +452,24 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
       note('etl-started', site, 'it was already running');
     }
-    await waiting({ kind: 'activity', what: `the ETL of ${site} to catch up`, site }, async () => {
-      for (let wait = 2; !(await check(site, etlStartedAt)).caughtUp; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
-    });
-    note('caught-up', site);
-    await commandEtls(activeSites(), 'includeSite', site);
-    note('inclusions-confirmed', site);
-    await waiting({ kind: 'activity', what: `parity of ${site} with ${survivor}`, site }, async () => {
-      for (let wait = 2; !(await check(site, etlStartedAt, survivor)).parity?.match; wait = Math.min(wait * 2, 30)) await sleep(wait * 1000);
-    });
+    await reintroductionWaits(site, { wait: 'catch-up', survivor, etlStartedAt });
+  }
+
+  /** The rest of a reintroduction from one of its waits, where a continued run resumes it. */
+  async function reintroductionWaits(site: string, at: ReintroductionWait): Promise<void> {
+    const { survivor, etlStartedAt } = at;
+    if (at.wait === 'catch-up') {
+      await waiting({ kind: 'activity', what: `the ETL of ${site} to catch up`, site }, () =>
+        pollReintroduction(site, at, async () => (await check(site, etlStartedAt)).caughtUp),
+      );
+      note('caught-up', site);
+      await commandEtls(activeSites(), 'includeSite', site);
+      note('inclusions-confirmed', site);
+    }
+    const parity = { ...at, wait: 'parity' as const };
+    await waiting({ kind: 'activity', what: `parity of ${site} with ${survivor}`, site }, () =>
+      pollReintroduction(site, parity, async () => (await check(site, etlStartedAt, survivor)).parity?.match === true),
+    );
     note('parity-passed', site, state.reintroduction?.parity ?? undefined);
     state.sites[site] = 'active';
     setPhase('normal');
@@ -445,8 +484,10 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         await activateReporting(cmd.site);
       } else {
         reintroduction = new CancellationScope();
+        // A failure of the site declared while a resumed reintroduction waited to go on.
+        if (state.queue.some((q) => q.command === 'declareSiteFailure' && q.site === cmd.site)) reintroduction.cancel();
         try {
-          await reintroduction.run(() => reintroduce(cmd.site));
+          await reintroduction.run(() => reintroduce(cmd.site, cmd.resume));
         } finally {
           reintroduction = null;
         }
@@ -460,11 +501,20 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         note('reintroduction-aborted', cmd.site);
         return;
       }
-      if (isCancellation(e)) throw e;
+      if (isCancellation(e) || e instanceof ContinueAsNew) throw e;
       state.lastError = `${cmd.command} ${cmd.site}: ${(e as Error).message}`;
       state.failedCommand = cmd;
       note('step-failed', cmd.site, `${state.lastError}; send retry to run it again`);
     }
+  }
+
+  /** Ends the run once its handlers are done; `resume` goes on first in the next. */
+  async function continueAsNew(resume?: QueuedCommand): Promise<never> {
+    await condition(allHandlersFinished);
+    state.continuedAsNew += 1;
+    // A resumed wait shows itself as pending again in the next run.
+    const next = resume ? { ...state, queue: [resume, ...state.queue], pending: [] } : state;
+    return bound.continueAsNew({ state: next });
   }
 
   // ---- health ------------------------------------------------------------------
@@ -531,11 +581,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       await run(next);
       continue;
     }
-    if (bound.full()) {
-      await condition(allHandlersFinished);
-      state.continuedAsNew += 1;
-      await bound.continueAsNew({ state });
-    }
+    if (bound.full()) await continueAsNew();
     const woke = await condition(() => state.queue.length > 0, dep.dr.probeSeconds * 1000);
     if (!woke) await probeUnlessCommanded();
   }

@@ -23,7 +23,6 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
-import type { z } from 'zod';
 import type { EtlActivities, SiteDescription } from '../activities/etl';
 import type { ExtractResult } from '../etl/extract-member';
 import type { TransformResult } from '../etl/transform';
@@ -33,10 +32,16 @@ import {
   controlCommandSchema,
   etlConfirmationSignal,
   etlStatusQuery,
+  excludeMemberSignal,
+  excludeMemberUpdate,
   excludeSiteSignal,
   excludeSiteUpdate,
+  includeMemberSignal,
+  includeMemberUpdate,
   includeSiteSignal,
   includeSiteUpdate,
+  issues,
+  memberCommandSchema,
   pauseSignal,
   pauseUpdate,
   resumeSignal,
@@ -45,6 +50,8 @@ import {
   type EtlCommandKind,
   type EtlConfirmation,
   type EtlStatus,
+  type MemberCommandInput,
+  type SiteCommandInput,
   type MemberStatus,
 } from './etl-messages';
 import { SEARCH_ATTRIBUTES, siteQueue } from './names';
@@ -61,6 +68,8 @@ interface PendingCommand {
   target: string | null;
   requestId: string;
   replyTo: string | null;
+  /** The update waiting for this command's outcome (request ids may repeat); none for a signal. */
+  waiter?: number;
 }
 
 export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending'> {
@@ -69,7 +78,6 @@ export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending'> {
 
 const KEEP = 20;
 
-const isSiteCommand = (command: EtlCommandKind): boolean => command === 'excludeSite' || command === 'includeSite';
 
 function initialState(site: string): EtlState {
   return {
@@ -77,6 +85,7 @@ function initialState(site: string): EtlState {
     paused: false,
     cycle: 0,
     excludedSites: [],
+    excludedMembers: [],
     members: {},
     totals: { callRows: 0, agentRows: 0, facts: 0, discarded: 0 },
     lastCycle: null,
@@ -114,6 +123,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   }
   const site = input.site;
   const state = input.state ?? initialState(site);
+  state.excludedMembers ??= []; // a run continued from before members could be excluded
   const now = () => new Date().toISOString();
 
   const setup = proxyActivities<EtlActivities>({
@@ -125,14 +135,15 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   });
 
   // Commands can arrive before prepareSite answers; they wait in `pending` like any other.
-  // What each update waits for, by request id: its confirmation, or why its command was
-  // refused at the boundary (a site named before prepareSite said which sites exist).
-  const waiting = new Set<string>();
-  const outcomes = new Map<string, EtlConfirmation | ApplicationFailure>();
-  const settle = (requestId: string, outcome: EtlConfirmation | ApplicationFailure) => {
-    if (waiting.has(requestId)) outcomes.set(requestId, outcome);
+  // What each waiting update gets: its confirmation, or why its command was refused at the
+  // boundary (a site named before prepareSite said which sites exist). Keyed by the update,
+  // not the request id: two updates sent with one request id each get their answer.
+  let waiters = 0;
+  const outcomes = new Map<number, EtlConfirmation | ApplicationFailure>();
+  const settle = (cmd: PendingCommand, outcome: EtlConfirmation | ApplicationFailure) => {
+    if (cmd.waiter !== undefined) outcomes.set(cmd.waiter, outcome);
   };
-  let sites: string[] | null = null;
+  let known: SiteDescription | null = null;
   // Runs started before cycles could be interrupted replay without it (see runCycle).
   const interruptible = patched('interrupt-cycle-on-command');
   // Exclusions reach the mart (ctl_cursor.excluded) before they are confirmed: data gaps.
@@ -143,29 +154,34 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     interrupt?.();
   };
 
-  function validate(command: EtlCommandKind, payload: unknown): PendingCommand {
-    const isSite = isSiteCommand(command);
-    const parsed = (isSite ? siteCommandSchema : controlCommandSchema).safeParse(payload ?? {});
+  /** Pure (update validators run it, and they do not run on replay): no state, no random. */
+  function validate(command: EtlCommandKind, payload: unknown): Omit<PendingCommand, 'requestId'> & { requestId: string | null } {
+    const schema = isSiteCommand(command) ? siteCommandSchema : isMemberCommand(command) ? memberCommandSchema : controlCommandSchema;
+    const parsed = schema.safeParse(payload ?? {});
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
-      throw ApplicationFailure.nonRetryable(`invalid ${command} payload: ${issues}`, 'InvalidPayload');
+      throw ApplicationFailure.nonRetryable(`invalid ${command} payload: ${issues(parsed.error)}`, 'InvalidPayload');
     }
-    const value = parsed.data as z.infer<typeof siteCommandSchema>;
-    const target = isSite ? value.site : null;
+    const value = parsed.data as Partial<SiteCommandInput & MemberCommandInput>;
+    const target = value.site ?? value.member ?? null;
     if (target !== null) {
-      if (sites && !sites.includes(target)) {
-        throw ApplicationFailure.nonRetryable(`unknown site "${target}" (sites: ${sites.join(', ')})`, 'UnknownSite');
-      }
+      const unknown = known && unknownTarget(command, target, known);
+      if (unknown) throw unknown;
       if (target === site && command === 'excludeSite') {
         throw ApplicationFailure.nonRetryable(`the ETL of ${site} cannot exclude its own site`, 'OwnSite');
       }
     }
-    return { command, target, requestId: value.requestId ?? uuid4(), replyTo: value.replyTo ?? null };
+    return { command, target, requestId: value.requestId ?? null, replyTo: value.replyTo ?? null };
   }
+  const accept = (command: EtlCommandKind, payload: unknown): PendingCommand => {
+    const cmd = validate(command, payload);
+    return { ...cmd, requestId: cmd.requestId ?? uuid4() };
+  };
 
   const kinds: [EtlCommandKind, SignalDefinition<[unknown?]>, UpdateDefinition<EtlConfirmation, [unknown]>][] = [
     ['excludeSite', excludeSiteSignal, excludeSiteUpdate],
     ['includeSite', includeSiteSignal, includeSiteUpdate],
+    ['excludeMember', excludeMemberSignal, excludeMemberUpdate],
+    ['includeMember', includeMemberSignal, includeMemberUpdate],
     ['pause', pauseSignal, pauseUpdate],
     ['resume', resumeSignal, resumeUpdate],
   ];
@@ -173,7 +189,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     // A malformed signal is recorded and dropped: it must never fail the workflow task.
     setHandler(signal, (payload: unknown) => {
       try {
-        enqueue(validate(command, payload));
+        enqueue(accept(command, payload));
       } catch (e) {
         pushCapped(state.rejected, { command, reason: (e as Error).message, at: now() });
       }
@@ -181,26 +197,16 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     setHandler(
       update,
       async (payload) => {
-        const cmd = validate(command, payload);
-        waiting.add(cmd.requestId);
-        enqueue(cmd);
-        await condition(() => outcomes.has(cmd.requestId));
-        const outcome = outcomes.get(cmd.requestId)!;
-        outcomes.delete(cmd.requestId);
-        waiting.delete(cmd.requestId);
+        const waiter = waiters++;
+        enqueue({ ...accept(command, payload), waiter });
+        await condition(() => outcomes.has(waiter));
+        const outcome = outcomes.get(waiter)!;
+        outcomes.delete(waiter);
         if (outcome instanceof ApplicationFailure) throw outcome;
         return outcome;
       },
-      {
-        validator: (payload) => {
-          try {
-            validate(command, payload);
-          } catch (e) {
-            pushCapped(state.rejected, { command, reason: (e as Error).message, at: now() });
-            throw e;
-          }
-        },
-      },
+      // A refused update is answered with the reason and leaves no trace in the state.
+      { validator: (payload) => void validate(command, payload) },
     );
   }
 
@@ -211,7 +217,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   }));
 
   const desc: SiteDescription = await setup.prepareSite({ site, excludedSites: state.excludedSites });
-  sites = desc.sites;
+  known = desc;
   const bound = boundRun<typeof siteEtlWorkflow>(desc.runs);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.site, value: site }]);
   const acts = proxyActivities<EtlActivities>({
@@ -228,16 +234,20 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   async function applyCommands(): Promise<void> {
     while (state.pending.length) {
       const cmd = state.pending.shift()!;
-      if (cmd.target && !desc.sites.includes(cmd.target)) {
-        const reason = `unknown site "${cmd.target}" (sites: ${desc.sites.join(', ')})`;
-        pushCapped(state.rejected, { command: cmd.command, reason, at: now() });
-        settle(cmd.requestId, ApplicationFailure.nonRetryable(`invalid ${cmd.command}: ${reason}`, 'UnknownSite'));
+      const unknown = cmd.target ? unknownTarget(cmd.command, cmd.target, desc) : null;
+      if (unknown) {
+        pushCapped(state.rejected, { command: cmd.command, reason: unknown.message, at: now() });
+        settle(cmd, unknown);
         continue;
       }
       if (cmd.command === 'excludeSite' && !state.excludedSites.includes(cmd.target!)) {
         state.excludedSites = [...state.excludedSites, cmd.target!].sort();
       } else if (cmd.command === 'includeSite') {
         state.excludedSites = state.excludedSites.filter((s) => s !== cmd.target);
+      } else if (cmd.command === 'excludeMember' && !state.excludedMembers.includes(cmd.target!)) {
+        state.excludedMembers = [...state.excludedMembers, cmd.target!].sort();
+      } else if (cmd.command === 'includeMember') {
+        state.excludedMembers = state.excludedMembers.filter((m) => m !== cmd.target);
       } else if (cmd.command === 'pause') state.paused = true;
       else if (cmd.command === 'resume') state.paused = false;
       syncMembers(state, desc);
@@ -250,12 +260,13 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
         cycle: state.cycle,
         appliedAt: now(),
         excludedSites: state.excludedSites,
+        excludedMembers: state.excludedMembers,
         paused: state.paused,
         members: Object.fromEntries(
           Object.entries(state.members).map(([id, m]) => [id, { site: m.site, sourceId: m.sourceId, state: m.state, lastOkAt: m.lastOkAt }]),
         ),
       };
-      settle(cmd.requestId, confirmation);
+      settle(cmd, confirmation);
       pushCapped(state.applied, { command: cmd.command, target: cmd.target, requestId: cmd.requestId, cycle: state.cycle, at: confirmation.appliedAt });
       if (cmd.replyTo) {
         try {
@@ -276,7 +287,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
    */
   async function runCycle(): Promise<boolean> {
     const startedAt = now();
-    const included = desc.members.filter((m) => !state.excludedSites.includes(m.site));
+    const included = desc.members.filter((m) => !isExcluded(state, m));
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
     const down = (id: string) => state.members[id]!.state === 'unreachable';
@@ -363,12 +374,29 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   }
 }
 
+const isSiteCommand = (c: EtlCommandKind) => c === 'excludeSite' || c === 'includeSite';
+const isMemberCommand = (c: EtlCommandKind) => c === 'excludeMember' || c === 'includeMember';
+
+/** Why a command's site or member is not one the config has; null when it is. */
+function unknownTarget(command: EtlCommandKind, target: string, desc: SiteDescription): ApplicationFailure | null {
+  if (isSiteCommand(command) && !desc.sites.includes(target)) {
+    return ApplicationFailure.nonRetryable(`unknown site "${target}" (sites: ${desc.sites.join(', ')})`, 'UnknownSite');
+  }
+  if (isMemberCommand(command) && !desc.members.some((m) => m.id === target)) {
+    return ApplicationFailure.nonRetryable(`unknown member "${target}" (members: ${desc.members.map((m) => m.id).join(', ')})`, 'UnknownMember');
+  }
+  return null;
+}
+
+const isExcluded = (state: EtlState, m: { id: string; site: string }) =>
+  state.excludedSites.includes(m.site) || state.excludedMembers.includes(m.id);
+
 /** Member records follow the config: new members appear, excluded ones say so. */
 function syncMembers(state: EtlState, desc: SiteDescription): void {
   const next: Record<string, MemberStatus> = {};
   for (const m of desc.members) {
     const prev = state.members[m.id];
-    const excluded = state.excludedSites.includes(m.site);
+    const excluded = isExcluded(state, m);
     next[m.id] = {
       site: m.site,
       sourceId: m.sourceId,
