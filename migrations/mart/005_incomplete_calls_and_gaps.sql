@@ -7,9 +7,11 @@ alter table interaction_fact add constraint interaction_fact_outcome_check
   check (outcome in ('in_progress', 'answered', 'abandoned', 'transferred', 'incomplete'));
 create index interaction_fact_in_progress_start on interaction_fact (start_ts) where outcome = 'in_progress';
 
--- Whether the ETL excludes the member (its site failed): then an open session of it
--- covers only up to the member's last extraction, so a set whose members are all at the
--- failed site shows its outage as a data gap (src/mart/facts.ts, refreshDataGaps).
-alter table ctl_cursor add column excluded boolean not null default false;
+-- The members the ETL excludes (their site failed): an open session of one covers only
+-- up to the member's last extraction, so a set whose members are all at the failed site
+-- shows its outage as a data gap (src/mart/facts.ts, refreshDataGaps). A table of its
+-- own, not a column of ctl_cursor: a load may hold its cursor row, and an exclusion must
+-- not wait for it.
+create table ctl_excluded_member (member_id text primary key, source_id text not null);
 -- An open session of an old incarnation covers up to the last load of that incarnation.
 create index ctl_load_audit_incarnation on ctl_load_audit (member_id, incarnation, audit_id);

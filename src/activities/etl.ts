@@ -79,9 +79,11 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
     });
   }
 
-  /** ctl_cursor.excluded as the ETL has it, and the data gaps that follow; returns the gaps written. */
+  /** ctl_excluded_member as the ETL has it, and the data gaps that follow; returns the gaps written. */
   function recordExclusions(excludedSites: string[]): Promise<number> {
-    const excluded = config.members.filter((m) => excludedSites.includes(m.site)).map((m) => m.id);
+    const excluded = config.members
+      .filter((m) => excludedSites.includes(m.site))
+      .map((m) => ({ memberId: m.id, sourceId: m.sourceId }));
     return withTransaction(martFor('transform'), async (c) => {
       await noteExclusions(c, excluded);
       return refreshDataGaps(c);

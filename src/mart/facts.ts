@@ -325,16 +325,22 @@ export async function upsertAgentStates(client: PoolClient): Promise<number> {
 
 /**
  * Records which members the ETL excludes (their site failed) and queues the sets whose
- * exclusion changed for refreshDataGaps. ctl_cursor holds a row per member: cheap.
+ * exclusions changed for refreshDataGaps. Never touches ctl_cursor, whose rows loads lock.
  */
-export async function noteExclusions(client: Queryable, excludedMemberIds: string[]): Promise<number> {
+export async function noteExclusions(client: Queryable, excluded: { memberId: string; sourceId: string }[]): Promise<number> {
   const { rowCount } = await client.query(
-    `with changed as (
-       update ctl_cursor set excluded = member_id = any($1::text[])
-        where excluded is distinct from (member_id = any($1::text[]))
+    `with wanted as (select * from unnest($1::text[], $2::text[]) as w (member_id, source_id)),
+     gone as (
+       delete from ctl_excluded_member e where not exists (select 1 from wanted w where w.member_id = e.member_id)
+       returning source_id),
+     added as (
+       insert into ctl_excluded_member (member_id, source_id) select member_id, source_id from wanted
+       on conflict (member_id) do nothing
        returning source_id)
-     insert into etl_dirty_source (source_id) select distinct source_id from changed on conflict do nothing`,
-    [excludedMemberIds],
+     insert into etl_dirty_source (source_id)
+     select source_id from gone union select source_id from added
+     on conflict do nothing`,
+    [excluded.map((m) => m.memberId), excluded.map((m) => m.sourceId)],
   );
   return rowCount ?? 0;
 }
@@ -363,14 +369,14 @@ export async function refreshDataGaps(client: PoolClient): Promise<number> {
        select d.source_id, d.conn_start,
               coalesce(d.conn_end,
                        case
-                         when c.incarnation is not distinct from d.incarnation and not c.excluded then 'infinity'
+                         when c.incarnation is not distinct from d.incarnation and x.member_id is null then 'infinity'
                          when c.incarnation is not distinct from d.incarnation then greatest(d.conn_start, c.last_extract_at)
                          else greatest(d.conn_start, (select a.committed_at from ctl_load_audit a
                                                        where a.member_id = d.member_id and a.incarnation = d.incarnation
                                                        order by a.audit_id desc limit 1))
                        end,
                        'infinity') as conn_end
-         from stg_dss_session d left join ctl_cursor c using (member_id)
+         from stg_dss_session d left join ctl_cursor c using (member_id) left join ctl_excluded_member x using (member_id)
         where d.source_id = any($1::text[])),
      o as (
        select source_id, conn_start, conn_end,

@@ -146,7 +146,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   let known: SiteDescription | null = null;
   // Runs started before cycles could be interrupted replay without it (see runCycle).
   const interruptible = patched('interrupt-cycle-on-command');
-  // Exclusions reach the mart (ctl_cursor.excluded) before they are confirmed: data gaps.
+  // Exclusions reach the mart (ctl_excluded_member) before they are confirmed: data gaps.
   const notesExclusions = patched('exclusions-in-mart');
   let interrupt: (() => void) | null = null;
   const enqueue = (cmd: PendingCommand) => {
