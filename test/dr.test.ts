@@ -122,6 +122,10 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   it(
     'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
     step(async () => {
+      // dc2's probe has measured its lag of every dc1 member (a member dc2 has not begun to read has no cursor to measure from).
+      const dc1Ids = w.config.members.filter((m) => m.site === 'dc1').map((m) => m.id);
+      await waitFor('dc2 to have measured its lag of every dc1 member', async () =>
+        (await w.mart('dc2').query('select 1 from ctl_member_lag where member_id = any($1)', [dc1Ids])).rowCount === dc1Ids.length);
       await failSite(w.state, 'dc1');
       // The health monitor notices, says so, and leaves the decision to the operator.
       const suspected = await waitFor('dc1 suspected', async () => {
