@@ -17,6 +17,7 @@ import { drStatusQuery, drUpdates, type DrPhase, type DrStatus } from '../src/wo
 import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { readReportingRole } from '../src/mart/control';
+import { formatDrStatus, formatUnread } from '../src/cli/dr';
 import { DEV_LAYOUT } from '../src/dev/world';
 import { openWorld, step, taskTimeoutSeconds, waitFor, type TestWorld } from './helpers/world';
 import { martKeys, queueAggregateDiff, unionCallEvents } from './helpers/truth';
@@ -123,6 +124,10 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   it(
     'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
     step(async () => {
+      // dc2's probe has measured its lag of every dc1 member (a member dc2 has not begun to read has no cursor to measure from).
+      const dc1Ids = w.config.members.filter((m) => m.site === 'dc1').map((m) => m.id);
+      await waitFor('dc2 to have measured its lag of every dc1 member', async () =>
+        (await w.mart('dc2').query('select 1 from ctl_member_lag where member_id = any($1)', [dc1Ids])).rowCount === dc1Ids.length);
       const stoppedAt = Date.now();
       await failSite(w.state, 'dc1');
       // The health monitor notices, says so, and leaves the decision to the operator.
@@ -158,6 +163,19 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.deepEqual(open.map((g) => g.sourceId), ['sw-voice-2'], JSON.stringify(s.dataLoss!.gapsBySite.dc2));
       const gapStart = Date.parse(open[0]!.start);
       assert.ok(gapStart > stoppedAt - 10_000 && gapStart < Date.parse(s.lastFailover!.declaredAt), `gap from ${open[0]!.start}`);
+      // What dc1's members held that dc2 had not read, as dc2 last measured it before the failure.
+      const dc1Members = w.config.members.filter((m) => m.site === 'dc1').map((m) => m.id).sort();
+      assert.deepEqual(Object.keys(s.dataLoss!.unreadByMember ?? {}).sort(), dc1Members, 'a lag for every failed member');
+      for (const id of dc1Members) {
+        const lag = s.dataLoss!.unreadByMember![id]!.dc2!;
+        assert.ok(lag, `${id}: measured by dc2`);
+        assert.ok(Number.isInteger(lag.rowsBehind) && lag.rowsBehind >= 0, `${id}: rows behind ${lag.rowsBehind}`);
+        // null only for a member this mart never completed a read of (then every row counts).
+        assert.ok(lag.secondsBehind === null ? lag.lastReadAt === null : lag.secondsBehind >= 0, `${id}: seconds behind ${lag.secondsBehind}`);
+        assert.ok(Date.parse(lag.measuredAt) <= Date.parse(s.lastFailover!.declaredAt), `${id}: measured before the failure`);
+        process.stdout.write(`# unread of ${id} by dc2: ${formatUnread(lag)}\n`);
+      }
+      assert.match(formatDrStatus(s), /idb-voice-1-dc1: unread by dc2 at most \d+ events, (never read|[\d.]+ s)/);
       const rto = s.lastFailover!.rtoSeconds!;
       process.stdout.write(`# RTO (declareSiteFailure to exclusions confirmed and reporting activated, operator wait excluded): ${rto.toFixed(1)} s\n`);
       assert.ok(rto > 0);
@@ -265,6 +283,14 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       await phase('degraded');
       await restoreSite(w.state, 'dc1', silentLogger, false);
       saveWorld(w.state);
+      // Back intact, its mart still says it serves; its reporting service answers as a
+      // standby from its first answer, never with the stale mart.
+      assert.equal((await readReportingRole(w.mart('dc1')))?.role, 'active', 'the stale role is still in the returned mart');
+      const range = `from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date().toISOString()}`;
+      const first = await waitFor('the returned dc1 reporting service to answer', () => reportingGet('dc1', `/api/queue-summary?${range}`).catch(() => null));
+      assert.deepEqual([first.status, first.body.error, first.body.activeSite], [503, 'standby', 'dc2'], 'dc1 refuses as a standby');
+      const health = await reportingGet('dc1', '/health');
+      assert.deepEqual([health.body.role, health.body.activeSite], ['standby', 'dc2']);
       // A second failure of dc1 in the middle of its reintroduction: aborted, failed over again.
       await update('siteRebuilt', { site: 'dc1' });
       await waitFor('reintroduction under way', async () => (await dr()).timeline.filter((t) => t.step === 'mart-seeded').length === 2);

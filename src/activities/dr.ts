@@ -9,8 +9,17 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { martOwnerUrl, reportingUrl, runLimits, type Config } from '../config';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
-import { membersBehind } from '../etl/backlog';
-import { loadBacklog, setReportingRole, sourceFacts, type ReportingRole, type SourceFacts } from '../mart/control';
+import { martCursors, membersBehind, rowsBehind } from '../etl/backlog';
+import {
+  loadBacklog,
+  readMemberLag,
+  recordMemberLag,
+  setReportingRole,
+  sourceFacts,
+  type MemberLag,
+  type ReportingRole,
+  type SourceFacts,
+} from '../mart/control';
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
 import { heartbeating } from './heartbeat';
@@ -190,15 +199,40 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
       return heartbeating(() => checkReintroduction(input.extractedSince, input.parityWith));
     },
 
-    /** The site's worker answers (this runs there) and its mart answers. */
+    /**
+     * The site's worker answers (this runs there) and its mart answers. It also records
+     * how far the mart is behind each reachable member, so that after a failure the
+     * data-loss report can say what the failed members held that this mart had not read.
+     */
     async probeSite(input: { site: string }): Promise<{ ok: boolean; error: string | null }> {
       checkSite(input.site);
       try {
         await mart().query('select 1');
-        return { ok: true, error: null };
       } catch (e) {
         return { ok: false, error: `mart of ${site} does not answer: ${(e as Error).message}` };
       }
+      try {
+        // Within three quarters of the probe's time, so a slow IDB never turns into a failed probe.
+        const budget = new Promise<null>((r) => setTimeout(r, (Context.current().info.startToCloseTimeoutMs * 3) / 4, null));
+        const cursors = await martCursors(config, pools, site);
+        const measured = await Promise.all(
+          config.members.map(async (m) => {
+            const c = cursors.get(m.id);
+            const rows = c ? await Promise.race([rowsBehind(pools, m.url, c.snapshot, `twinmart-probe-${site}`), budget]) : null;
+            return rows === null ? [] : [{ memberId: m.id, rows, lastReadAt: c!.last_extract_at }];
+          }),
+        );
+        await recordMemberLag(mart(), measured.flat());
+      } catch (e) {
+        logger.warn('member lag not measured', { site, error: (e as Error).message });
+      }
+      return { ok: true, error: null };
+    },
+
+    /** The last lag this mart measured of each of these members (see probeSite). */
+    async memberLag(input: { site: string; memberIds: string[] }): Promise<MemberLag[]> {
+      checkSite(input.site);
+      return readMemberLag(mart(), input.memberIds);
     },
   };
 }

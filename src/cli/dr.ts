@@ -5,7 +5,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config';
 import { connectClient } from '../temporal/connection';
-import { drStatusQuery, drUpdates, type DrCommand, type DrStatus } from '../workflows/dr-messages';
+import { drStatusQuery, drUpdates, type DrCommand, type DrStatus, type UnreadLag } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { configPath } from './config-path';
@@ -18,6 +18,13 @@ const VERBS: Record<string, DrCommand> = {
   retry: 'retry',
 };
 
+/** "at most N events, T s" as last measured, or why there is no number. */
+export function formatUnread(l: UnreadLag | null): string {
+  if (!l) return 'not measured before the failure';
+  const seconds = l.secondsBehind === null ? 'never read' : `${l.secondsBehind.toFixed(1)} s`;
+  return `at most ${l.rowsBehind} events, ${seconds} (measured ${l.measuredAt}; plus what it recorded after that)`;
+}
+
 export function formatDrStatus(s: DrStatus): string {
   const lines = [
     `phase ${s.phase}; sites ${Object.entries(s.sites).map(([k, v]) => `${k} ${v}`).join(', ')}; reporting at ${s.reporting.active}` +
@@ -28,6 +35,9 @@ export function formatDrStatus(s: DrStatus): string {
   if (s.dataLoss) {
     lines.push(`  data-loss report for ${s.dataLoss.failedSite}: ` +
       (s.dataLoss.potentialLoss.length ? `potential loss in ${s.dataLoss.potentialLoss.join(', ')}` : 'every HA set has a surviving member'));
+    for (const [member, bySite] of Object.entries(s.dataLoss.unreadByMember ?? {})) {
+      lines.push(`    ${member}: unread ` + Object.entries(bySite).map(([site, l]) => `by ${site} ${formatUnread(l)}`).join(', '));
+    }
     for (const set of s.dataLoss.sets.filter((x) => x.lastEventBySite)) {
       lines.push(`    ${set.sourceId}: last event ${Object.entries(set.lastEventBySite!).map(([k, v]) => `${k} ${v ?? 'none'}`).join(', ')}`);
     }

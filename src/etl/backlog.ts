@@ -23,9 +23,10 @@ export async function martCursors(config: Config, pools: Pools, site: string): P
   return new Map(rows.map((r) => [r.member_id, r]));
 }
 
-export async function rowsBehind(pools: Pools, memberUrl: string, snapshot: string): Promise<number | null> {
+/** `applicationName` gives the count a pool of its own, so it never waits behind the ETL's loads. */
+export async function rowsBehind(pools: Pools, memberUrl: string, snapshot: string, applicationName?: string): Promise<number | null> {
   try {
-    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2 });
+    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2, ...(applicationName && { application_name: applicationName }) });
     return await withClient(pool, (c) => countBehind(c, snapshot));
   } catch {
     return null;
@@ -42,10 +43,11 @@ export async function membersBehind(
   site: string,
 ): Promise<{ member: Member; cursor: MemberCursor | null; rows: number | null }[]> {
   const cursors = await martCursors(config, pools, site);
-  const out = [];
-  for (const member of config.members) {
-    const cursor = cursors.get(member.id) ?? null;
-    out.push({ member, cursor, rows: cursor && (await rowsBehind(pools, member.url, cursor.snapshot)) });
-  }
-  return out;
+  // At once: an unreachable member costs its connect timeout, not the others' too.
+  return Promise.all(
+    config.members.map(async (member) => {
+      const cursor = cursors.get(member.id) ?? null;
+      return { member, cursor, rows: cursor && (await rowsBehind(pools, member.url, cursor.snapshot)) };
+    }),
+  );
 }

@@ -55,3 +55,43 @@ export async function loadBacklog(db: Queryable): Promise<{ dirty: number; pendi
   );
   return { dirty: Number(rows[0]!.dirty), pendingChunks: Number(rows[0]!.pending) };
 }
+
+export interface MemberLag {
+  memberId: string;
+  /** Rows on the member's IDB this mart had not read. */
+  rowsBehind: number;
+  /** How old this mart's last read of the member was when measured (0 with nothing unread, null if never read). */
+  secondsBehind: number | null;
+  lastReadAt: string | null;
+  measuredAt: string;
+}
+
+/** Records the lag of every member measured now; a member not measured (unreachable) keeps its last row. */
+export async function recordMemberLag(db: Queryable, lags: { memberId: string; rows: number; lastReadAt: Date | null }[]): Promise<void> {
+  if (!lags.length) return;
+  await db.query(
+    `insert into ctl_member_lag (member_id, rows_behind, last_read_at, measured_at)
+     select * , now() from unnest($1::text[], $2::bigint[], $3::timestamptz[])
+     on conflict (member_id) do update
+       set rows_behind = excluded.rows_behind, last_read_at = excluded.last_read_at, measured_at = excluded.measured_at`,
+    [lags.map((l) => l.memberId), lags.map((l) => l.rows), lags.map((l) => l.lastReadAt)],
+  );
+}
+
+/** The last measured lag of each of these members (absent: never measured). */
+export async function readMemberLag(db: Queryable, memberIds: string[]): Promise<MemberLag[]> {
+  const { rows } = await db.query<{ member_id: string; rows_behind: string; seconds: number | null; last_read_at: Date | null; measured_at: Date }>(
+    `select member_id, rows_behind::text, last_read_at, measured_at,
+            case when rows_behind = 0 then 0
+                 else extract(epoch from measured_at - last_read_at)::float8 end as seconds
+       from ctl_member_lag where member_id = any($1::text[]) order by member_id`,
+    [memberIds],
+  );
+  return rows.map((r) => ({
+    memberId: r.member_id,
+    rowsBehind: Number(r.rows_behind),
+    secondsBehind: r.seconds,
+    lastReadAt: r.last_read_at?.toISOString() ?? null,
+    measuredAt: r.measured_at.toISOString(),
+  }));
+}

@@ -9,14 +9,14 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join } from 'node:path';
-import type { Client, QueryDefinition } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type QueryDefinition } from '@temporalio/client';
 import type { PoolConfig } from 'pg';
 import { assertSite, reportingMartUrl, type Config } from '../config';
 import { isConnectionError, type Pools } from '../db';
 import type { Logger } from '../logger';
 import { readReportingRole, type ReportingRole } from '../mart/control';
 import { repoRoot } from '../paths';
-import { drStatusQuery } from '../workflows/dr-messages';
+import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { etlStatusQuery } from '../workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import {
@@ -79,6 +79,8 @@ export const martSession = (site: string): PoolConfig => ({
 
 /** Deadline of the Temporal queries behind one /api/ops answer. */
 const OPS_TIMEOUT_MS = 5_000;
+/** How long the DR workflow's view of this site (see readRole) is reused. */
+const DR_VIEW_TTL_MS = 1_000;
 const WEB_DIR = join(repoRoot, 'web');
 /** Names served under /static/: one plain file of web/, never a path. */
 const STATIC_NAME = /^[a-z0-9._-]+$/;
@@ -251,10 +253,45 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     martUp = false;
   }
 
+  /** The DR workflow's view: its status, 'none' when no DR workflow exists, null when it cannot be asked. */
+  type DrView = DrStatus | 'none' | null;
+  let drSeen: { at: number; view: DrView } | null = null;
+  /** Whether the last answer of the DR workflow held this site as active. */
+  let drHeldActive = false;
+
+  /** Asked at most every DR_VIEW_TTL_MS. */
+  async function drView(): Promise<DrView> {
+    if (drSeen && Date.now() - drSeen.at < DR_VIEW_TTL_MS) return drSeen.view;
+    let view: DrView = null;
+    try {
+      const client = await temporal();
+      if (client) view = await client.withDeadline(Date.now() + OPS_TIMEOUT_MS, () => client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery));
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) view = 'none';
+    }
+    if (view && view !== 'none') drHeldActive = view.sites[site] === 'active';
+    drSeen = { at: Date.now(), view };
+    return view;
+  }
+
+  /**
+   * The mart's role, unless the DR workflow holds this site as failed or rebuilding: a
+   * site that comes back intact still reads `active` in its mart until the seed, and
+   * must not serve that stale mart beside the survivor. The service asks the DR
+   * workflow itself (through Temporal, which outlives the site), so this holds also when
+   * the workflow cannot reach the site's worker or mart. When Temporal does not answer,
+   * a service whose last answer held the site active keeps serving (a Temporal outage
+   * does not stop reports); one that has had no such answer since it started waits.
+   */
   async function readRole(): Promise<RoleView> {
     const row = await readReportingRole(mart);
     martAnswered();
-    const view = row ?? { role: 'standby', activeSite: config.reporting.primary };
+    // Only a mart that says active needs the DR workflow's word.
+    const dr = row?.role === 'active' && opts.temporal ? await drView() : 'none';
+    const taken = dr === null ? !drHeldActive : dr !== 'none' && dr.sites[site] !== 'active';
+    const view: RoleView = taken
+      ? { role: 'standby', activeSite: dr && dr !== 'none' ? dr.reporting.active : (lastRole?.activeSite ?? config.reporting.primary) }
+      : (row ?? { role: 'standby', activeSite: config.reporting.primary });
     if (lastRole?.role !== view.role || lastRole.activeSite !== view.activeSite) {
       logger.info(`reporting: ${view.role}`, { site, activeSite: view.activeSite });
     }

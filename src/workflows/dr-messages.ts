@@ -46,11 +46,25 @@ export interface DataLossSet {
   lastEventBySite: Record<string, string | null> | null;
 }
 
+/**
+ * What a surviving mart had not read of a failed member when it last measured (rows on
+ * the member's IDB beyond its cursor, and how old its last read was): at most that, plus
+ * what the member recorded after `measuredAt`, is lost unless the site comes back intact.
+ */
+export interface UnreadLag {
+  rowsBehind: number;
+  secondsBehind: number | null;
+  lastReadAt: string | null;
+  measuredAt: string;
+}
+
 export interface DataLossReport {
   failedSite: string;
   at: string;
   potentialLoss: string[];
   sets: DataLossSet[];
+  /** Per failed member, per surviving site: its last measured lag (null: never measured); absent in older reports. */
+  unreadByMember?: Record<string, Record<string, UnreadLag | null>>;
   gapsBySite: Record<string, { sourceId: string; start: string; end: string | null }[]>;
 }
 

@@ -327,6 +327,8 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     const facts = await Promise.all(
       survivors.map((s) => acts(s).dataLossFacts({ site: s, sourceIds: sets.map((x) => x.sourceId) })),
     );
+    const failedMembers = Object.values(dep.sources).flat().filter((m) => m.site === failed).map((m) => m.id);
+    const lags = await Promise.all(survivors.map((s) => acts(s).memberLag({ site: s, memberIds: failedMembers })));
     return {
       failedSite: failed,
       at: now(),
@@ -337,6 +339,17 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
           ? Object.fromEntries(survivors.map((site, i) => [site, facts[i]!.find((f) => f.sourceId === s.sourceId)?.lastEventTs ?? null]))
           : null,
       })),
+      unreadByMember: Object.fromEntries(
+        failedMembers.map((id) => [
+          id,
+          Object.fromEntries(
+            survivors.map((site, i) => {
+              const { memberId: _, ...lag } = lags[i]!.find((l) => l.memberId === id) ?? { memberId: id };
+              return [site, 'measuredAt' in lag ? lag : null];
+            }),
+          ),
+        ]),
+      ),
       gapsBySite: Object.fromEntries(
         survivors.map((site, i) => [site, facts[i]!.flatMap((f) => f.gaps.map((g) => ({ sourceId: f.sourceId, ...g })))]),
       ),
