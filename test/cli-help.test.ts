@@ -22,6 +22,24 @@ function twinmart(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A valid config whose Temporal server and databases are all at one local port. */
+function configAt(name: string, port: number): string {
+  const config = join(cwd, name);
+  writeFileSync(
+    config,
+    [
+      `temporal: { address: 127.0.0.1:${port}, namespace: default }`,
+      'etl: { cycleSeconds: 1, serviceLevelSeconds: 20 }',
+      'reporting: { primary: dc1 }',
+      'sites:',
+      `  dc1: { mart: "postgres://postgres@127.0.0.1:${port}/m", reportingPort: 8401 }`,
+      'sources:',
+      `  s1: [ { id: m1, site: dc1, url: "postgres://postgres@127.0.0.1:${port}/i" } ]`,
+    ].join('\n'),
+  );
+  return config;
+}
+
 /** A TCP port that counts who connects: a Temporal address nothing may call during --help. */
 async function listener(): Promise<{ server: Server; port: number; connections: () => number }> {
   let n = 0;
@@ -36,19 +54,7 @@ async function listener(): Promise<{ server: Server; port: number; connections: 
 test('--help on every subcommand prints its help, exits 0 and contacts nothing', async () => {
   const temporal = await listener();
   try {
-    const config = join(cwd, 'twinmart.yaml');
-    writeFileSync(
-      config,
-      [
-        `temporal: { address: 127.0.0.1:${temporal.port}, namespace: default }`,
-        'etl: { cycleSeconds: 1, serviceLevelSeconds: 20 }',
-        'reporting: { primary: dc1 }',
-        'sites:',
-        `  dc1: { mart: "postgres://postgres@127.0.0.1:${temporal.port}/m", reportingPort: 8401 }`,
-        'sources:',
-        `  s1: [ { id: m1, site: dc1, url: "postgres://postgres@127.0.0.1:${temporal.port}/i" } ]`,
-      ].join('\n'),
-    );
+    const config = configAt('twinmart.yaml', temporal.port);
     for (const command of COMMANDS) {
       for (const args of [[command, '--help'], [command, 'up', '--config', config, '-h']]) {
         const r = twinmart(args);
@@ -74,19 +80,7 @@ test('a usage error exits 2 with the command help, a runtime error exits 1', asy
   const down = await listener();
   const port = down.port;
   down.server.close();
-  const config = join(cwd, 'down.yaml');
-  writeFileSync(
-    config,
-    [
-      `temporal: { address: 127.0.0.1:${port}, namespace: default }`,
-      'etl: { cycleSeconds: 1, serviceLevelSeconds: 20 }',
-      'reporting: { primary: dc1 }',
-      'sites:',
-      `  dc1: { mart: "postgres://postgres@127.0.0.1:${port}/m", reportingPort: 8401 }`,
-      'sources:',
-      `  s1: [ { id: m1, site: dc1, url: "postgres://postgres@127.0.0.1:${port}/i" } ]`,
-    ].join('\n'),
-  );
+  const config = configAt('down.yaml', port);
   const usage = twinmart(['sim', '--calls', 'many', '--config', config]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--calls needs a non-negative number/);
