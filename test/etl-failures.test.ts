@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { applyIdbSchema } from '../src/sim/idb';
+import { grantIdbReader } from '../src/dev/roles';
 import { compareMarts } from '../src/parity';
 import { collectStatus } from '../src/etl/site-status';
 import { extractMember, resetReason } from '../src/etl/extract-member';
@@ -234,6 +235,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       await admin.query('drop database idb_b with (force)');
       await createDatabase(dc2, 'idb_b');
       await applyIdbSchema(instanceUrl(dc2, 'idb_b'));
+      await grantIdbReader(dc2, 'idb_b'); // as the collectors' provisioning would
       await runSim(
         w.config,
         { calls: 50, rate: 5, seed: 14, startTs: new Date(Date.now() - 900_000), sources: ['sw-b'] },
