@@ -19,7 +19,7 @@ import { collectStatus } from '../src/etl/site-status';
 import { extractMember, resetReason } from '../src/etl/extract-member';
 import { migrateMart } from '../src/mart/migrate';
 import { createDatabase, instanceUrl, startInstance, stopInstance } from '../src/dev/postgres';
-import { startWorker, stopWorker } from '../src/dev/world';
+import { MART_DB, startWorker, stopWorker } from '../src/dev/world';
 import { etlStatusQuery, excludeSiteUpdate, includeSiteUpdate } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
 import { startEtl } from '../src/temporal/connection';
@@ -76,6 +76,9 @@ async function assertFactsOf(w: TestWorld, site: string, message: string): Promi
 
 const STALL_SECONDS = 15;
 
+/** Sessions of other roles (the ETL's) show their waits in pg_stat_activity to the superuser only. */
+const activity = (w: TestWorld, site: string) => w.db(site, MART_DB);
+
 /**
  * Takes dc1's transform lock, as a long transform batch of another attempt would hold it,
  * and returns its session once dc1's transform waits for it (every cycle's does).
@@ -85,7 +88,7 @@ async function takeTransformLock(w: TestWorld): Promise<PoolClient> {
   try {
     await c.query(`select pg_advisory_lock(hashtext('twinmart.transform'))`);
     await waitFor('dc1 transform waiting for the lock', async () => {
-      const { rows } = await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
+      const { rows } = await activity(w, 'dc1').query(`select 1 from pg_stat_activity where wait_event = 'advisory'`);
       return rows.length > 0;
     }, 30_000, 50);
     return c;
@@ -407,7 +410,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
       const member = 'idb-b-dc2';
       const lockWaiters = async () =>
-        (await w.mart('dc1').query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rows.length;
+        (await activity(w, 'dc1').query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rows.length;
       await waitFor(`dc1's cursor of ${member}`, async () => {
         const { rows } = await w.mart('dc1').query('select 1 from ctl_cursor where member_id = $1', [member]).catch(() => ({ rows: [] }));
         return rows.length > 0;
@@ -449,8 +452,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
     step(async () => {
       const agentStepWaiting = async () =>
         (
-          await w
-            .mart('dc1')
+          await activity(w, 'dc1')
             .query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and application_name = 'twinmart-transform-dc1' and query like '%agent_state_fact%'`)
         ).rows.length > 0;
       await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
@@ -500,7 +502,8 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const relay = await resettableRelay(member.url);
       // A COPY sent before the mart is ready waits on this lock, so it is still under way
       // when the connection goes (as a COPY still reading when its site fails).
-      const lock = await w.pools.get(member.url).connect();
+      // The lock is the collector's to take: the ETL's reader role may only read.
+      const lock = await w.pools.get(member.collectorUrl!).connect();
       try {
         await lock.query('begin');
         await lock.query('lock table idb.call_event in access exclusive mode');
