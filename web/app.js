@@ -729,7 +729,7 @@
 
   const PHASE_TONE = { normal: 'ok', 'failing-over': 'bad', degraded: 'warn', reintroducing: 'info' };
   const SITE_TONE = { active: 'ok', failed: 'bad', rebuilding: 'info' };
-  const MEMBER_TONE = { ok: 'ok', unreachable: 'bad', excluded: 'warn', pending: 'muted', superseded: 'muted' };
+  const MEMBER_TONE = { ok: 'ok', unreachable: 'bad', error: 'bad', excluded: 'warn', pending: 'muted', superseded: 'muted' };
 
   async function loadOps() {
     const errBox = $('#ops-error');

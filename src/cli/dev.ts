@@ -128,7 +128,7 @@ async function watchUntilInterrupted(
       const parts = view.map((s) => {
         const loaded = s.members.reduce((n, m) => n + m.eventsLoaded, 0);
         const lag = s.members.reduce((n, m) => n + (m.behind ?? 0), 0);
-        const down = s.members.filter((m) => m.state === 'unreachable').length;
+        const down = s.members.filter((m) => m.state === 'unreachable' || m.state === 'error').length;
         return `${s.site}: cycle ${s.cycle ?? '-'} events ${loaded} lag ${lag}${down ? ` (${down} member(s) down)` : ''}`;
       });
       process.stdout.write(`${new Date().toISOString().slice(11, 19)}  ${parts.join('  |  ')}${extra ? '  ' + extra() : ''}\n`);

@@ -64,7 +64,7 @@ export interface ChunkProgress {
 
 export interface ExtractResult {
   memberId: string;
-  state: 'ok' | 'unreachable' | 'superseded';
+  state: 'ok' | 'unreachable' | 'error' | 'superseded';
   callRows: number;
   agentRows: number;
   sessionRows: number;
@@ -83,6 +83,21 @@ export function resetReason(cursor: CursorRow, incarnation: string | null, curre
     return `IDB snapshot ${current} is older than the cursor ${newest} (restored database)`;
   }
   return null;
+}
+
+/** The member's IDB is not one twinmart can read as it is (no idb.meta row). */
+class MemberError extends Error {}
+
+/**
+ * Errors of a member that retrying will not mend until someone fixes the IDB or its
+ * grants: bad password (28P01), refused by pg_hba (28000), missing grant (42501), missing
+ * table or schema (42P01, 3F000), too many connections (53300), no idb.meta row. Retried
+ * like a crash, one such member held back its whole site's transform.
+ */
+export function isMemberError(e: unknown): boolean {
+  if (e instanceof MemberError) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && ['28P01', '28000', '42501', '42P01', '3F000', '53300'].includes(code);
 }
 
 /** Another extraction of the same member committed in between (a zombie activity attempt). */
@@ -123,8 +138,9 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
   try {
     idbClient = await idb.connect();
   } catch (e) {
-    if (!isConnectionError(e)) throw e;
-    return { ...result, state: 'unreachable', error: describe(e, member.url) };
+    if (isConnectionError(e)) return { ...result, state: 'unreachable', error: describe(e, member.url) };
+    if (isMemberError(e)) return { ...result, state: 'error', error: describe(e, member.url) };
+    throw e;
   }
   let broken: Error | undefined;
   try {
@@ -138,6 +154,8 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
     if (isConnectionError(e) && (await answers(mart))) {
       return { ...result, state: 'unreachable', error: describe(e, member.url) };
     }
+    // A retry cannot mend these: reported and skipped for the cycle, the site goes on.
+    if (isMemberError(e) && (await answers(mart))) return { ...result, state: 'error', error: describe(e, member.url) };
     throw e;
   } finally {
     await idbClient.query('rollback').catch(() => {});
@@ -154,7 +172,7 @@ async function extractDeltas(
 ): Promise<void> {
   const { snapshot: current, incarnation } = await beginSnapshot(idb);
   await options.after;
-  if (incarnation === null) throw new Error(`IDB of member ${member.id} has no row in idb.meta`);
+  if (incarnation === null) throw new MemberError(`IDB of member ${member.id} has no row in idb.meta`);
   await ensureCursor(mart, member.id, member.sourceId);
   let cursor = (await readCursor(mart, member.id))!;
   result.reset = resetReason(cursor, incarnation, current);

@@ -103,7 +103,7 @@ export function formatStatus(sites: SiteView[]): string {
         `  ${m.id.padEnd(23)} ${m.site.padEnd(5)} ${m.sourceId.padEnd(13)} ${m.state.padEnd(12)} ` +
           `${(m.cursorAgeSeconds === null ? '-' : m.cursorAgeSeconds.toFixed(1) + 's').padStart(10)}  ` +
           `${String(m.eventsLoaded).padStart(13)}  ${String(m.behind ?? '-').padStart(10)}` +
-          (m.state === 'unreachable' && m.lastError ? `  ${m.lastError.slice(0, 80)}` : ''),
+          ((m.state === 'unreachable' || m.state === 'error') && m.lastError ? `  ${m.lastError.slice(0, 80)}` : ''),
       );
     }
   }

@@ -290,7 +290,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     const included = desc.members.filter((m) => !isExcluded(state, m));
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
-    const down = (id: string) => state.members[id]!.state === 'unreachable';
+    const down = (id: string) => ['unreachable', 'error'].includes(state.members[id]!.state);
     const lanes = extractionLanes(included, down);
     let t: TransformResult | null;
     const outer = CancellationScope.current();
