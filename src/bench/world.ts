@@ -109,7 +109,8 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
     binary: '',
     statements: false,
     mart: (site) => pools.get(world.config.sites[site]!.mart),
-    idb: (member) => pools.get(member.url, { max: 8 }),
+    // The bench writes probes and vacuums as the collectors do, not as the ETL's reader.
+    idb: (member) => pools.get(member.collectorUrl ?? member.url, { max: 8 }),
     db: (site, database) => pools.get(instanceUrl(state.pg[site]!, database)),
     admin: (site) => pools.get(instanceUrl(state.pg[site]!, 'postgres'), { max: 2 }),
     // Every caller waits for the one stop: the run's own end must not exit while a
