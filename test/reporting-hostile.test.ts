@@ -17,6 +17,8 @@ import { Client } from 'pg';
 import { stringify } from 'yaml';
 import { Pools } from '../src/db';
 import { freePort } from '../src/dev/ports';
+import { findTemporalCli, startDevServer, type DevServer } from '../src/dev/temporal';
+import { silentLogger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
@@ -64,6 +66,7 @@ const root = mkdtempSync(join(tmpdir(), 'twinmart-reporting-hostile-'));
 const logFile = join(root, 'reporting.log');
 const pools = new Pools();
 let service: ChildProcess;
+let temporal: DevServer | undefined;
 let port: number;
 let failed = false;
 
@@ -108,12 +111,20 @@ before(async () => {
     [CALL, MAX_CALL_EVENTS],
   );
 
+  // An active mart serves only on the DR workflow's word or its absence, so the service
+  // needs a Temporal server to ask (here one without a DR workflow).
+  temporal = await startDevServer({
+    binary: process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false })),
+    uiPort: null,
+    logFile: join(root, 'temporal.log'),
+    logger: silentLogger,
+  });
   port = await freePort();
   const config = join(root, 'config.yaml');
   writeFileSync(
     config,
     stringify({
-      temporal: { address: `127.0.0.1:${await freePort()}` },
+      temporal: { address: temporal.address },
       reporting: { primary: 'dc1' },
       sites: { dc1: { mart: MART_URL, reportingPort: port } },
       sources: { 'sw-voice-1': [{ id: 'idb-voice-1-dc1', site: 'dc1', url: `${SERVER}/unused_idb` }] },
@@ -132,6 +143,7 @@ after(async () => {
     await new Promise((resolve) => service.once('exit', resolve));
   }
   await pools.end();
+  await temporal?.stop();
   if (failed) {
     process.stderr.write(`reporting-hostile: kept ${root} and database ${DB}\n`);
   } else {
