@@ -41,8 +41,16 @@ const at = (o: unknown, path: string): unknown =>
 test('npm run bench -- --quick --json measures every figure of the output contract', { timeout: 600_000 }, async () => {
   const r = await run(['--quick', '--json', '--no-write']);
   const tail = r.stderr.split('\n').slice(-30).join('\n');
-  assert.equal(r.code, 0, `bench exited ${r.code}:\n${tail}`);
   const last = r.stdout.trim().split('\n').at(-1)!;
+  // The stages' errors are in the JSON; the log's tail may have scrolled past them.
+  const errors = (() => {
+    try {
+      return JSON.stringify((JSON.parse(last) as { errors?: unknown }).errors);
+    } catch {
+      return 'no JSON result';
+    }
+  })();
+  assert.equal(r.code, 0, `bench exited ${r.code}: errors ${errors}\n${tail}`);
   const result = JSON.parse(last) as Record<string, unknown>;
   assert.deepEqual(result.errors, [], 'no stage failed');
   assert.equal(result.kind, 'quick');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient, type Pool } from 'pg';
 import type { Client } from '@temporalio/client';
-import type { Config, Member } from '../config';
+import { martOwnerUrl, type Config, type Member } from '../config';
 import { Pools } from '../db';
 import { silentLogger } from '../logger';
 import { instanceUrl, startInstance, stopInstance } from '../dev/postgres';
@@ -108,7 +108,8 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
     pools,
     binary: '',
     statements: false,
-    mart: (site) => pools.get(world.config.sites[site]!.mart),
+    // The bench sets its marts up (migrations, raw COPY tables, truncates): the owner's work.
+    mart: (site) => pools.get(martOwnerUrl(world.config, site)),
     // The bench writes probes and vacuums as the collectors do, not as the ETL's reader.
     idb: (member) => pools.get(member.collectorUrl ?? member.url, { max: 8 }),
     db: (site, database) => pools.get(instanceUrl(state.pg[site]!, database)),
