@@ -100,6 +100,15 @@ export function isMemberError(e: unknown): boolean {
   return typeof code === 'string' && ['28P01', '28000', '42501', '42P01', '3F000', '53300'].includes(code);
 }
 
+/**
+ * What an error of the member's IDB makes the member for this cycle: unreachable (a
+ * connection error), error (one no retry mends: reported and skipped, the site goes on),
+ * or null for an error that is not the member's.
+ */
+function memberState(e: unknown): 'unreachable' | 'error' | null {
+  return isConnectionError(e) ? 'unreachable' : isMemberError(e) ? 'error' : null;
+}
+
 /** Another extraction of the same member committed in between (a zombie activity attempt). */
 class Superseded extends Error {}
 
@@ -138,9 +147,9 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
   try {
     idbClient = await idb.connect();
   } catch (e) {
-    if (isConnectionError(e)) return { ...result, state: 'unreachable', error: describe(e, member.url) };
-    if (isMemberError(e)) return { ...result, state: 'error', error: describe(e, member.url) };
-    throw e;
+    const state = memberState(e);
+    if (!state) throw e;
+    return { ...result, state, error: describeDbError(e, member.url) };
   }
   let broken: Error | undefined;
   try {
@@ -150,12 +159,9 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
     broken = e as Error;
     if (options.signal?.aborted) return result;
     if (e instanceof Superseded) return { ...result, state: 'superseded', error: e.message };
-    // A connection error is the member's only when the mart still answers.
-    if (isConnectionError(e) && (await answers(mart))) {
-      return { ...result, state: 'unreachable', error: describe(e, member.url) };
-    }
-    // A retry cannot mend these: reported and skipped for the cycle, the site goes on.
-    if (isMemberError(e) && (await answers(mart))) return { ...result, state: 'error', error: describe(e, member.url) };
+    // An error is the member's only when the mart still answers.
+    const state = memberState(e);
+    if (state && (await answers(mart))) return { ...result, state, error: describeDbError(e, member.url) };
     throw e;
   } finally {
     await idbClient.query('rollback').catch(() => {});
@@ -286,7 +292,3 @@ async function answers(pool: Pool): Promise<boolean> {
   }
 }
 
-/** An error message for status and history (beside the member's id): what failed, never the URL or its credentials. */
-function describe(e: unknown, url: string): string {
-  return describeDbError(e, url);
-}

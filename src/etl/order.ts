@@ -14,7 +14,7 @@ interface Ranked {
 /**
  * Lower is better: list order (session coverage is added per row in SQL). Never the
  * mart's own site: both marts must keep the same version of an event, or parity cannot
- * match (DESIGN.md section 2).
+ * match (docs/architecture.md, "The extraction contract").
  */
 export function qualityBase(member: Pick<Ranked, 'index'>): number {
   return member.index;
