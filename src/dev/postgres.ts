@@ -100,7 +100,7 @@ const runningAsRoot = (): boolean => process.geteuid?.() === 0;
  * Runs a PostgreSQL tool as the user that may run it. The working directory is `/`
  * because the postgres user may not be allowed into ours (for example under /root).
  */
-async function runPgTool(tool: 'initdb' | 'pg_ctl', args: string[]): Promise<{ stdout: string; stderr: string }> {
+async function runPgTool(tool: 'initdb' | 'pg_ctl' | 'pg_basebackup', args: string[]): Promise<{ stdout: string; stderr: string }> {
   const bin = join(await pgBinDir(), tool);
   const [file, argv] = runningAsRoot() ? ['runuser', ['-u', OS_USER, '--', bin, ...args]] : [bin, args];
   return exec(file, argv, { cwd: '/', timeout: (PG_CTL_TIMEOUT_SECONDS + 30) * 1000 });
@@ -245,6 +245,38 @@ export async function isInstanceRunning(inst: PgInstance): Promise<boolean> {
     if (exitCode(e) === 3 || exitCode(e) === 4) return false;
     throw new Error(`could not tell whether ${describeInstance(inst)} is running: ${commandOutput(e)}`);
   }
+}
+
+/**
+ * A base backup of the running instance into `dir` (created, empty), WAL included so it
+ * starts on its own. With `standby`, the copy starts as a hot standby streaming from it.
+ */
+export async function baseBackup(inst: PgInstance, dir: string, opts: { standby?: boolean } = {}): Promise<void> {
+  await createServerDir(dir);
+  const args = ['-h', DEFAULT_HOST, '-p', String(inst.port), '-U', 'postgres', '-D', resolve(dir), '-X', 'stream', '-c', 'fast'];
+  if (opts.standby) args.push('-R');
+  try {
+    await runPgTool('pg_basebackup', args);
+  } catch (e) {
+    throw new Error(`pg_basebackup of ${describeInstance(inst)} failed: ${commandOutput(e)}`);
+  }
+  // The socket's lock file lives in the data directory here and is copied like any file;
+  // left there, it makes the restored server think another one holds the socket.
+  for (const f of await readdir(dir)) if (f.startsWith('.s.PGSQL.')) await rm(join(dir, f), { force: true });
+}
+
+/**
+ * Puts a base backup in place of the instance's data, as a DBA restores one: the server
+ * stopped, its directory replaced by a copy of the backup with this instance's settings,
+ * started again (recovery replays the backup's WAL). The backup itself is kept.
+ */
+export async function restoreInstance(inst: PgInstance, backupDir: string): Promise<void> {
+  await stopInstance(inst, 'immediate');
+  await rm(dataDirOf(inst), { recursive: true, force: true });
+  await exec('cp', ['-a', resolve(backupDir), dataDirOf(inst)]);
+  await giveToPostgres(dataDirOf(inst));
+  await initInstance(inst); // the backup carries its source's port
+  await startInstance(inst);
 }
 
 /** Crash-stops the server and deletes its data directory. */
