@@ -554,7 +554,9 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
     }),
   );
 
-  it('treats an IDB snapshot older than the cursor as a restored database', () => {
+  it('reads a member from the start when its IDB is not the one the cursor was read from', () => {
+    const identity = { systemId: '7714516183630297263', timeline: 1 };
+    const witness = { table: 'call_event' as const, id: '42', xid: '4990', hash: 'h' };
     const cursor = {
       member_id: 'm',
       incarnation: 'a',
@@ -563,10 +565,22 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       pending_table: null,
       pending_xid: null,
       pending_id: null,
+      identity,
+      witness,
     };
-    assert.equal(resetReason(cursor, 'a', '5001:5003:5001'), null);
-    assert.match(resetReason(cursor, 'a', '800:900:') ?? '', /older than the cursor/);
-    assert.match(resetReason(cursor, 'b', '6000:6000:') ?? '', /incarnation changed/);
-    assert.equal(resetReason({ ...cursor, incarnation: null }, 'b', '1:1:'), null, 'a first extraction is not a reset');
+    const same = { incarnation: 'a', snapshot: '5001:5003:5001', identity, witness: { hash: 'h', unreadCounted: false } };
+    assert.equal(resetReason(cursor, same), null);
+    assert.match(resetReason(cursor, { ...same, snapshot: '800:900:' }) ?? '', /older than the cursor/);
+    assert.match(resetReason(cursor, { ...same, incarnation: 'b' }) ?? '', /incarnation changed/);
+    assert.match(resetReason(cursor, { ...same, identity: { ...identity, systemId: '1' } }) ?? '', /system identifier changed/);
+    assert.match(resetReason(cursor, { ...same, identity: { ...identity, timeline: 2 } }) ?? '', /timeline changed from 1 to 2/);
+    assert.match(resetReason(cursor, { ...same, witness: { hash: null, unreadCounted: false } }) ?? '', /call_event 42, is gone/);
+    assert.match(resetReason(cursor, { ...same, witness: { hash: 'h', unreadCounted: true } }) ?? '', /xids it counts as read/);
+    assert.equal(
+      resetReason({ ...cursor, identity: null, witness: null }, { ...same, witness: null }),
+      null,
+      'a cursor from before identities were recorded is trusted as before',
+    );
+    assert.equal(resetReason({ ...cursor, incarnation: null }, { ...same, incarnation: 'b' }), null, 'a first extraction is not a reset');
   });
 });

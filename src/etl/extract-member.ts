@@ -10,13 +10,17 @@ import type { Member } from '../config';
 import { describeDbError, isConnectionError, withTransaction } from '../db';
 import {
   beginSnapshot,
+  checkWitness,
   copyDeltaChunk,
+  newestRow,
   EMPTY_SNAPSHOT,
   EVENT_TABLES,
   readSessions,
   START,
   type EventTable,
+  type IdbIdentity,
   type Position,
+  type WitnessCheck,
 } from '../sources/idb';
 import {
   copyIntoTemp,
@@ -74,13 +78,40 @@ export interface ExtractResult {
   error: string | null;
 }
 
-/** Why the stored cursor cannot be trusted for this IDB, or null. */
-export function resetReason(cursor: CursorRow, incarnation: string | null, current: string): string | null {
+/** What the extraction sees of the IDB, against which the cursor is checked. */
+export interface IdbObservation {
+  incarnation: string | null;
+  snapshot: string;
+  identity: IdbIdentity;
+  /** What the cursor's witness reads as now; null when the cursor has no identity yet. */
+  witness: WitnessCheck | null;
+}
+
+/**
+ * Why the stored cursor cannot be trusted for this IDB, or null. Every reason but the
+ * first extraction's leads to a read from the start, which the natural keys make a no-op
+ * for the rows already staged: a needless reset costs time, a missed one loses rows.
+ */
+export function resetReason(cursor: CursorRow, idb: IdbObservation): string | null {
   if (cursor.incarnation === null) return null;
-  if (cursor.incarnation !== incarnation) return `incarnation changed from ${cursor.incarnation} to ${incarnation}`;
+  if (cursor.incarnation !== idb.incarnation) return `incarnation changed from ${cursor.incarnation} to ${idb.incarnation}`;
   const newest = cursor.pending_snapshot ?? cursor.snapshot;
-  if (snapshotXmax(current) < snapshotXmin(newest)) {
-    return `IDB snapshot ${current} is older than the cursor ${newest} (restored database)`;
+  if (snapshotXmax(idb.snapshot) < snapshotXmin(newest)) {
+    return `IDB snapshot ${idb.snapshot} is older than the cursor ${newest} (restored database)`;
+  }
+  const was = cursor.identity;
+  if (!was) return null; // a cursor from before identities were recorded
+  if (was.systemId !== idb.identity.systemId) {
+    return `IDB system identifier changed from ${was.systemId} to ${idb.identity.systemId} (another cluster: a dump restored or a re-created server)`;
+  }
+  if (was.timeline !== idb.identity.timeline) {
+    return `IDB timeline changed from ${was.timeline} to ${idb.identity.timeline} (restored to a point in time, or a promoted standby)`;
+  }
+  if (cursor.witness && idb.witness?.hash !== cursor.witness.hash) {
+    return `the newest row read, ${cursor.witness.table} ${cursor.witness.id}, is gone or changed (restored database, or purged past the cursor)`;
+  }
+  if (idb.witness?.unreadCounted) {
+    return 'rows committed after the cursor use xids it counts as read (restored database)';
   }
   return null;
 }
@@ -176,12 +207,19 @@ async function extractDeltas(
   options: ExtractOptions,
   result: ExtractResult,
 ): Promise<void> {
-  const { snapshot: current, incarnation } = await beginSnapshot(idb);
+  const { snapshot: current, incarnation, identity } = await beginSnapshot(idb);
   await options.after;
+  if (!identity) {
+    throw new MemberError(
+      `${member.id} is a hot standby: its snapshots do not list the transactions running on its primary, ` +
+        "so rows they commit would count as read; point twinmart at the collector's primary",
+    );
+  }
   if (incarnation === null) throw new MemberError(`IDB of member ${member.id} has no row in idb.meta`);
   await ensureCursor(mart, member.id, member.sourceId);
   let cursor = (await readCursor(mart, member.id))!;
-  result.reset = resetReason(cursor, incarnation, current);
+  const witness = cursor.identity ? await checkWitness(idb, cursor.snapshot, cursor.witness) : null;
+  result.reset = resetReason(cursor, { incarnation, snapshot: current, identity, witness });
 
   let delta: Delta;
   if (result.reset) delta = { prev: EMPTY_SNAPSHOT, target: current, table: 'call_event', position: START };
@@ -237,13 +275,16 @@ async function extractDeltas(
         }
         next = null;
       }
+      const snapshot = next ? delta.prev : delta.target;
       const update = {
         incarnation,
-        snapshot: next ? delta.prev : delta.target,
+        snapshot,
         pending: next ? { snapshot: next.target, table: next.table, position: next.position } : null,
         rows: callRows + agentRows,
         reset: first && result.reset !== null,
         lastEventTs,
+        identity,
+        witness: await newestRow(idb, snapshot),
       };
       await writeCursor(c, member.id, update);
       if (update.rows || sessionRows || (first && result.reset)) {

@@ -8,7 +8,15 @@ import { COPY_FORMAT, type Queryable } from '../db';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { COPY_TABLE_COLUMNS, type EventTable, type Position, type SessionRow } from '../sources/idb';
+import {
+  COPY_TABLE_COLUMNS,
+  type EventTable,
+  type IdbIdentity,
+  type Position,
+  type SessionRow,
+  type Witness,
+  type WitnessTable,
+} from '../sources/idb';
 
 export const CALL_EVENTS = [
   'created', 'queued', 'routed', 'established', 'held', 'retrieved', 'transferred', 'released', 'abandoned',
@@ -25,17 +33,37 @@ export interface CursorRow {
   pending_table: EventTable | null;
   pending_xid: string | null;
   pending_id: string | null;
+  /** Null until the cursor's first load after migration 010. */
+  identity: IdbIdentity | null;
+  witness: Witness | null;
 }
 
 const CURSOR_COLUMNS = `member_id, incarnation::text, snapshot::text, pending_snapshot::text, pending_table,
-  pending_xid::text, pending_id::text`;
+  pending_xid::text, pending_id::text, system_id, timeline, witness_table, witness_id::text, witness_xid::text, witness_hash`;
+
+type CursorColumns = Omit<CursorRow, 'identity' | 'witness'> & {
+  system_id: string | null;
+  timeline: number | null;
+  witness_table: WitnessTable | null;
+  witness_id: string | null;
+  witness_xid: string | null;
+  witness_hash: string | null;
+};
 
 export async function readCursor(client: Queryable, memberId: string, lock = false): Promise<CursorRow | null> {
-  const { rows } = await client.query<CursorRow>(
+  const { rows } = await client.query<CursorColumns>(
     `select ${CURSOR_COLUMNS} from ctl_cursor where member_id = $1 ${lock ? 'for update' : ''}`,
     [memberId],
   );
-  return rows[0] ?? null;
+  if (!rows[0]) return null;
+  const { system_id, timeline, witness_table, witness_id, witness_xid, witness_hash, ...cursor } = rows[0];
+  return {
+    ...cursor,
+    identity: system_id === null || timeline === null ? null : { systemId: system_id, timeline },
+    witness: witness_table && witness_id && witness_xid && witness_hash
+      ? { table: witness_table, id: witness_id, xid: witness_xid, hash: witness_hash }
+      : null,
+  };
 }
 
 export async function ensureCursor(client: Queryable, memberId: string, sourceId: string): Promise<void> {
@@ -53,6 +81,9 @@ export interface CursorUpdate {
   reset: boolean;
   /** Newest event time in what this load staged, for the DR data-loss report. */
   lastEventTs: Date | null;
+  identity: IdbIdentity;
+  /** The newest row visible in `snapshot`. */
+  witness: Witness | null;
 }
 
 export async function writeCursor(client: PoolClient, memberId: string, u: CursorUpdate): Promise<void> {
@@ -61,7 +92,9 @@ export async function writeCursor(client: PoolClient, memberId: string, u: Curso
         incarnation = $2::uuid, snapshot = $3::pg_snapshot,
         pending_snapshot = $4::pg_snapshot, pending_table = $5, pending_xid = $6::xid8, pending_id = $7::bigint,
         last_extract_at = now(), rows_total = rows_total + $8, resets = resets + $9::int,
-        last_event_ts = greatest(last_event_ts, $10::timestamptz), updated_at = now()
+        last_event_ts = greatest(last_event_ts, $10::timestamptz), updated_at = now(),
+        system_id = $11, timeline = $12, witness_table = $13, witness_id = $14::bigint, witness_xid = $15::xid8,
+        witness_hash = $16
       where member_id = $1`,
     [
       memberId,
@@ -74,6 +107,12 @@ export async function writeCursor(client: PoolClient, memberId: string, u: Curso
       u.rows,
       u.reset ? 1 : 0,
       u.lastEventTs,
+      u.identity.systemId,
+      u.identity.timeline,
+      u.witness?.table ?? null,
+      u.witness?.id ?? null,
+      u.witness?.xid ?? null,
+      u.witness?.hash ?? null,
     ],
   );
 }

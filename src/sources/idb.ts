@@ -45,7 +45,43 @@ export const EMPTY_SNAPSHOT = '1:1:';
 export interface IdbSnapshot {
   snapshot: string;
   incarnation: string | null;
+  /** pg_is_in_recovery(): a hot standby, whose snapshots list no running transactions. */
+  standby: boolean;
+  /** Which server this is; null on a standby. */
+  identity: IdbIdentity | null;
 }
+
+/**
+ * What tells one PostgreSQL history from another beyond idb.meta's incarnation, which a
+ * restore keeps: a dump restored into another cluster has a new system identifier, a
+ * point-in-time recovery or a promoted standby a new timeline.
+ */
+export interface IdbIdentity {
+  systemId: string;
+  timeline: number;
+}
+
+export type WitnessTable = EventTable | 'dss_session';
+
+/**
+ * The newest row visible in a cursor snapshot: a plain base-backup restore keeps the
+ * system identifier and the timeline, but not the rows written after the backup, and the
+ * xids it hands out next are ones the cursor counts as read. The row's hash covers the
+ * columns that never change (a session's conn_end is set when it closes).
+ */
+export interface Witness {
+  table: WitnessTable;
+  id: string;
+  xid: string;
+  hash: string;
+}
+
+const WITNESS_TABLES: Record<WitnessTable, { key: string; hash: string }> = {
+  call_event: { key: 'id', hash: 'md5(t::text)' },
+  agent_event: { key: 'id', hash: 'md5(t::text)' },
+  dss_session: { key: 'dss_id', hash: 'md5((t.dss_id, t.collector, t.source_id, t.conn_start, t.conn_type, t.xid)::text)' },
+};
+const WITNESS_NAMES = Object.keys(WITNESS_TABLES) as WitnessTable[];
 
 export interface Position {
   xid: string;
@@ -65,11 +101,62 @@ export interface SessionRow {
 /** Opens the read-only snapshot every read of this extraction uses. */
 export async function beginSnapshot(client: PoolClient): Promise<IdbSnapshot> {
   await client.query('begin isolation level repeatable read read only');
-  const { rows } = await client.query<{ snapshot: string; incarnation: string | null }>(
+  // pg_current_wal_lsn() fails on a standby; the timeline is the current WAL file's first 8 hex digits.
+  const { rows } = await client.query<{ snapshot: string; incarnation: string | null; standby: boolean; system_id: string; timeline: number | null }>(
     `select pg_current_snapshot()::text as snapshot,
-            (select incarnation::text from idb.meta order by created_at desc limit 1) as incarnation`,
+            (select incarnation::text from idb.meta order by created_at desc limit 1) as incarnation,
+            pg_is_in_recovery() as standby,
+            (select system_identifier::text from pg_control_system()) as system_id,
+            case when not pg_is_in_recovery()
+                 then ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline`,
   );
-  return rows[0]!;
+  const r = rows[0]!;
+  return {
+    snapshot: r.snapshot,
+    incarnation: r.incarnation,
+    standby: r.standby,
+    identity: r.timeline === null ? null : { systemId: r.system_id, timeline: r.timeline },
+  };
+}
+
+/** The witness of `snapshot`, read in the open snapshot (which must not be older); null when nothing is visible in it. */
+export async function newestRow(client: PoolClient, snapshot: string): Promise<Witness | null> {
+  // The table names are constants; each branch is a backward scan of its xid index.
+  const branches = WITNESS_NAMES.map((table) => {
+    const { key, hash } = WITNESS_TABLES[table];
+    return `(select '${table}' as table, ${key}::text as id, xid, ${hash} as hash from idb.${table} t
+              where xid < pg_snapshot_xmax($1::pg_snapshot) and pg_visible_in_snapshot(xid, $1::pg_snapshot)
+              order by xid desc limit 1)`;
+  });
+  const { rows } = await client.query<{ table: WitnessTable; id: string; xid: string; hash: string }>(
+    `select "table", id, xid::text, hash from (${branches.join(' union all ')}) w order by w.xid desc limit 1`,
+    [snapshot],
+  );
+  return rows[0] ?? null;
+}
+
+export interface WitnessCheck {
+  /** The witness row's hash as it reads now; null when it is gone. */
+  hash: string | null;
+  /** A row visible in the cursor snapshot is newer than the witness: the cursor counts it as read, but never read it. */
+  unreadCounted: boolean;
+}
+
+/** Reads what `witness` (null: nothing was visible) says about this IDB against the cursor `snapshot`. */
+export async function checkWitness(client: PoolClient, snapshot: string, witness: Witness | null): Promise<WitnessCheck> {
+  const hashOf = WITNESS_NAMES.map((table) => {
+    const { key, hash } = WITNESS_TABLES[table];
+    return `when '${table}' then (select ${hash} from idb.${table} t where ${key} = $3::bigint and xid = $2::xid8)`;
+  });
+  const newer = WITNESS_NAMES.map(
+    (table) => `exists (select 1 from idb.${table} where xid > $2::xid8 and xid < pg_snapshot_xmax($1::pg_snapshot)
+                   and pg_visible_in_snapshot(xid, $1::pg_snapshot))`,
+  );
+  const { rows } = await client.query<{ hash: string | null; unread_counted: boolean }>(
+    `select case $4::text ${hashOf.join(' ')} end as hash, ${newer.join(' or ')} as unread_counted`,
+    [snapshot, witness?.xid ?? '0', witness?.id ?? null, witness?.table ?? null],
+  );
+  return { hash: rows[0]!.hash, unreadCounted: rows[0]!.unread_counted };
 }
 
 const DELTA = `xid >= pg_snapshot_xmin(current_setting('twinmart.prev')::pg_snapshot)
