@@ -18,6 +18,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Pool } from 'pg';
 import type { Config, Member } from '../config';
 import { COPY_FORMAT, Pools, withClient } from '../db';
+import { idbReadSession } from '../db/sessions';
 import { createDatabase, instanceUrl } from '../dev/postgres';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
 import { extractionLanes } from '../etl/order';
@@ -79,7 +80,6 @@ export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Pr
 /** One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in parallel, then the transform. */
 export async function plainCycle(
   config: Config,
-  site: string,
   mart: Pool,
   idb: (m: Member) => Pool,
 ): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
@@ -91,7 +91,7 @@ export async function plainCycle(
     extractionLanes(config.members).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
-        const r = await extractMember(mart, idb(m), m, { martSite: site, chunkRows, maxChunks: cycleChunks });
+        const r = await extractMember(mart, idb(m), m, { chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
         results.push(r);
@@ -126,7 +126,7 @@ export async function openPlainMart(w: BenchWorld, site: string, database = 'ben
   const pools = new Pools();
   const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
   await migrateMart(mart);
-  const idb = (m: Member) => pools.get(m.url, { max: 2, connectionTimeoutMillis: w.config.etl.connectTimeoutSeconds * 1000 });
+  const idb = (m: Member) => pools.get(m.url, idbReadSession(w.config.etl, 'twinmart-bench-extract'));
   return { pools, mart, idb, database };
 }
 
@@ -144,7 +144,7 @@ export interface PlainResult {
   waits: WaitProfile | null;
 }
 
-export async function plainCatchup(w: BenchWorld, site: string, pm: PlainMart, backlog: Backlog): Promise<PlainResult> {
+export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlog): Promise<PlainResult> {
   await resetStatements(w);
   const sampler = sampleWaits(w);
   const t0 = Date.now();
@@ -156,7 +156,7 @@ export async function plainCatchup(w: BenchWorld, site: string, pm: PlainMart, b
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, site, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, pm.mart, pm.idb);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;

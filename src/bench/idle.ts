@@ -25,15 +25,15 @@ export interface PlainIdle {
   statementsPerCycle: number | null;
 }
 
-export async function plainIdle(w: BenchWorld, site: string, pm: PlainMart, cycles: number): Promise<PlainIdle> {
-  for (let i = 0; i < 2; i++) await plainCycle(w.config, site, pm.mart, pm.idb); // warm pools and plans
+export async function plainIdle(w: BenchWorld, pm: PlainMart, cycles: number): Promise<PlainIdle> {
+  for (let i = 0; i < 2; i++) await plainCycle(w.config, pm.mart, pm.idb); // warm pools and plans
   await resetStatements(w);
   const ms: number[] = [];
   let extract = 0;
   let transform = 0;
   for (let i = 0; i < cycles; i++) {
     const t0 = Date.now();
-    const c = await plainCycle(w.config, site, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, pm.mart, pm.idb);
     ms.push(Date.now() - t0);
     extract += c.extractMs;
     transform += c.transformMs;

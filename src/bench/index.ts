@@ -102,9 +102,9 @@ async function catchupSuite(
   const pm = await openPlainMart(w, 'dc1');
   let plain = null;
   try {
-    plain = await stage(`catchup ${size}: no Temporal`, errors, () => plainCatchup(w, 'dc1', pm, backlog));
+    plain = await stage(`catchup ${size}: no Temporal`, errors, () => plainCatchup(w, pm, backlog));
     if (opts.idle && plain) {
-      const idle = await stage('idle: no Temporal', errors, () => plainIdle(w, 'dc1', pm, profile.idle.plainCycles));
+      const idle = await stage('idle: no Temporal', errors, () => plainIdle(w, pm, profile.idle.plainCycles));
       result.idle.noTemporal = idle;
       result.idle.msPerCycle = idle?.msPerCycle ?? null;
       result.idle.dbMsPerCycle = idle?.dbMsPerCycle ?? null;

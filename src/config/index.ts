@@ -74,6 +74,11 @@ const configSchema = z
         stallSeconds: z.number().positive().max(3600).default(60),
         /** How long an extraction may wait for an IDB connection before the member counts as down. */
         connectTimeoutSeconds: z.number().positive().max(120).default(3),
+        /**
+         * An IDB that sends nothing for this long while a statement waits for it (a paused
+         * server, a network that drops packets) counts as unreachable for the cycle.
+         */
+        idbTimeoutSeconds: z.number().positive().max(600).default(30),
         /** A call longer than this is an absurd duration: its late events are discarded. */
         maxCallSeconds: z.number().int().positive().default(86_400),
       })

@@ -4,6 +4,7 @@
  */
 import type { Config, Member } from '../config';
 import { withClient, type Pools } from '../db';
+import { idbProbeSession, type SessionLimits } from '../db/sessions';
 import { countBehind } from '../sources/idb';
 
 export interface MemberCursor {
@@ -23,10 +24,16 @@ export async function martCursors(config: Config, pools: Pools, site: string): P
   return new Map(rows.map((r) => [r.member_id, r]));
 }
 
-/** `applicationName` gives the count a pool of its own, so it never waits behind the ETL's loads. */
-export async function rowsBehind(pools: Pools, memberUrl: string, snapshot: string, applicationName?: string): Promise<number | null> {
+/** The count has a pool of its own (`applicationName`), so it never waits behind the ETL's loads. */
+export async function rowsBehind(
+  pools: Pools,
+  limits: SessionLimits,
+  memberUrl: string,
+  snapshot: string,
+  applicationName = 'twinmart-backlog',
+): Promise<number | null> {
   try {
-    const pool = pools.get(memberUrl, { connectionTimeoutMillis: 2000, max: 2, ...(applicationName && { application_name: applicationName }) });
+    const pool = pools.get(memberUrl, idbProbeSession({ ...limits, connectTimeoutSeconds: 2 }, applicationName));
     return await withClient(pool, (c) => countBehind(c, snapshot));
   } catch {
     return null;
@@ -47,7 +54,7 @@ export async function membersBehind(
   return Promise.all(
     config.members.map(async (member) => {
       const cursor = cursors.get(member.id) ?? null;
-      return { member, cursor, rows: cursor && (await rowsBehind(pools, member.url, cursor.snapshot)) };
+      return { member, cursor, rows: cursor && (await rowsBehind(pools, config.etl, member.url, cursor.snapshot)) };
     }),
   );
 }

@@ -8,6 +8,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Member } from '../config';
 import { describeDbError, isConnectionError, withTransaction } from '../db';
+import { answerWithin } from '../db/sessions';
 import {
   beginSnapshot,
   checkWitness,
@@ -38,8 +39,9 @@ import { qualityBase } from './order';
 import { snapshotXmax, snapshotXmin } from './snapshot';
 
 export interface ExtractOptions {
-  martSite: string;
   chunkRows: number;
+  /** A statement on the IDB fails when the IDB sends nothing for this long (etl.idbTimeoutSeconds). */
+  idbTimeoutSeconds: number;
   /** Chunks committed per call at most; the rest of the delta waits in the cursor for the next call. */
   maxChunks?: number;
   /** Called after every committed chunk (activities heartbeat here). */
@@ -68,7 +70,8 @@ export interface ChunkProgress {
 
 export interface ExtractResult {
   memberId: string;
-  state: 'ok' | 'unreachable' | 'error' | 'superseded';
+  /** removed: the member is not in the worker's config (any more). */
+  state: 'ok' | 'unreachable' | 'error' | 'superseded' | 'removed';
   callRows: number;
   agentRows: number;
   sessionRows: number;
@@ -137,7 +140,14 @@ export function isMemberError(e: unknown): boolean {
  * or null for an error that is not the member's.
  */
 function memberState(e: unknown): 'unreachable' | 'error' | null {
-  return isConnectionError(e) ? 'unreachable' : isMemberError(e) ? 'error' : null;
+  if (isConnectionError(e) || isBusy(e)) return 'unreachable';
+  return isMemberError(e) ? 'error' : null;
+}
+
+/** The IDB did not let this cycle read in time: a lock wait (55P03) or statement (57014) past its session's limit. */
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '55P03' || code === '57014';
 }
 
 /** Another extraction of the same member committed in between (a zombie activity attempt). */
@@ -162,18 +172,20 @@ interface Delta {
   position: Position;
 }
 
+export const emptyResult = (memberId: string): ExtractResult => ({
+  memberId,
+  state: 'ok',
+  callRows: 0,
+  agentRows: 0,
+  sessionRows: 0,
+  discarded: 0,
+  chunks: 0,
+  reset: null,
+  error: null,
+});
+
 export async function extractMember(mart: Pool, idb: Pool, member: Member, options: ExtractOptions): Promise<ExtractResult> {
-  const result: ExtractResult = {
-    memberId: member.id,
-    state: 'ok',
-    callRows: 0,
-    agentRows: 0,
-    sessionRows: 0,
-    discarded: 0,
-    chunks: 0,
-    reset: null,
-    error: null,
-  };
+  const result = emptyResult(member.id);
   let idbClient: PoolClient;
   try {
     idbClient = await idb.connect();
@@ -183,6 +195,7 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
     return { ...result, state, error: describeDbError(e, member.url) };
   }
   let broken: Error | undefined;
+  const unwatch = answerWithin(idbClient, options.idbTimeoutSeconds * 1000);
   try {
     await extractDeltas(mart, idbClient, member, options, result);
     return result;
@@ -195,7 +208,8 @@ export async function extractMember(mart: Pool, idb: Pool, member: Member, optio
     if (state && (await answers(mart))) return { ...result, state, error: describeDbError(e, member.url) };
     throw e;
   } finally {
-    await idbClient.query('rollback').catch(() => {});
+    if (!broken) await idbClient.query('rollback').catch(() => {});
+    unwatch();
     idbClient.release(broken);
   }
 }
@@ -246,7 +260,12 @@ async function extractDeltas(
     if (options.signal?.aborted) return;
     const expected = cursor;
     const chunk = await withTransaction(mart, async (c) => {
-      const locked = await readCursor(c, member.id, true);
+      // Another extraction of this member holds its cursor (a zombie attempt or a second
+      // worker): waiting would queue this one behind it, perhaps for as long as it hangs.
+      const locked = await readCursor(c, member.id, true).catch((e: { code?: string }) => {
+        if (e?.code === '55P03') throw new Superseded(`cursor of ${member.id} is held by another extraction; leaving it to that one`);
+        throw e;
+      });
       if (!locked || !sameCursor(locked, expected)) {
         throw new Superseded(`cursor of ${member.id} moved while this extraction ran; leaving it to the newer one`);
       }

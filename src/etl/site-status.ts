@@ -69,7 +69,7 @@ export async function collectStatus(config: Config, client: Client, pools: Pools
             state: w?.state ?? 'unknown',
             cursorAgeSeconds: c?.age ?? null,
             eventsLoaded: Number(c?.rows_total ?? 0),
-            behind: c && w?.state !== 'excluded' ? await rowsBehind(pools, m.url, c.snapshot) : null,
+            behind: c && w?.state !== 'excluded' ? await rowsBehind(pools, config.etl, m.url, c.snapshot) : null,
             lastError: w?.lastError ?? null,
           };
         }),

@@ -52,7 +52,7 @@ type CursorColumns = Omit<CursorRow, 'identity' | 'witness'> & {
 
 export async function readCursor(client: Queryable, memberId: string, lock = false): Promise<CursorRow | null> {
   const { rows } = await client.query<CursorColumns>(
-    `select ${CURSOR_COLUMNS} from ctl_cursor where member_id = $1 ${lock ? 'for update' : ''}`,
+    `select ${CURSOR_COLUMNS} from ctl_cursor where member_id = $1 ${lock ? 'for update nowait' : ''}`,
     [memberId],
   );
   if (!rows[0]) return null;
