@@ -5,10 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { IDB_READER } from '../src/dev/roles';
-import type { Layout } from '../src/dev/world';
+import { configFile, startWorker, stopWorker, type Layout } from '../src/dev/world';
 import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { etlWorkflowId } from '../src/workflows/names';
 import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
@@ -65,6 +68,30 @@ describe('a member with a permanent error', { timeout: 420_000 }, () => {
         const s = await handle.query(etlStatusQuery);
         return s.members[BROKEN]?.state === 'ok';
       }, 60_000);
+    }),
+  );
+
+  it(
+    'removed from the config, is dropped by the next run instead of failing every cycle',
+    step(async () => {
+      // dc1's worker restarts with sw-b's dc2 member gone from its file; its ETL run still names it.
+      const doc = parse(readFileSync(configFile(w.state), 'utf8'));
+      doc.sources['sw-b'] = doc.sources['sw-b'].filter((m: { id: string }) => m.id !== BROKEN);
+      const file = join(w.state.root, 'dc1-without-member.yaml');
+      writeFileSync(file, stringify(doc));
+      await stopWorker(w.state, 'dc1');
+      startWorker(w.state, 'dc1', process.env, file);
+      const handle = w.client.workflow.getHandle(etlWorkflowId('dc1'));
+      const status = await waitFor(`dc1's ETL running without ${BROKEN}`, async () => {
+        const s = await handle.query(etlStatusQuery);
+        return !(BROKEN in s.members) && s;
+      }, 60_000);
+      await waitFor('dc1 cycling on', async () => (await handle.query(etlStatusQuery)).cycle > status.cycle + 3, 30_000);
+      await runSim(w.config, { calls: 10, rate: 20, seed: 42, startTs: new Date(Date.now() - 900_000) }, silentLogger);
+      await waitFor('the new calls transformed at dc1', async () => {
+        const f = await factsOf(w.config.members.filter((m) => m.id !== BROKEN).map((m) => m.id));
+        return f.missing === 0;
+      }, 90_000);
     }),
   );
 });

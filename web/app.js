@@ -350,7 +350,8 @@
   function handleReport(result, errorSel, render) {
     const box = $(errorSel);
     if (result.status === 'fulfilled') {
-      showAlert(box, null);
+      // The service bounds every answer; say so rather than let a cut report pass as whole.
+      showAlert(box, result.value.truncated ? 'Only the first part of this report is shown (the answer was cut at its row limit): narrow the time range or the filters.' : null, 'warn');
       try {
         render(result.value);
       } catch (e) {
@@ -669,7 +670,8 @@
         results.append(h('p', { class: 'muted empty-result' }, 'No interaction found for ' + q + '.'));
         return;
       }
-      results.append(h('p', { class: 'muted result-count' }, rows.length === 1 ? '1 interaction' : rows.length + ' interactions, newest first'));
+      results.append(h('p', { class: 'muted result-count' }, rows.length === 1 ? '1 interaction' : rows.length + ' interactions, newest first',
+        data.truncated ? h('span', { class: 'text-bad' }, ' (more matched than shown: search by call id for one call)') : null));
       for (const r of rows) results.append(renderInteraction(r));
     } catch (e) {
       clear(results);
@@ -729,7 +731,7 @@
 
   const PHASE_TONE = { normal: 'ok', 'failing-over': 'bad', degraded: 'warn', reintroducing: 'info' };
   const SITE_TONE = { active: 'ok', failed: 'bad', rebuilding: 'info' };
-  const MEMBER_TONE = { ok: 'ok', unreachable: 'bad', error: 'bad', excluded: 'warn', pending: 'muted', superseded: 'muted' };
+  const MEMBER_TONE = { ok: 'ok', unreachable: 'bad', error: 'bad', excluded: 'warn', pending: 'muted', superseded: 'muted', removed: 'warn' };
 
   async function loadOps() {
     const errBox = $('#ops-error');
@@ -744,6 +746,18 @@
       showAlert(errBox, 'Operations status unavailable: ' + e.message, 'error');
       $('#ops-updated').textContent = 'last attempt failed at ' + timeSecFmt.format(new Date());
     }
+  }
+
+  /** Per failed member, what each survivor had not read of it when last measured: the bound on what may be lost. */
+  function unreadTable(unread) {
+    const members = Object.entries(unread || {});
+    if (!members.length) return null;
+    const lag = (l) => (l ? nf0.format(l.rowsBehind) + ' events, ' + (l.secondsBehind == null ? '?' : nf1.format(l.secondsBehind)) + ' s (measured ' + fmtAgo(l.measuredAt) + ')' : 'never measured');
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'data data--compact data--wrap', id: 'dr-unread' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Failed member'), h('th', { scope: 'col' }, 'Unread by the survivors at most'))),
+      h('tbody', null, members.map(([m, bySite]) => h('tr', null,
+        h('td', { class: 'mono' }, m),
+        h('td', null, Object.entries(bySite).map(([site, l]) => h('div', null, site + ': ' + lag(l)))))))));
   }
 
   function section(title, ...children) {
@@ -795,12 +809,19 @@
           h('tbody', null, (dl.sets || []).map((s) => h('tr', { class: loss.includes(s.sourceId) ? 'row-bad' : null },
             h('td', { class: 'mono' }, s.sourceId),
             h('td', null, s.survivingMembers && s.survivingMembers.length ? s.survivingMembers.join(', ') : h('span', { class: 'text-bad' }, 'none')),
-            h('td', null, s.lastEventBySite ? Object.entries(s.lastEventBySite).map(([site, ts]) => h('div', null, site + ': ' + (ts ? fmtTs(ts) : 'no events'))) : '—'))))))));
+            h('td', null, s.lastEventBySite ? Object.entries(s.lastEventBySite).map(([site, ts]) => h('div', null, site + ': ' + (ts ? fmtTs(ts) : 'no events'))) : '—')))))),
+        unreadTable(dl.unreadByMember)));
     }
 
     if (dr.reintroduction) {
       const r = dr.reintroduction;
       body.append(section('Reintroduction', h('p', null, r.site + ' since ' + fmtAgo(r.at) + ' · caught up: ' + (r.caughtUp ? 'yes' : 'no') + (r.parity ? ' · parity: ' + r.parity : ''))));
+    }
+    const cfg = dr.configuration;
+    if (cfg && cfg.differing && cfg.differing.length) {
+      body.append(h('div', { class: 'alert alert--error', id: 'dr-config-differs' },
+        'Configuration differs between ' + Object.keys(cfg.digests).join(', ') + ' in ' + cfg.differing.join(', ') +
+        ': the marts would keep different facts, and a reintroduction refuses to start.'));
     }
     if (dr.lastError) body.append(h('div', { class: 'alert alert--error' }, 'Last error: ' + dr.lastError));
 

@@ -7,6 +7,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { martOwnerUrl, reportingUrl, runLimits, type Config } from '../config';
+import { configFingerprint } from '../config/fingerprint';
+import type { ConfigFingerprint } from '../config/match';
 import type { Pools } from '../db';
 import type { Logger } from '../logger';
 import { martCursors, membersBehind, rowsBehind } from '../etl/backlog';
@@ -103,6 +105,7 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
   const checkSite = (requested: string) => {
     if (requested !== site) throw ApplicationFailure.nonRetryable(`activity for site ${requested} reached the worker of site ${site}`);
   };
+  const fingerprint = configFingerprint(config);
 
   async function checkReintroduction(extractedSince: string, parityWith?: string): Promise<ReintroductionCheck> {
     const { dirty, pendingChunks } = await loadBacklog(mart());
@@ -204,12 +207,18 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
      * how far the mart is behind each reachable member, so that after a failure the
      * data-loss report can say what the failed members held that this mart had not read.
      */
-    async probeSite(input: { site: string }): Promise<{ ok: boolean; error: string | null }> {
+    /** This site's worker's configuration, for the DR workflow to compare with the other sites'. */
+    async describeConfig(input: { site: string }): Promise<ConfigFingerprint> {
+      checkSite(input.site);
+      return fingerprint;
+    },
+
+    async probeSite(input: { site: string }): Promise<{ ok: boolean; error: string | null; config: ConfigFingerprint }> {
       checkSite(input.site);
       try {
         await mart().query('select 1');
       } catch (e) {
-        return { ok: false, error: `mart of ${site} does not answer: ${(e as Error).message}` };
+        return { ok: false, error: `mart of ${site} does not answer: ${(e as Error).message}`, config: fingerprint };
       }
       try {
         // Within three quarters of the probe's time, so a slow IDB never turns into a failed probe.
@@ -218,7 +227,7 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
         const measured = await Promise.all(
           config.members.map(async (m) => {
             const c = cursors.get(m.id);
-            const rows = c ? await Promise.race([rowsBehind(pools, m.url, c.snapshot, `twinmart-probe-${site}`), budget]) : null;
+            const rows = c ? await Promise.race([rowsBehind(pools, config.etl, m.url, c.snapshot, `twinmart-probe-${site}`), budget]) : null;
             return rows === null ? [] : [{ memberId: m.id, rows, lastReadAt: c!.last_extract_at }];
           }),
         );
@@ -226,7 +235,7 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
       } catch (e) {
         logger.warn('member lag not measured', { site, error: (e as Error).message });
       }
-      return { ok: true, error: null };
+      return { ok: true, error: null, config: fingerprint };
     },
 
     /** The last lag this mart measured of each of these members (see probeSite). */

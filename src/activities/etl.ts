@@ -5,10 +5,11 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { martOwnerUrl, memberById, runLimits, siteIds, type Config } from '../config';
+import { martOwnerUrl, runLimits, siteIds, type Config } from '../config';
 import type { RunLimits } from '../workflows/runs';
 import { withTransaction, type Pools } from '../db';
-import { extractMember, type ExtractResult } from '../etl/extract-member';
+import { etlMartSession, idbReadSession } from '../db/sessions';
+import { emptyResult, extractMember, type ExtractResult } from '../etl/extract-member';
 import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
@@ -42,7 +43,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
   // DELETE ROWS temp table of a session at each commit that touched any temp table: a
   // session that served both held seven, and each chunk commit of a load emptied the
   // transform's five too (0.3 ms a table here, see BENCHMARKS.md).
-  const martFor = (role: 'load' | 'transform') => pools.get(config.sites[site]!.mart, { application_name: `twinmart-${role}-${site}` });
+  const martFor = (role: 'load' | 'transform') => pools.get(config.sites[site]!.mart, etlMartSession(`twinmart-${role}-${site}`));
 
   /** A task routed to the wrong site's queue would load the wrong mart: refuse it outright. */
   function checkSite(requested: string): void {
@@ -52,14 +53,13 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
   }
 
   async function extract(memberId: string, maxChunks: number, progress: Progress, after?: Promise<unknown>): Promise<ExtractResult> {
-    const member = memberById(config, memberId);
-    const idb = pools.get(member.url, {
-      max: 2,
-      connectionTimeoutMillis: config.etl.connectTimeoutSeconds * 1000,
-    });
+    const member = config.members.find((m) => m.id === memberId);
+    // The run's member list predates this worker's config: the workflow starts a new run, which reads it.
+    if (!member) return { ...emptyResult(memberId), state: 'removed', error: `member ${memberId} is not in the config of the worker of ${site}` };
+    const idb = pools.get(member.url, idbReadSession(config.etl, `twinmart-extract-${site}`));
     const result = await extractMember(martFor('load'), idb, member, {
-      martSite: site,
       chunkRows: config.etl.chunkRows,
+      idbTimeoutSeconds: config.etl.idbTimeoutSeconds,
       maxChunks,
       onChunk: progress,
       signal: Context.current().cancellationSignal,

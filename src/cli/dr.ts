@@ -25,12 +25,20 @@ export function formatUnread(l: UnreadLag | null): string {
   return `at most ${l.rowsBehind} events, ${seconds} (measured ${l.measuredAt}; plus what it recorded after that)`;
 }
 
+/** An error line when the sites' workers run configuration that differs where it must not. */
+export function configurationLines(s: DrStatus): string[] {
+  const c = s.configuration;
+  if (!c?.differing.length) return [];
+  return [`  ERROR: configuration differs between ${Object.keys(c.digests).join(', ')} in ${c.differing.join(', ')} (the marts would keep different facts)`];
+}
+
 export function formatDrStatus(s: DrStatus): string {
   const lines = [
     `phase ${s.phase}; sites ${Object.entries(s.sites).map(([k, v]) => `${k} ${v}`).join(', ')}; reporting at ${s.reporting.active}` +
       (s.reporting.awaitingConfirmation ? ` (awaiting confirm-reporting ${s.reporting.awaitingConfirmation})` : ''),
     ...s.pending.map((p) => `  waiting for ${p.what} since ${p.since}${p.overdue ? ' (overdue: `twinmart dr retry` resends)' : ''}`),
     ...Object.entries(s.suspected).map(([site, x]) => `  suspected failure of ${site} since ${x.since}: ${x.reason}`),
+    ...configurationLines(s),
   ];
   if (s.dataLoss) {
     lines.push(`  data-loss report for ${s.dataLoss.failedSite}: ` +

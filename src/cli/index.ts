@@ -13,7 +13,7 @@ import { createSiteWorkers } from '../workers/site-worker';
 import { hashPassword } from '../reporting/password';
 import { createReportingServer } from '../reporting/server';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
-import { drCommand, formatDrStatus } from './dr';
+import { configurationLines, drCommand, formatDrStatus } from './dr';
 import { drStatusQuery } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
@@ -88,8 +88,8 @@ async function status(args: string[]): Promise<void> {
         .catch(() => null);
       if (values.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), dr, sites: view }) + '\n');
       else {
-        const drLine = dr ? formatDrStatus(dr).split('\n')[0] : 'not running';
-        process.stdout.write(`${values.watch ? '\x1b[2J\x1b[H' : ''}${new Date().toISOString()}\nDR: ${drLine}\n${formatStatus(view)}\n`);
+        const drLines = dr ? [formatDrStatus(dr).split('\n')[0], ...configurationLines(dr)].join('\n') : 'not running';
+        process.stdout.write(`${values.watch ? '\x1b[2J\x1b[H' : ''}${new Date().toISOString()}\nDR: ${drLines}\n${formatStatus(view)}\n`);
       }
       if (!values.watch) break;
       await new Promise((r) => setTimeout(r, 1000));

@@ -283,12 +283,18 @@ export async function stopTemporal(state: WorldState, mode: 'graceful' | 'kill' 
 }
 
 /** Runs `twinmart <command> --site <site>` as its own detached process, logging to a file. */
-function spawnSiteProcess(state: WorldState, command: 'worker' | 'reporting', site: string, env: NodeJS.ProcessEnv): number {
+function spawnSiteProcess(
+  state: WorldState,
+  command: 'worker' | 'reporting',
+  site: string,
+  env: NodeJS.ProcessEnv,
+  config = configFile(state),
+): number {
   mkdirSync(logDir(state), { recursive: true });
   const log = openSync(join(logDir(state), `${command}-${site}.log`), 'a');
   const child = spawn(
     process.execPath,
-    [join(repoRoot, 'bin', 'twinmart.js'), command, '--site', site, '--config', configFile(state)],
+    [join(repoRoot, 'bin', 'twinmart.js'), command, '--site', site, '--config', config],
     { stdio: ['ignore', log, log], detached: true, env },
   );
   closeSync(log);
@@ -296,8 +302,9 @@ function spawnSiteProcess(state: WorldState, command: 'worker' | 'reporting', si
   return child.pid!;
 }
 
-export function startWorker(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {
-  return (state.workers[site] = spawnSiteProcess(state, 'worker', site, env));
+/** `config`: a file of the worker's own, as when a site's configuration differs from the others'. */
+export function startWorker(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env, config?: string): number {
+  return (state.workers[site] = spawnSiteProcess(state, 'worker', site, env, config));
 }
 
 export function startReporting(state: WorldState, site: string, env: NodeJS.ProcessEnv = process.env): number {

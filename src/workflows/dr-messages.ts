@@ -100,6 +100,12 @@ export interface DrStatus {
   } | null;
   lastError: string | null;
   continuedAsNew: number;
+  /**
+   * The active sites' configuration as their workers last reported it in a probe: a
+   * digest per site, and the keys that differ (docs/architecture.md, "Identical
+   * configuration"). Absent in runs from before.
+   */
+  configuration?: { digests: Record<string, string>; differing: string[] };
 }
 
 /** One mismatching interval of a parity check: counts per site, never rows or keys. */

@@ -44,6 +44,7 @@ import { etlConfirmationSchema, etlConfirmationSignal, issues } from './etl-mess
 import { siteEtlWorkflow } from './etl';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
 import { boundRun, taskTimeoutOption } from './runs';
+import { differingKeys, type ConfigFingerprint } from '../config/match';
 
 interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
@@ -64,6 +65,8 @@ export interface DrState extends DrStatus {
   /** The procedure that failed with a non-retryable error, run again on `retry`. */
   failedCommand: QueuedCommand | null;
   probeFailures: Record<string, number>;
+  /** What each site's worker last reported of its configuration (absent in runs from before). */
+  fingerprints?: Record<string, ConfigFingerprint>;
 }
 
 export interface DrInput {
@@ -140,6 +143,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       `**sites** ${dep.sites.map((s) => `${s}: ${state.sites[s]}`).join(', ')}`,
       ...state.pending.map((p) => `- waiting for ${p.what}${p.overdue ? ' (overdue)' : ''}`),
       ...Object.entries(state.suspected).map(([s, x]) => `- **suspected failure of ${s}** since ${x.since}: ${x.reason}`),
+      ...(state.configuration?.differing.length ? [`- **configuration differs** between sites in ${state.configuration.differing.join(', ')}`] : []),
     ];
     setCurrentDetails(lines.join('\n'));
   }
@@ -434,11 +438,25 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       note('reintroduction-resumed', site, `at the wait for ${resume.wait} (the run continued as new)`);
       return reintroductionWaits(site, resume);
     }
+    const survivor = state.sites[state.reporting.active] === 'active' ? state.reporting.active : activeSites()[0]!;
+    const a = acts(site);
+    // `patched`: a reintroduction that started before this replays as it ran.
+    if (patched('reintroduction-compares-configuration')) {
+      const theirs = await waiting({ kind: 'activity', what: `the worker of ${site} to describe its configuration`, site }, () =>
+        a.describeConfig({ site }),
+      );
+      const differing = differingKeys({ [site]: theirs, [survivor]: await acts(survivor).describeConfig({ site: survivor }) });
+      if (differing.length) {
+        throw ApplicationFailure.nonRetryable(
+          `the configuration of ${site} differs from ${survivor}'s in ${differing.join(', ')}: ` +
+            `make them identical, restart the worker of ${site}, then send retry`,
+          'ConfigurationDiffers',
+        );
+      }
+    }
     state.sites[site] = 'rebuilding';
     setPhase('reintroducing');
     note('rebuild-declared', site);
-    const survivor = state.sites[state.reporting.active] === 'active' ? state.reporting.active : activeSites()[0]!;
-    const a = acts(site);
     // A run cancelled by an earlier failover may still be closing: it must neither write
     // the mart while it is seeded nor be taken for the ETL started below.
     const stopped = await waiting({ kind: 'activity', what: `the previous ETL run of ${site} to end`, site }, () =>
@@ -547,6 +565,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     if (CancellationScope.current().consideredCancelled) return; // a command arrived: not a verdict
     results.forEach((r, i) => {
       const s = sites[i]!;
+      if (r.status === 'fulfilled' && r.value.config) (state.fingerprints ??= {})[s] = r.value.config;
       const error = r.status === 'rejected' ? `no worker of ${s} answered within ${probeTimeout} s` : r.value.error;
       if (!error) {
         if (state.suspected[s]) note('suspicion-cleared', s);
@@ -569,7 +588,19 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         }
       } else state.suspected[s] = { ...state.suspected[s]!, failures, reason: error };
     });
+    compareConfigurations(sites);
     showDetails();
+  }
+
+  /** Sites whose workers run different configuration would keep different facts: say so, naming the keys. */
+  function compareConfigurations(sites: string[]): void {
+    const prints = Object.fromEntries(sites.flatMap((s) => (state.fingerprints?.[s] ? [[s, state.fingerprints[s]!]] : [])));
+    const differing = differingKeys(prints);
+    const was = state.configuration?.differing ?? [];
+    state.configuration = { digests: Object.fromEntries(Object.entries(prints).map(([s, p]) => [s, p.digest])), differing };
+    if (differing.join() === was.join()) return;
+    if (differing.length) note('configuration-differs', undefined, `between ${Object.keys(prints).join(', ')} in ${differing.join(', ')}`);
+    else note('configuration-matches');
   }
 
   /** A probe round gives way to an operator's command instead of delaying it. */

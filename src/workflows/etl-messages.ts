@@ -43,7 +43,7 @@ export type ControlCommandInput = z.infer<typeof controlCommandSchema>;
 export type MemberCommandInput = z.infer<typeof memberCommandSchema>;
 export type EtlCommandKind = 'excludeSite' | 'includeSite' | 'excludeMember' | 'includeMember' | 'pause' | 'resume';
 
-export type MemberState = 'pending' | 'ok' | 'unreachable' | 'error' | 'excluded' | 'superseded';
+export type MemberState = 'pending' | 'ok' | 'unreachable' | 'error' | 'excluded' | 'superseded' | 'removed';
 
 export interface MemberStatus {
   site: string;

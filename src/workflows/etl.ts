@@ -149,6 +149,8 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
   // Exclusions reach the mart (ctl_excluded_member) before they are confirmed: data gaps.
   const notesExclusions = patched('exclusions-in-mart');
   let interrupt: (() => void) | null = null;
+  /** A cycle met a member the worker's config no longer has. */
+  let membersChanged = false;
   const enqueue = (cmd: PendingCommand) => {
     state.pending.push(cmd);
     interrupt?.();
@@ -347,6 +349,8 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
       state.totals.discarded += r.discarded;
       rows += n;
     }
+    // A member the site's worker no longer has: the next run reads the new member list.
+    if (results.some((r) => r.state === 'removed')) membersChanged = true;
     state.totals.facts += t?.facts ?? 0;
     state.totals.discarded += t?.discarded ?? 0;
     state.cycle += 1;
@@ -358,7 +362,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     await applyCommands();
     const busy = !state.paused && (await runCycle());
     await applyCommands();
-    if (bound.full()) {
+    if (bound.full() || membersChanged) {
       // Updates waiting for a boundary must be answered before this run ends.
       while (!allHandlersFinished()) {
         await condition(() => allHandlersFinished() || state.pending.length > 0);

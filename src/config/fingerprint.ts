@@ -1,0 +1,25 @@
+import { createHash } from 'node:crypto';
+import type { Config } from './index';
+import type { ConfigFingerprint } from './match';
+
+const hash = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 12);
+
+/**
+ * The parts of a site's configuration that decide what its mart keeps, which every site
+ * must share: the sites, each HA set's members in their order (the best-quality rule's
+ * tie-break), and the fact rules. URLs are left out (each site may reach an IDB by its own
+ * address), and so is tuning (cycle, chunk sizes, timeouts) that changes speed, not facts.
+ */
+export function configFingerprint(config: Config): ConfigFingerprint {
+  const parts: Record<string, unknown> = {
+    sites: Object.keys(config.sites).sort(),
+    'reporting.primary': config.reporting.primary,
+    'etl.serviceLevelSeconds': config.etl.serviceLevelSeconds,
+    'etl.maxCallSeconds': config.etl.maxCallSeconds,
+  };
+  for (const [sourceId, members] of Object.entries(config.sources)) {
+    parts[`sources.${sourceId}`] = members.map((m) => [m.id, m.site]);
+  }
+  const keys = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, hash(v)]));
+  return { digest: hash(Object.entries(keys).sort()), keys };
+}
