@@ -4,7 +4,8 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config';
-import { connectClient } from '../temporal/connection';
+import { connectSurvivingClient } from '../temporal/connection';
+import { failNamespaceAway } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrCommand, type DrStatus, type UnreadLag } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
@@ -56,11 +57,26 @@ export function formatDrStatus(s: DrStatus): string {
   return lines.join('\n');
 }
 
+/** Runs `fn` until it succeeds or `ms` passed; a refused command is an answer, not an outage. */
+async function retrying<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof WorkflowUpdateFailedError || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 export async function drCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { reason: { type: 'string' }, json: { type: 'boolean' } });
   const [verb, site] = positionals;
   const config = loadConfig(configPath(values.config));
-  const client = await connectClient(config);
+  const command = verb ? VERBS[verb] : undefined;
+  // A failed site's cluster may be gone with it: commands go to a surviving site's cluster.
+  const { client, site: via } = await connectSurvivingClient(config, command === 'declareSiteFailure' ? site : undefined);
   try {
     const handle = client.workflow.getHandle(DR_WORKFLOW_ID);
     if (verb === 'status') {
@@ -68,12 +84,18 @@ export async function drCommand(args: string[]): Promise<number> {
       process.stdout.write((values.json ? JSON.stringify(s) : formatDrStatus(s)) + '\n');
       return 0;
     }
-    const command = verb ? VERBS[verb] : undefined;
     if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status`);
     if (command !== 'retry' && !site) throw new UsageError(`dr ${verb} needs a site`);
     const payload = command === 'retry' ? {} : { site, ...(values.reason ? { reason: values.reason } : {}) };
+    let moved: string | null = null;
+    if (command === 'declareSiteFailure' && via) {
+      // The procedure runs where the namespace is active: if that was the failed site, here first.
+      moved = await failNamespaceAway(client, config, site!, via);
+      if (moved) process.stdout.write(`namespace ${config.temporal.namespace} is now active at cluster ${moved} (it was at ${site}'s)\n`);
+    }
     try {
-      const r = await handle.executeUpdate(drUpdates[command], { args: [payload] });
+      // Right after a failover the cluster's namespace cache still names the old one for a few seconds.
+      const r = await retrying(moved ? 60_000 : 0, () => handle.executeUpdate(drUpdates[command], { args: [payload] }));
       process.stdout.write(`${command} ${site ?? ''} accepted (phase ${r.phase})\n`);
       return 0;
     } catch (e) {

@@ -3,7 +3,7 @@
  * hands it down; errors end as one clear line: exit code 2 for a usage or configuration
  * error (fix the call), 1 for a runtime one (a server down, a refused command).
  */
-import { loadConfig, assertSite, ConfigError } from '../config';
+import { loadConfig, assertSite, ConfigError, temporalAddress } from '../config';
 import { Pools } from '../db';
 import { createLogger } from '../logger';
 import { collectStatus, formatStatus } from '../etl/site-status';
@@ -35,7 +35,7 @@ async function worker(args: string[]): Promise<void> {
   const config = loadConfig(configPath(values.config));
   const logger = createLogger(`worker ${values.site}`);
   const workers = await createSiteWorkers(config, values.site, logger);
-  logger.info('workers running', { site: values.site, temporal: config.temporal.address });
+  logger.info('workers running', { site: values.site, temporal: temporalAddress(config, values.site) });
   await workers.run;
   logger.info('workers stopped');
 }
@@ -52,7 +52,7 @@ async function reporting(args: string[]): Promise<void> {
     site: values.site,
     pools,
     logger,
-    temporal: () => connectClient(config),
+    temporal: () => connectClient(config, values.site),
     host: values.host ?? '127.0.0.1',
   });
   const port = await server.listen();

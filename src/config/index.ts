@@ -131,6 +131,13 @@ const configSchema = z
           reportingPort: z.number().int().min(1).max(65535),
           /** Where that site's workers reach its reporting service; default http://127.0.0.1:<reportingPort>. */
           reportingUrl: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'an http(s)://host[:port] URL').optional(),
+          /**
+           * The Temporal cluster at this site (docs/architecture.md, "Temporal per site"):
+           * the site's processes connect to `address`; `cluster` is its cluster name, so the
+           * DR procedure knows where the namespace is active. Absent: the top-level
+           * `temporal` serves this site.
+           */
+          temporal: z.strictObject({ address: z.string().min(1), cluster: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a cluster name') }).optional(),
         }),
       )
       .refine((s) => Object.keys(s).length > 0, 'at least one site'),
@@ -138,6 +145,15 @@ const configSchema = z
   })
   .superRefine((c, ctx) => {
     const sites = Object.keys(c.sites);
+    const clusters = new Map<string, string>();
+    for (const [site, s] of Object.entries(c.sites)) {
+      if (!s.temporal) continue;
+      const other = clusters.get(s.temporal.cluster);
+      if (other !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['sites', site, 'temporal', 'cluster'], message: `cluster "${s.temporal.cluster}" is already the cluster of ${other}` });
+      }
+      clusters.set(s.temporal.cluster, site);
+    }
     if (!sites.includes(c.reporting.primary)) {
       ctx.addIssue({
         code: 'custom',
@@ -288,6 +304,16 @@ export function memberById(config: Config, id: string): Member {
   const m = config.members.find((x) => x.id === id);
   if (!m) throw new ConfigError(`no member "${id}" in config ${config.file}`);
   return m;
+}
+
+/** The Temporal frontend a site's processes use: the site's own cluster if it has one, else the top-level one. */
+export function temporalAddress(config: Config, site?: string): string {
+  return (site && config.sites[site]?.temporal?.address) || config.temporal.address;
+}
+
+/** Sites with a Temporal cluster of their own, with its name: the namespace fails over between these. */
+export function siteClusters(config: Config): { site: string; address: string; cluster: string }[] {
+  return Object.entries(config.sites).flatMap(([site, s]) => (s.temporal ? [{ site, ...s.temporal }] : []));
 }
 
 /** The URL the site's worker migrates and seeds its mart with. */

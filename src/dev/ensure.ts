@@ -1,12 +1,13 @@
 /**
  * Run by scripts/with-setup.sh before the tests and the demo: makes sure the default
- * PostgreSQL answers and a Temporal CLI is available (building it if need be), then
- * prints the CLI's path on stdout, the only thing this prints there. Progress and
- * errors go to stderr.
+ * PostgreSQL answers and a Temporal CLI and the Temporal server (for the per-site mode)
+ * are available, building them if need be, then prints the CLI's path on stdout, the
+ * only thing this prints there. Progress and errors go to stderr.
  */
 import { createLogger } from '../logger';
 import { ensureDefaultPostgres } from './postgres';
 import { findTemporalCli } from './temporal';
+import { findTemporalServer } from './temporal-cluster';
 
 async function main(): Promise<void> {
   const logger = createLogger('setup');
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
     build: true,
     onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`),
   });
+  // The server's build reuses the CLI's module downloads: after it, about 4 more minutes once.
+  await findTemporalServer({ logger, build: true, onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`) });
   process.stdout.write(`${binary}\n`);
 }
 

@@ -108,7 +108,7 @@ async function which(command: string): Promise<string | undefined> {
 }
 
 /** Go on PATH, or where the official tarball installs it (often missing from PATH in CI shells). */
-async function findGo(): Promise<string | undefined> {
+export async function findGo(): Promise<string | undefined> {
   const onPath = await which('go');
   if (onPath) return onPath;
   const standard = '/usr/local/go/bin/go';
@@ -141,38 +141,67 @@ async function missingCapabilities(binary: string): Promise<string[]> {
   return missing;
 }
 
+export interface GoTool {
+  /** Cache directory name, also the lock's. */
+  name: string;
+  /** What it is, for progress lines. */
+  label: string;
+  /** `module/cmd@version` targets of one `go install`. */
+  targets: string[];
+  /** Binaries the install leaves in GOBIN, all moved into the cache directory. */
+  binaries: string[];
+  minutes: number;
+  /** Runs in the fresh build directory before it is moved into place (copy files beside the binaries). */
+  finish?: (dir: string, go: string) => Promise<void>;
+}
+
+const TEMPORAL_CLI: GoTool = {
+  name: BUILD_NAME,
+  label: `the Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+  targets: [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+  binaries: ['temporal'],
+  minutes: 6,
+};
+
+function buildTemporalCli(go: string, root: string, progress: (line: string) => void): Promise<string> {
+  return buildGoTool(TEMPORAL_CLI, go, root, progress).then((dir) => join(dir, 'temporal'));
+}
+
 /**
- * `go install` into a fresh temporary GOBIN, then an atomic rename into the cache, so
- * a half-built binary is never found. A lock file keeps concurrent builds (two test
- * runs, say) from both spending six minutes; the loser waits for the winner.
+ * `go install` into a fresh temporary GOBIN, then an atomic rename of the whole
+ * directory into the cache, so a half-built tool is never found. A lock file keeps
+ * concurrent builds (two test runs, say) from both spending minutes; the loser waits
+ * for the winner. Returns the tool's directory.
  */
-async function buildTemporalCli(go: string, root: string, progress: (line: string) => void): Promise<string> {
-  const binary = join(root, BUILD_NAME, 'temporal');
+export async function buildGoTool(tool: GoTool, go: string, root: string, progress: (line: string) => void): Promise<string> {
+  const dir = join(root, tool.name);
+  const done = join(dir, tool.binaries[0]!);
   await mkdir(root, { recursive: true });
-  const release = await acquireBuildLock(join(root, `${BUILD_NAME}.lock`), binary, progress);
-  if (!release) return binary; // another process built it while we waited
+  const release = await acquireBuildLock(join(root, `${tool.name}.lock`), done, tool.label, progress);
+  if (!release) return dir; // another process built it while we waited
   try {
-    if (await isExecutable(binary)) return binary;
-    await removeAbandonedBuilds(root);
-    const gobin = await mkdtemp(join(root, `${BUILD_NAME}.build-`));
+    if (await isExecutable(done)) return dir;
+    await removeAbandonedBuilds(root, tool.name);
+    const gobin = await mkdtemp(join(root, `${tool.name}.build-`));
     try {
-      await runGoInstall(go, gobin, progress);
-      await mkdir(dirname(binary), { recursive: true });
-      await rename(join(gobin, 'temporal'), binary);
+      await runGoInstall(go, gobin, tool, progress);
+      await tool.finish?.(gobin, go);
+      await rm(dir, { recursive: true, force: true });
+      await rename(gobin, dir);
     } finally {
       await rm(gobin, { recursive: true, force: true });
     }
-    progress(`built the Temporal CLI ${TEMPORAL_CLI_VERSION}: ${binary}`);
-    return binary;
+    progress(`built ${tool.label}: ${dir}`);
+    return dir;
   } finally {
     await release();
   }
 }
 
 /** Temporary GOBINs of builds that were interrupted; only called while holding the lock. */
-async function removeAbandonedBuilds(root: string): Promise<void> {
+async function removeAbandonedBuilds(root: string, name: string): Promise<void> {
   for (const entry of await readdir(root)) {
-    if (entry.startsWith(`${BUILD_NAME}.build-`)) await rm(join(root, entry), { recursive: true, force: true });
+    if (entry.startsWith(`${name}.build-`)) await rm(join(root, entry), { recursive: true, force: true });
   }
 }
 
@@ -185,6 +214,7 @@ async function removeAbandonedBuilds(root: string): Promise<void> {
 async function acquireBuildLock(
   lock: string,
   binary: string,
+  label: string,
   progress: (line: string) => void,
 ): Promise<(() => Promise<void>) | undefined> {
   const mine = `${lock}.${process.pid}`;
@@ -207,11 +237,11 @@ async function acquireBuildLock(
       }
       const waited = Date.now() - started;
       if (waited > LOCK_WAIT_MS) {
-        throw new Error(`gave up waiting for process ${holder} to build the Temporal CLI (lock ${lock}); if it is stuck, stop it and delete the lock`);
+        throw new Error(`gave up waiting for process ${holder} to build ${label} (lock ${lock}); if it is stuck, stop it and delete the lock`);
       }
       if (waited - lastNote >= PROGRESS_EVERY_MS) {
         lastNote = waited;
-        progress(`waiting for process ${holder}, which is building the Temporal CLI… ${Math.round(waited / 1000)} s`);
+        progress(`waiting for process ${holder}, which is building ${label}… ${Math.round(waited / 1000)} s`);
       }
       await sleep(1000);
     }
@@ -234,12 +264,11 @@ export function isAlive(pid: number | null | undefined): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Streams go's own lines (`go: downloading …`, errors) and an elapsed-time line every 10 s. */
-async function runGoInstall(go: string, gobin: string, progress: (line: string) => void): Promise<void> {
-  const target = `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`;
-  progress(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (takes about 6 minutes on 2 cores)…`);
+async function runGoInstall(go: string, gobin: string, tool: GoTool, progress: (line: string) => void): Promise<void> {
+  progress(`building ${tool.label} with go install (takes about ${tool.minutes} minutes on 2 cores)…`);
   const started = Date.now();
   const elapsed = (): number => Math.round((Date.now() - started) / 1000);
-  const child = spawn(go, ['install', target], {
+  const child = spawn(go, ['install', ...tool.targets], {
     env: { ...process.env, GOBIN: gobin },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -251,17 +280,14 @@ async function runGoInstall(go: string, gobin: string, progress: (line: string) 
   };
   createInterface({ input: child.stdout }).on('line', onLine);
   createInterface({ input: child.stderr }).on('line', onLine);
-  const timer = setInterval(() => progress(`… still building the Temporal CLI, ${elapsed()} s elapsed`), PROGRESS_EVERY_MS);
+  const timer = setInterval(() => progress(`… still building ${tool.label}, ${elapsed()} s elapsed`), PROGRESS_EVERY_MS);
   try {
     const outcome = await new Promise<string | undefined>((resolveOutcome) => {
       child.once('error', (e) => resolveOutcome(e.message));
       child.once('close', (code, signal) => resolveOutcome(code === 0 ? undefined : `exit ${code ?? signal}`));
     });
     if (outcome !== undefined) {
-      throw new Error(
-        `\`${go} install ${target}\` failed (${outcome}) after ${elapsed()} s:\n${recent.join('\n')}\n` +
-          'Fix the cause above, or install the temporal CLI on PATH, or set TWINMART_TEMPORAL_CLI.',
-      );
+      throw new Error(`\`${go} install ${tool.targets.join(' ')}\` failed (${outcome}) after ${elapsed()} s:\n${recent.join('\n')}`);
     }
   } finally {
     clearInterval(timer);

@@ -15,7 +15,7 @@ import { parseConfig, type Config, type ConfigInput } from '../config';
 import type { Logger } from '../logger';
 import { repoRoot } from '../paths';
 import { applyIdbSchema } from '../sim/idb';
-import { freePort } from './ports';
+import { freeLowPort, freePort } from './ports';
 import {
   createDatabase,
   createServerDir,
@@ -28,6 +28,15 @@ import {
 } from './postgres';
 import { createRoles, ETL_ROLE, grantIdbReader, IDB_READER, MART_OWNER, REPORTING_ROLE } from './roles';
 import { startDevServer, stopProcess } from './temporal';
+import {
+  clusterAddress,
+  findTemporalServer,
+  linkClusters,
+  prepareClusterDatabases,
+  startCluster,
+  stopCluster,
+  type ClusterState,
+} from './temporal-cluster';
 
 /**
  * HA sets: source id -> members as (site, database name). A member's database lives in
@@ -72,8 +81,18 @@ export interface WorldState {
   primary: string;
   /** PostgreSQL instances by name: one per site (named like the site, holding its mart) plus any member's own. */
   pg: Record<string, PgInstance>;
-  /** dynamicConfig is kept so a restarted server runs as the first one did. */
-  temporal: { port: number; uiPort: number | null; dbFile: string; pid: number | null; dynamicConfig?: Record<string, unknown> };
+  /**
+   * The dev server (one for all sites), or with `clusters` a real Temporal cluster per
+   * site on its own PostgreSQL. dynamicConfig is kept so a restarted server runs as the first one did.
+   */
+  temporal: {
+    port: number;
+    uiPort: number | null;
+    dbFile: string;
+    pid: number | null;
+    dynamicConfig?: Record<string, unknown>;
+    clusters?: Record<string, ClusterState>;
+  };
   workers: Record<string, number | null>;
   /** Reporting service per site: its port and process. */
   reporting: Record<string, { port: number; pid: number | null }>;
@@ -96,12 +115,33 @@ export function instancesOf(layout: Layout, site: string): string[] {
   return [...new Set([site, ...own])];
 }
 
+export type TemporalMode = 'dev' | 'per-site';
+
+async function planClusters(sites: string[]): Promise<Record<string, ClusterState>> {
+  const clusters: Record<string, ClusterState> = {};
+  for (const [i, site] of sites.entries()) {
+    const ports = {} as ClusterState['ports'];
+    for (const k of CLUSTER_PORTS) ports[k] = await freeLowPort();
+    clusters[site] = { name: site, initialFailoverVersion: i + 1, ports, pid: null };
+  }
+  return clusters;
+}
+const CLUSTER_PORTS = [
+  'frontend', 'frontendHttp', 'history', 'matching', 'worker',
+  'frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership', 'metrics',
+] as const;
+
+/** The namespace of the per-site mode: a global one, registered by the world. */
+export const GLOBAL_NAMESPACE = 'twinmart';
+
 export function worldConfig(state: WorldState): ConfigInput {
   const sites = sitesOf(state.layout);
+  const clusters = state.temporal.clusters;
   return {
     temporal: {
-      address: `127.0.0.1:${state.temporal.port}`,
-      namespace: 'default',
+      // Per site: the primary's cluster serves commands given without a site.
+      address: clusters ? clusterAddress(clusters[state.primary]!) : `127.0.0.1:${state.temporal.port}`,
+      namespace: clusters ? GLOBAL_NAMESPACE : 'default',
       ...(state.runHistoryEvents && { runHistoryEvents: state.runHistoryEvents }),
     },
     etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
@@ -117,6 +157,7 @@ export function worldConfig(state: WorldState): ConfigInput {
           martOwner: instanceUrl(state.pg[s]!, MART_DB, MART_OWNER),
           reportingMart: instanceUrl(state.pg[s]!, MART_DB, REPORTING_ROLE),
           reportingPort: state.reporting[s]!.port,
+          ...(clusters && { temporal: { address: clusterAddress(clusters[s]!), cluster: clusters[s]!.name } }),
         },
       ]),
     ),
@@ -201,6 +242,8 @@ export async function planWorld(
     dr?: WorldState['dr'];
     runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
+    /** 'per-site': a Temporal cluster per site with one replicated namespace (the production shape). */
+    temporal?: TemporalMode;
   } = {},
 ): Promise<WorldState> {
   const layout = options.layout ?? DEV_LAYOUT;
@@ -222,6 +265,7 @@ export async function planWorld(
       dbFile: join(resolve(root), 'temporal.db'),
       pid: null,
       ...(options.temporalDynamicConfig ? { dynamicConfig: options.temporalDynamicConfig } : {}),
+      ...(options.temporal === 'per-site' ? { clusters: await planClusters(sites) } : {}),
     },
     workers: Object.fromEntries(sites.map((s) => [s, null])),
     reporting: Object.fromEntries(
@@ -259,8 +303,23 @@ export async function startSiteDatabases(state: WorldState, site: string, logger
   for (const name of instancesOf(state.layout, site)) await startInstanceDatabases(state, name, logger);
 }
 
+/** Per site: its cluster's server up on its databases, in the site's instance. */
+async function startSiteCluster(state: WorldState, site: string, logger: Logger): Promise<void> {
+  const c = state.temporal.clusters![site]!;
+  const tool = await findTemporalServer({ logger });
+  const inst = state.pg[site]!;
+  await prepareClusterDatabases(tool, inst);
+  await startCluster(tool, c, inst, join(state.root, `temporal-${site}`), join(logDir(state), `temporal-${site}.log`), logger, state.temporal.dynamicConfig);
+}
+
 export async function startTemporal(state: WorldState, binary: string, logger: Logger): Promise<string | null> {
   mkdirSync(logDir(state), { recursive: true });
+  const clusters = state.temporal.clusters;
+  if (clusters) {
+    for (const site of Object.keys(clusters)) await startSiteCluster(state, site, logger);
+    await linkClusters(Object.values(clusters), GLOBAL_NAMESPACE, state.primary, logger);
+    return null;
+  }
   const server = await startDevServer({
     binary,
     port: state.temporal.port,
@@ -275,6 +334,7 @@ export async function startTemporal(state: WorldState, binary: string, logger: L
 }
 
 export async function stopTemporal(state: WorldState, mode: 'graceful' | 'kill' = 'graceful'): Promise<void> {
+  for (const c of Object.values(state.temporal.clusters ?? {})) await stopCluster(c, mode);
   const pid = state.temporal.pid;
   state.temporal.pid = null;
   if (pid === null) return;
@@ -341,6 +401,8 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
 export async function failSite(state: WorldState, site: string): Promise<void> {
   await stopWorker(state, site, 'kill');
   await stopReporting(state, site, 'kill');
+  const cluster = state.temporal.clusters?.[site];
+  if (cluster) await stopCluster(cluster, 'kill');
   for (const name of instancesOf(state.layout, site)) await stopInstance(state.pg[name]!, 'immediate');
 }
 
@@ -351,6 +413,7 @@ export async function failSite(state: WorldState, site: string): Promise<void> {
 export async function restoreSite(state: WorldState, site: string, logger: Logger, wipe: boolean): Promise<void> {
   if (wipe) for (const name of instancesOf(state.layout, site)) await removeInstance(state.pg[name]!);
   await startSiteDatabases(state, site, logger);
+  if (state.temporal.clusters?.[site]) await startSiteCluster(state, site, logger);
   startWorker(state, site);
   startReporting(state, site);
 }

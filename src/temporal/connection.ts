@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, QueryNotRegisteredError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
-import { runLimits, siteIds, type Config } from '../config';
+import { runLimits, siteClusters, siteIds, temporalAddress, type Config } from '../config';
 import type { Logger } from '../logger';
 import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
@@ -33,31 +33,56 @@ function apiKey(config: Config): string | undefined {
   return key;
 }
 
-export async function connectClient(config: Config): Promise<Client> {
+/** A client of `site`'s own Temporal cluster when it has one (sites.<site>.temporal), else of the top-level one. */
+export async function connectClient(config: Config, site?: string): Promise<Client> {
+  const address = temporalAddress(config, site);
   const connection = await Connection.connect({
-    address: config.temporal.address,
+    address,
     tls: tlsOptions(config),
     apiKey: apiKey(config),
   }).catch((e: Error) => {
-    throw new Error(`cannot reach the Temporal server at ${config.temporal.address}: ${e.message}`);
+    throw new Error(`cannot reach the Temporal server at ${address}: ${e.message}`);
   });
   return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/**
+ * For operator commands: a client of the first site's own cluster that answers, leaving
+ * out `avoid`'s (a failed site); the top-level `temporal` when no site has one.
+ */
+export async function connectSurvivingClient(config: Config, avoid?: string): Promise<{ client: Client; site: string | null }> {
+  const candidates = siteClusters(config).filter((c) => c.site !== avoid);
+  if (!candidates.length) return { client: await connectClient(config), site: null };
+  const errors: string[] = [];
+  for (const { site } of candidates) {
+    try {
+      return { client: await connectClient(config, site), site };
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  throw new Error(`no Temporal cluster answers: ${errors.join('; ')}`);
 }
 
 /**
  * A worker's connection. With `retry`, a server that is down (restarting, or not up yet)
  * is waited for, with a log line per attempt: a worker daemon outlives such outages.
  */
-export async function connectWorker(config: Config, retry?: { logger: Logger; signal?: AbortSignal }): Promise<NativeConnection> {
+export async function connectWorker(
+  config: Config,
+  site: string,
+  retry?: { logger: Logger; signal?: AbortSignal },
+): Promise<NativeConnection> {
+  const address = temporalAddress(config, site);
   for (let attempt = 1, wait = 1000; ; attempt++, wait = Math.min(wait * 2, 10_000)) {
     try {
       return await NativeConnection.connect({
-        address: config.temporal.address,
+        address,
         tls: tlsOptions(config),
         apiKey: apiKey(config),
       });
     } catch (e) {
-      const message = `cannot reach the Temporal server at ${config.temporal.address}: ${(e as Error).message}`;
+      const message = `cannot reach the Temporal server at ${address}: ${(e as Error).message}`;
       if (!retry || retry.signal?.aborted) throw new Error(message);
       retry.logger.warn(`${message}; retrying in ${wait / 1000} s`, { attempt });
       await new Promise((r) => setTimeout(r, wait));

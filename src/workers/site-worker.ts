@@ -39,7 +39,7 @@ export async function createSiteWorkers(
 ): Promise<SiteWorkers> {
   assertSite(config, site);
   installRuntime();
-  const conn = connection ?? (await connectWorker(config, { logger }));
+  const conn = connection ?? (await connectWorker(config, site, { logger }));
   const pools = new Pools();
   const workflowSource = existsSync(workflowBundlePath)
     ? { workflowBundle: { codePath: workflowBundlePath } }

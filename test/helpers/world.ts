@@ -26,6 +26,7 @@ import {
   stopOnSignals,
   stopWorld,
   type Layout,
+  type TemporalMode,
   type WorldState,
 } from '../../src/dev/world';
 import { connectClient, startAll } from '../../src/temporal/connection';
@@ -79,6 +80,7 @@ export async function openWorld(
     dr?: WorldState['dr'];
     runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
+    temporal?: TemporalMode;
   },
 ): Promise<TestWorld> {
   const root = mkdtempSync(join(tmpdir(), `twinmart-${name}-`));
@@ -90,6 +92,7 @@ export async function openWorld(
     dr: { probeSeconds: 2, confirmationTimeoutSeconds: 30, paritySettleSeconds: 0, ...options.dr },
     runHistoryEvents: options.runHistoryEvents,
     temporalDynamicConfig: options.temporalDynamicConfig,
+    temporal: options.temporal,
   });
   const pools = new Pools();
   let client: Client | undefined;

@@ -1,0 +1,318 @@
+/**
+ * A real Temporal cluster per site for the dev world's production mode (docs/architecture.md,
+ * "Temporal per site"): the server built from source, its persistence and visibility in
+ * the site's own PostgreSQL, the clusters connected to each other and one global
+ * namespace replicated between them, active at the primary site.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Connection } from '@temporalio/client';
+import { temporal as proto } from '@temporalio/proto';
+import { msToTs } from '@temporalio/common/lib/time';
+import { stringify } from 'yaml';
+import type { Logger } from '../logger';
+import { SEARCH_ATTRIBUTES } from '../workflows/names';
+import { logTail } from './log-tail';
+import { isExecutable } from './files';
+import { createDatabase, instanceUrl, type PgInstance } from './postgres';
+import { buildGoTool, findGo, isAlive, stopProcess, temporalCacheDir, type GoTool } from './temporal';
+import { Client } from 'pg';
+
+const exec = promisify(execFile);
+
+/** The server release the CLI v1.5.1 embeds: its module cache serves this build. */
+export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
+const SERVER_MODULE = 'go.temporal.io/server';
+
+const SERVER_TOOL: GoTool = {
+  name: `temporal-server-${TEMPORAL_SERVER_VERSION}`,
+  label: `the Temporal server ${TEMPORAL_SERVER_VERSION}`,
+  targets: [`${SERVER_MODULE}/cmd/server@${TEMPORAL_SERVER_VERSION}`, `${SERVER_MODULE}/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`],
+  binaries: ['server', 'sql'],
+  minutes: 4,
+  // The PostgreSQL schemas ship inside the module; kept beside the binaries, so a cleaned module cache does not lose them.
+  async finish(dir, go) {
+    const { stdout } = await exec(go, ['env', 'GOMODCACHE']);
+    cpSync(join(stdout.trim(), `${SERVER_MODULE}@${TEMPORAL_SERVER_VERSION}`, 'schema', 'postgresql', 'v12'), join(dir, 'schema'), { recursive: true });
+    await exec('chmod', ['-R', 'u+w', join(dir, 'schema')]); // the module cache is read-only
+  },
+};
+
+export interface ServerTool {
+  server: string;
+  sql: string;
+  /** schema/postgresql/v12 of the server module: temporal/versioned and visibility/versioned. */
+  schema: string;
+}
+
+/** The cached server build, built with Go when `build` and none is there. */
+export async function findTemporalServer(opts: { logger: Logger; build?: boolean; onBuildProgress?: (line: string) => void }): Promise<ServerTool> {
+  const root = temporalCacheDir();
+  const at = (dir: string): ServerTool => ({ server: join(dir, 'server'), sql: join(dir, 'sql'), schema: join(dir, 'schema') });
+  const cached = at(join(root, SERVER_TOOL.name));
+  if ((await isExecutable(cached.server)) && existsSync(cached.schema)) return cached;
+  const go = await findGo();
+  if (!opts.build || !go) {
+    throw new Error(
+      `No Temporal server build at ${cached.server}. ` +
+        (go ? 'Run `npm test` or `twinmart dev up --temporal per-site` to build it (about 4 minutes).' : 'Install Go (https://go.dev/dl) so twinmart can build it.'),
+    );
+  }
+  return at(await buildGoTool(SERVER_TOOL, go, root, opts.onBuildProgress ?? ((line) => opts.logger.info(line))));
+}
+
+/** The ports of one cluster's four services, and where its process and files are. */
+export interface ClusterState {
+  /** Cluster name: the site's. */
+  name: string;
+  initialFailoverVersion: number;
+  ports: {
+    frontend: number;
+    frontendHttp: number;
+    history: number;
+    matching: number;
+    worker: number;
+    frontendMembership: number;
+    historyMembership: number;
+    matchingMembership: number;
+    workerMembership: number;
+    metrics: number;
+  };
+  pid: number | null;
+}
+
+/** Same for every cluster: failover versions are initialFailoverVersion + n × this. */
+const FAILOVER_VERSION_INCREMENT = 10;
+const TEMPORAL_ROLE = 'twinmart_temporal';
+const DATABASES = { default: 'temporal', visibility: 'temporal_visibility' } as const;
+
+export const clusterAddress = (c: ClusterState): string => `127.0.0.1:${c.ports.frontend}`;
+
+/** The cluster's persistence and visibility databases in the site's instance, schemas up to date. */
+export async function prepareClusterDatabases(tool: ServerTool, inst: PgInstance): Promise<void> {
+  const admin = new Client({ connectionString: instanceUrl(inst, 'postgres') });
+  await admin.connect();
+  try {
+    // A role of its own: the Temporal server needs no rights on the marts or IDBs.
+    await admin.query(`do $$ begin create role ${TEMPORAL_ROLE} login; exception when duplicate_object then null; end $$`);
+  } finally {
+    await admin.end();
+  }
+  for (const [kind, db] of Object.entries(DATABASES)) {
+    await createDatabase(inst, db, TEMPORAL_ROLE);
+    const base = ['--plugin', 'postgres12', '--ep', '127.0.0.1', '-p', String(inst.port), '-u', TEMPORAL_ROLE, '--db', db];
+    const versioned = join(tool.schema, kind === 'default' ? 'temporal' : 'visibility', 'versioned');
+    // setup-schema -v 0.0 creates the version table and fails harmlessly if it is there.
+    await exec(tool.sql, [...base, 'setup-schema', '-v', '0.0']).catch(() => undefined);
+    try {
+      await exec(tool.sql, [...base, 'update-schema', '-d', versioned]);
+    } catch (e) {
+      throw new Error(`the Temporal schema of ${db} on ${inst.name} could not be brought up to date: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
+    }
+  }
+}
+
+function serverConfig(c: ClusterState, inst: PgInstance, dynamicConfigFile: string): unknown {
+  const sql = (databaseName: string, conns: number) => ({
+    sql: {
+      pluginName: 'postgres12',
+      databaseName,
+      connectAddr: `127.0.0.1:${inst.port}`,
+      connectProtocol: 'tcp',
+      user: TEMPORAL_ROLE,
+      password: '',
+      maxConns: conns,
+      maxIdleConns: conns,
+      maxConnLifetime: '1h',
+    },
+  });
+  const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, unknown> = {}) => ({
+    rpc: { grpcPort, membershipPort, bindOnIP: '127.0.0.1', ...extra },
+  });
+  return {
+    log: { stdout: true, level: 'warn' },
+    persistence: {
+      defaultStore: 'default',
+      visibilityStore: 'visibility',
+      numHistoryShards: 4,
+      datastores: { default: sql(DATABASES.default, 20), visibility: sql(DATABASES.visibility, 4) },
+    },
+    global: {
+      membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+      metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `127.0.0.1:${c.ports.metrics}` } },
+    },
+    services: {
+      frontend: rpc(c.ports.frontend, c.ports.frontendMembership, { httpPort: c.ports.frontendHttp }),
+      history: rpc(c.ports.history, c.ports.historyMembership),
+      matching: rpc(c.ports.matching, c.ports.matchingMembership),
+      worker: rpc(c.ports.worker, c.ports.workerMembership),
+    },
+    clusterMetadata: {
+      enableGlobalNamespace: true,
+      failoverVersionIncrement: FAILOVER_VERSION_INCREMENT,
+      // Each cluster names itself master: one whose master is not in its own list panics at start.
+      masterClusterName: c.name,
+      currentClusterName: c.name,
+      clusterInformation: {
+        [c.name]: { enabled: true, initialFailoverVersion: c.initialFailoverVersion, rpcName: 'frontend', rpcAddress: clusterAddress(c) },
+      },
+    },
+    // Calls for the namespace at the cluster where it is not active go to the one where it is.
+    dcRedirectionPolicy: { policy: 'all-apis-forwarding' },
+    archival: { history: { state: 'disabled' }, visibility: { state: 'disabled' } },
+    namespaceDefaults: { archival: { history: { state: 'disabled' }, visibility: { state: 'disabled' } } },
+    dynamicConfigClient: { filepath: dynamicConfigFile, pollInterval: '10s' },
+  };
+}
+
+/** Dynamic config: clusters see each other within seconds instead of the default minute. */
+function dynamicConfig(extra: Record<string, unknown>): string {
+  const values: Record<string, unknown> = {
+    'system.clusterMetadataRefreshInterval': '2s',
+    'system.namespaceCacheRefreshInterval': '2s',
+    'frontend.enableUpdateWorkflowExecution': true,
+    'system.forceSearchAttributesCacheRefreshOnRead': true,
+    ...extra,
+  };
+  return stringify(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, [{ value: v }]])));
+}
+
+/** Starts the cluster's server (detached) and waits until its frontend answers. */
+export async function startCluster(
+  tool: ServerTool,
+  c: ClusterState,
+  inst: PgInstance,
+  dir: string,
+  logFile: string,
+  logger: Logger,
+  extraDynamicConfig: Record<string, unknown> = {},
+): Promise<void> {
+  if (isAlive(c.pid)) return;
+  mkdirSync(join(dir, 'config'), { recursive: true });
+  const dynamicFile = join(dir, 'dynamicconfig.yaml');
+  writeFileSync(dynamicFile, dynamicConfig(extraDynamicConfig));
+  writeFileSync(join(dir, 'config', 'development.yaml'), stringify(serverConfig(c, inst, dynamicFile)));
+  const out = openSync(logFile, 'a');
+  const logStart = fstatSync(out).size;
+  const child = spawn(tool.server, ['--root', dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], {
+    stdio: ['ignore', out, out],
+    detached: true,
+    cwd: dir,
+  });
+  closeSync(out);
+  child.unref();
+  c.pid = child.pid ?? null;
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));
+  logger.info(`starting the Temporal cluster ${c.name}`, { address: clusterAddress(c), pid: c.pid });
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (exited) throw new Error(`the Temporal server of ${c.name} ${exited}:\n${await logTail(logFile, 30, logStart)}`);
+    const connection = Connection.lazy({ address: clusterAddress(c), connectTimeout: '2s' });
+    try {
+      await connection.ensureConnected();
+      await connection.workflowService.getSystemInfo({});
+      await connection.operatorService.listClusters({});
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`the Temporal server of ${c.name} did not answer within 90 s: ${(e as Error).message}\n${await logTail(logFile, 30, logStart)}`);
+    } finally {
+      await connection.close();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export async function stopCluster(c: ClusterState, mode: 'graceful' | 'kill'): Promise<void> {
+  const pid = c.pid;
+  c.pid = null;
+  if (!pid || !isAlive(pid)) return;
+  if (mode === 'kill') process.kill(pid, 'SIGKILL');
+  else await stopProcess(pid, 20_000);
+}
+
+async function withConnection<T>(address: string, fn: (c: Connection) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address, connectTimeout: '5s' });
+  try {
+    return await fn(connection);
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Connects every cluster to every other (`temporal operator cluster upsert
+ * --enable-connection`), waits until each lists the others, then registers the global
+ * namespace active at `active` and replicated to all, with the search attributes the
+ * workflows set. Idempotent: a cluster that is already connected or a namespace that
+ * exists is left as it is.
+ */
+export async function linkClusters(clusters: ClusterState[], namespace: string, active: string, logger: Logger): Promise<void> {
+  for (const a of clusters) {
+    for (const b of clusters.filter((x) => x !== a)) {
+      await withConnection(clusterAddress(a), (c) =>
+        c.operatorService.addOrUpdateRemoteCluster({ frontendAddress: clusterAddress(b), enableRemoteClusterConnection: true }),
+      );
+    }
+  }
+  const names = clusters.map((c) => c.name);
+  await waitUntil(`every cluster to list ${names.join(', ')}`, async () => {
+    for (const a of clusters) {
+      const { clusters: listed } = await withConnection(clusterAddress(a), (c) => c.operatorService.listClusters({}));
+      const known = new Set((listed ?? []).filter((x) => x.isConnectionEnabled || x.clusterName === a.name).map((x) => x.clusterName));
+      if (!names.every((n) => known.has(n))) return false;
+    }
+    return true;
+  });
+  const primary = clusters.find((c) => c.name === active)!;
+  // The cluster list is read from the database, but a registration checks the clusters'
+  // in-memory metadata, refreshed every system.clusterMetadataRefreshInterval.
+  await waitUntil(`the global namespace ${namespace} registered`, () =>
+    withConnection(clusterAddress(primary), async (c) => {
+      try {
+        await c.workflowService.registerNamespace({
+          namespace,
+          isGlobalNamespace: true,
+          activeClusterName: active,
+          clusters: names.map((clusterName) => ({ clusterName })),
+          workflowExecutionRetentionPeriod: msToTs('3 days'),
+        });
+        logger.info(`registered the global namespace ${namespace}, active at ${active}`, { clusters: names });
+        return true;
+      } catch (e) {
+        if (/already exists|AlreadyExists/i.test((e as Error).message)) return true;
+        throw e;
+      }
+    }),
+  );
+  for (const cl of clusters) {
+    await waitUntil(`namespace ${namespace} at ${cl.name}`, () =>
+      withConnection(clusterAddress(cl), (c) => c.workflowService.describeNamespace({ namespace })).then(() => true, () => false),
+    );
+  }
+  await withConnection(clusterAddress(primary), async (c) => {
+    const { customAttributes } = await c.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.values(SEARCH_ATTRIBUTES).filter((k) => !(k.name in (customAttributes ?? {})));
+    if (!missing.length) return;
+    await c.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, proto.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    });
+  });
+}
+
+async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      if (await ok()) return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last: ${last})` : ''}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
