@@ -8,12 +8,14 @@ import { repoRoot } from '../paths';
 import { DEV_CONFIG } from './config-path';
 
 const HELP: Record<string, string> = {
-  dev: `dev up [--detach] | dev down [--wipe]
+  dev: `dev up [--detach] [--temporal dev|per-site] | dev down [--wipe]
     local two-site world (config written to ${DEV_CONFIG}); --detach returns once it is up,
-    down --wipe also deletes its data`,
+    down --wipe also deletes its data; --temporal per-site runs a real Temporal cluster per
+    site with one replicated namespace (the production shape) instead of one dev server`,
   site: `site stop|start <site> [--wipe]
-    dev only: stop a site for real (workers killed, PostgreSQL stopped immediate) or bring it
-    back; --wipe brings it back as a replacement with empty databases`,
+    dev only: stop a site for real (workers killed, PostgreSQL stopped immediate, and in
+    per-site mode its Temporal server killed) or bring it back; --wipe brings it back as a
+    replacement with empty databases`,
   demo: `demo [--seconds S] [--rate R] [--no-dr]
     dev up, traffic and live progress until Ctrl-C (or S seconds); a DR round trip of dc1 20 s
     in unless --no-dr`,
