@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
-import { configFile, failSite, type Layout } from '../src/dev/world';
+import { configFile, failSite, restoreSite, type Layout } from '../src/dev/world';
 import { connectClient } from '../src/temporal/connection';
 import { activeCluster } from '../src/temporal/namespace';
 import { drStatusQuery } from '../src/workflows/dr-messages';
@@ -92,6 +92,65 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
       assert.equal(rows.length, staged.size);
       const missing = [...events.keys()].filter((k) => !staged.has(k));
       assert.equal(missing.length, 0, `${missing.length} events of the surviving members missing at dc2`);
+    }),
+  );
+
+  it(
+    'reintroduces the site as a wiped replacement: its empty cluster rejoins the namespace, parity passes',
+    step(async () => {
+      await restoreSite(w.state, 'dc1', silentLogger, true);
+      const { stdout } = await exec(process.execPath, [
+        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'rebuilt', 'dc1', '--config', configFile(w.state),
+      ]);
+      assert.match(stdout, /cluster dc1 of dc1 is connected and holds the namespace twinmart again/);
+      assert.match(stdout, /siteRebuilt dc1 accepted/);
+      const dr = dc2!.workflow.getHandle(DR_WORKFLOW_ID);
+      const s = await waitFor('the reintroduction of dc1 done', async () => {
+        const st = await dr.query(drStatusQuery);
+        if (st.lastError) throw new Error(st.lastError);
+        return st.phase === 'normal' && st;
+      }, 180_000);
+      assert.deepEqual(s.sites, { dc1: 'active', dc2: 'active' });
+      assert.match(s.reintroduction?.parity ?? '', /^match/);
+      const rebuilt = await connectClient(w.config, 'dc1');
+      try {
+        assert.equal(await activeCluster(rebuilt), 'dc2', 'the namespace stays at the survivor until the operator moves it');
+      } finally {
+        await rebuilt.connection.close();
+      }
+    }),
+  );
+});
+
+describe("a Temporal cluster per site, the standby cluster's site failed", { timeout: 300_000 }, () => {
+  let w: TestWorld;
+  after(async () => w?.close());
+  before(async () => {
+    w = await openWorld('temporal-per-site-standby', { layout: LAYOUT, temporal: 'per-site' });
+  });
+
+  it(
+    'leaves the namespace where it is active and fails the site over there',
+    step(async () => {
+      await runSim(w.config, { calls: 20, rate: 20, seed: 62, startTs: new Date(Date.now() - 900_000) }, silentLogger);
+      for (const site of ['dc1', 'dc2']) await waitFor(`${site} settled`, () => settled(w, site), 90_000);
+      await failSite(w.state, 'dc2');
+      const { stdout } = await exec(process.execPath, [
+        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'fail', 'dc2', '--config', configFile(w.state),
+      ]);
+      assert.doesNotMatch(stdout, /now active at cluster/, 'nothing to move: the namespace is active at dc1');
+      assert.match(stdout, /declareSiteFailure dc2 accepted/);
+      assert.equal(await activeCluster(w.client), 'dc1');
+      const s = await waitFor('the failover degraded', async () => {
+        const st = await w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+        return st.phase === 'degraded' && st;
+      }, 90_000);
+      assert.equal(s.reporting.active, 'dc1', 'reporting stays at the primary');
+      const survivors = w.config.members.filter((m) => m.site === 'dc1').map((m) => m.id);
+      const events = await unionCallEvents(w.config, w.pools, survivors);
+      const { rows } = await w.mart('dc1').query<{ k: string }>(`select call_id || '/' || seq as k from stg_call_event`);
+      const staged = new Set(rows.map((r) => r.k));
+      assert.equal([...events.keys()].filter((k) => !staged.has(k)).length, 0, 'every event of the surviving members at dc1');
     }),
   );
 });

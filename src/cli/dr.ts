@@ -5,7 +5,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config';
 import { connectSurvivingClient } from '../temporal/connection';
-import { failNamespaceAway } from '../temporal/namespace';
+import { failNamespaceAway, rejoinSiteCluster } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrCommand, type DrStatus, type UnreadLag } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
@@ -76,7 +76,7 @@ export async function drCommand(args: string[]): Promise<number> {
   const config = loadConfig(configPath(values.config));
   const command = verb ? VERBS[verb] : undefined;
   // A failed site's cluster may be gone with it: commands go to a surviving site's cluster.
-  const { client, site: via } = await connectSurvivingClient(config, command === 'declareSiteFailure' ? site : undefined);
+  const { client, site: via } = await connectSurvivingClient(config, command === 'declareSiteFailure' || command === 'siteRebuilt' ? site : undefined);
   try {
     const handle = client.workflow.getHandle(DR_WORKFLOW_ID);
     if (verb === 'status') {
@@ -92,6 +92,10 @@ export async function drCommand(args: string[]): Promise<number> {
       // The procedure runs where the namespace is active: if that was the failed site, here first.
       moved = await failNamespaceAway(client, config, site!, via);
       if (moved) process.stdout.write(`namespace ${config.temporal.namespace} is now active at cluster ${moved} (it was at ${site}'s)\n`);
+    }
+    if (command === 'siteRebuilt' && via) {
+      const joined = await rejoinSiteCluster(config, site!);
+      if (joined) process.stdout.write(`the Temporal cluster ${joined} of ${site} is connected and holds the namespace ${config.temporal.namespace} again\n`);
     }
     try {
       // Right after a failover the cluster's namespace cache still names the old one for a few seconds.

@@ -7,6 +7,7 @@
  * kernel still acknowledges everything: only a timer of the client sees that.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { PoolClient, PoolConfig } from 'pg';
 
 /**
@@ -67,7 +68,7 @@ export function etlMartSession(applicationName: string): PoolConfig {
  * Fails the client's statements when its server sends nothing for `ms` while one waits
  * for it: the socket is destroyed, the statement ends with a connection error (ETIMEDOUT)
  * and the client must not go back to its pool for reuse. A COPY stream whose consumer
- * holds it back (the socket paused) is not waiting for the server. Unlike the driver's
+ * holds it back (paused by its pipe, or its buffer full) is not waiting for the server. Unlike the driver's
  * query_timeout this bounds silence, not length, so a long COPY that keeps sending is
  * never cut. Returns what stops the watch.
  */
@@ -78,26 +79,36 @@ export function answerWithin(client: PoolClient, ms: number): () => void {
   let waiting = 0;
   let bytes = socket.bytesRead;
   let quietSince = Date.now();
+  // A COPY stream does not always hear of its socket's end: it is failed itself, so its pipeline ends too.
+  const streams = new Set<Duplex>();
   const finished = () => {
     waiting -= 1;
   };
   c.query = function (this: PoolClient, ...args: unknown[]) {
-    const r = (query as (...a: unknown[]) => unknown).apply(this, args) as
-      | PromiseLike<unknown>
-      | { once(event: string, fn: () => void): void }
-      | undefined;
+    const r = (query as (...a: unknown[]) => unknown).apply(this, args) as PromiseLike<unknown> | Duplex | undefined;
     if (!r) return r;
     if (waiting++ === 0) quietSince = Date.now();
     if (typeof (r as PromiseLike<unknown>).then === 'function') (r as PromiseLike<unknown>).then(finished, finished);
-    else (r as { once(event: string, fn: () => void): void }).once('close', finished);
+    else {
+      const stream = r as Duplex;
+      streams.add(stream);
+      stream.once('close', () => {
+        streams.delete(stream);
+        finished();
+      });
+    }
     return r;
   } as PoolClient['query'];
   const timer = setInterval(() => {
-    if (socket.bytesRead !== bytes || waiting === 0 || socket.isPaused()) {
+    // (A COPY stream reads its socket in paused mode all along, so the socket's own state says nothing.)
+    const heldBack = [...streams].some((st) => st.readableFlowing === false || st.readableLength >= st.readableHighWaterMark);
+    if (socket.bytesRead !== bytes || waiting === 0 || heldBack) {
       bytes = socket.bytesRead;
       quietSince = Date.now();
     } else if (Date.now() - quietSince >= ms) {
-      socket.destroy(Object.assign(new Error(`the server did not answer within ${ms / 1000} s`), { code: 'ETIMEDOUT' }));
+      const error = Object.assign(new Error(`the server did not answer within ${ms / 1000} s`), { code: 'ETIMEDOUT' });
+      for (const stream of streams) stream.destroy(error);
+      socket.destroy(error);
     }
   }, Math.min(1000, ms / 4));
   timer.unref();

@@ -28,6 +28,7 @@ import {
 } from './postgres';
 import { createRoles, ETL_ROLE, grantIdbReader, IDB_READER, MART_OWNER, REPORTING_ROLE } from './roles';
 import { startDevServer, stopProcess } from './temporal';
+import { rejoinSiteCluster } from '../temporal/namespace';
 import {
   clusterAddress,
   findTemporalServer,
@@ -413,7 +414,11 @@ export async function failSite(state: WorldState, site: string): Promise<void> {
 export async function restoreSite(state: WorldState, site: string, logger: Logger, wipe: boolean): Promise<void> {
   if (wipe) for (const name of instancesOf(state.layout, site)) await removeInstance(state.pg[name]!);
   await startSiteDatabases(state, site, logger);
-  if (state.temporal.clusters?.[site]) await startSiteCluster(state, site, logger);
+  if (state.temporal.clusters?.[site]) {
+    await startSiteCluster(state, site, logger);
+    // A replacement's cluster starts empty: back into the namespace before its worker asks for it.
+    if (wipe) await rejoinSiteCluster(parseConfig(worldConfig(state), configFile(state)), site);
+  }
   startWorker(state, site);
   startReporting(state, site);
 }

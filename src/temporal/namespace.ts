@@ -3,7 +3,7 @@
  * "Temporal per site"): where it is active, and the forced failover that a site's loss
  * needs, asked of a surviving cluster since the active one may be gone.
  */
-import type { Client } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { siteClusters, type Config } from '../config';
 
 /** The cluster where the client's namespace is active, as the client's cluster sees it. */
@@ -29,4 +29,71 @@ export async function failNamespaceAway(client: Client, config: Config, failedSi
     replicationConfig: { activeClusterName: survivor.cluster },
   });
   return survivor.cluster;
+}
+
+/**
+ * Brings a rebuilt site's cluster back into the namespace before its reintroduction: the
+ * clusters connected both ways again (the survivors still know an older cluster of that
+ * name, perhaps with another cluster id after a wipe), then a change of the namespace at
+ * the cluster where it is active, which replicates the namespace to a cluster that lacks
+ * it (a replacement's databases are empty). Histories follow as the workflows go on:
+ * a standby asks the active cluster for what it misses. Returns the rebuilt cluster's name.
+ */
+export async function rejoinSiteCluster(config: Config, site: string, timeoutMs = 120_000): Promise<string | null> {
+  const clusters = siteClusters(config);
+  const rebuilt = clusters.find((c) => c.site === site);
+  if (!rebuilt) return null;
+  const others = clusters.filter((c) => c !== rebuilt);
+  const connect = (address: string) => Connection.connect({ address, connectTimeout: '5s' });
+  const namespace = config.temporal.namespace;
+  const deadline = Date.now() + timeoutMs;
+  const until = async (what: string, ok: () => Promise<boolean>) => {
+    let last = '';
+    for (;;) {
+      try {
+        if (await ok()) return;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`rejoining the cluster of ${site}: timed out waiting for ${what}${last ? ` (${last})` : ''}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+  const conns = new Map<string, Connection>();
+  try {
+    for (const c of clusters) conns.set(c.cluster, await connect(c.address));
+    for (const a of clusters) {
+      for (const b of clusters.filter((x) => x !== a)) {
+        const ops = conns.get(a.cluster)!.operatorService;
+        const add = () => ops.addOrUpdateRemoteCluster({ frontendAddress: b.address, enableRemoteClusterConnection: true });
+        try {
+          await add();
+        } catch (e) {
+          // A replacement has a new cluster id, which a cluster's record of it may not change: replaced.
+          if (!/Unable to persist cluster info/.test((e as Error).message)) throw e;
+          await ops.removeRemoteCluster({ clusterName: b.cluster });
+          await add();
+        }
+      }
+    }
+    // The namespace is changed where it is active: a survivor's cluster.
+    let active: Connection | undefined;
+    await until('a surviving cluster where the namespace is active', async () => {
+      for (const o of others) {
+        const d = await conns.get(o.cluster)!.workflowService.describeNamespace({ namespace });
+        if (d.replicationConfig?.activeClusterName === o.cluster) active = conns.get(o.cluster);
+      }
+      return active !== undefined;
+    });
+    await until(`the namespace ${namespace} at ${rebuilt.cluster}`, async () => {
+      // Repeated until it lands: a cluster added a moment ago may not be in the active one's metadata yet.
+      await active!.workflowService.updateNamespace({ namespace, updateInfo: { description: `${site} rejoined at ${new Date().toISOString()}` } });
+      await new Promise((r) => setTimeout(r, 2000));
+      await conns.get(rebuilt.cluster)!.workflowService.describeNamespace({ namespace });
+      return true;
+    });
+    return rebuilt.cluster;
+  } finally {
+    for (const c of conns.values()) await c.close();
+  }
 }
