@@ -206,17 +206,14 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       await assert.rejects(update('declareSiteFailure', { site: 'dc2' }), (e: unknown) =>
         e instanceof WorkflowUpdateFailedError && /would leave no active site/.test(String((e.cause as Error).message)),
       );
-      // Waiting degraded (for days, in production) keeps its history bounded.
-      const idle = await dr();
-      const continued = await waitFor('the idle DR workflow to continue as new', async () => {
-        const x = await dr();
-        return x.continuedAsNew > idle.continuedAsNew && x;
-      }, 120_000);
-      assert.equal(continued.phase, 'degraded');
-      assert.deepEqual(continued.dataLoss, idle.dataLoss, 'its state carried over');
-      const { historyLength } = await w.client.workflow.getHandle(DR_WORKFLOW_ID).describe();
-      assert.ok(historyLength < 300, `history bounded (${historyLength} events)`);
-      assert.equal(await taskTimeoutSeconds(w, DR_WORKFLOW_ID), 3, 'continued with the configured workflow task timeout');
+      // Waiting degraded (for days, in production) adds nothing to its history: the probes
+      // run in a workflow of their own and report changes only.
+      const drHandle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+      const { historyLength: before10s } = await drHandle.describe();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const { historyLength: after10s } = await drHandle.describe();
+      assert.ok(after10s - before10s <= 4, `the idle DR history grew by ${after10s - before10s} events in 10 s`);
+      assert.equal(await taskTimeoutSeconds(w, DR_WORKFLOW_ID), 3, 'runs with the configured workflow task timeout');
     }),
   );
 

@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { DEV_LAYOUT, startWorker, stopWorker } from '../src/dev/world';
-import { drStatusQuery, drUpdates, type DrStatus } from '../src/workflows/dr-messages';
+import { drStatusQuery, drUpdates, siteHealthSignal, type DrStatus } from '../src/workflows/dr-messages';
 import {
   etlConfirmationSignal,
   etlStatusQuery,
@@ -23,7 +24,7 @@ import {
   resumeUpdate,
 } from '../src/workflows/etl-messages';
 import { membersBehind } from '../src/etl/backlog';
-import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
+import { DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
 
 describe('workflow messages', { timeout: 600_000 }, () => {
@@ -149,6 +150,34 @@ describe('workflow messages', { timeout: 600_000 }, () => {
         return s.phase === 'normal' && s;
       }, 180_000);
       assert.equal(normal.sites.dc2, 'active');
+    }),
+  );
+
+  it(
+    "keeps the health probes out of the DR workflow's history: they run in a workflow of their own, which reports changes only",
+    step(async () => {
+      const handle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+      type Events = Awaited<ReturnType<typeof handle.fetchHistory>>['events'];
+      const since = Date.now();
+      const recent = (events: Events) => (events ?? []).filter((e) => tsToMs(e.eventTime) >= since);
+      const probeSites = (events: Events) =>
+        recent(events).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'probeSite').length;
+      await sleep(10_000); // five probe rounds at dr.probeSeconds 2
+      const { events } = await handle.fetchHistory();
+      assert.equal(probeSites(events), 0, 'no probe in the DR history');
+      assert.equal(recent(events).filter((e) => e.timerStartedEventAttributes).length, 0, 'no probe timer either');
+      const probes = await w.client.workflow.getHandle(DR_PROBES_WORKFLOW_ID).fetchHistory();
+      assert.ok(probeSites(probes.events) >= 2 * 3, 'the probe workflow probed both sites');
+
+      // Its signal is checked like any: a malformed one is recorded, not obeyed.
+      const before = (await dr()).rejected.length;
+      await handle.signal(siteHealthSignal, { site: 'dc1', healthy: 'no' });
+      const s = await waitFor('the malformed report recorded', async () => {
+        const st = await dr();
+        return st.rejected.length > before && st;
+      }, 30_000);
+      assert.equal(s.rejected.at(-1)!.command, 'siteHealth');
+      assert.deepEqual(s.suspected, {}, 'nothing suspected from it');
     }),
   );
 

@@ -6,6 +6,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SITE_ID } from '../config/ids';
+import type { ConfigFingerprint } from '../config/match';
 
 const site = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
 
@@ -134,3 +135,22 @@ export const drUpdates = Object.fromEntries(DR_COMMANDS.map((c) => [c, defineUpd
   ReturnType<typeof defineUpdate<DrCommandResult, [unknown]>>
 >;
 export const drStatusQuery = defineQuery<DrStatus>('status');
+
+/** Sent by the probe workflow (drProbeWorkflow) when a site's health or configuration changed. */
+export interface SiteHealth {
+  site: string;
+  healthy: boolean;
+  /** Failed probe rounds in a row. */
+  failures: number;
+  reason: string | null;
+  config: ConfigFingerprint | null;
+}
+const hash = z.string().regex(/^[0-9a-f]{1,64}$/);
+export const siteHealthSchema = z.strictObject({
+  site,
+  healthy: z.boolean(),
+  failures: z.number().int().min(0),
+  reason: z.string().max(1000).nullable(),
+  config: z.strictObject({ digest: hash, keys: z.record(z.string().max(200), hash) }).nullable(),
+});
+export const siteHealthSignal = defineSignal<[unknown]>('siteHealth');

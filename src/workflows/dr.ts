@@ -32,6 +32,8 @@ import {
   drStatusQuery,
   drUpdates,
   DR_COMMANDS,
+  siteHealthSchema,
+  siteHealthSignal,
   type DataLossReport,
   type DrCommand,
   type DrCommandResult,
@@ -42,7 +44,7 @@ import {
 } from './dr-messages';
 import { etlConfirmationSchema, etlConfirmationSignal, issues } from './etl-messages';
 import { siteEtlWorkflow } from './etl';
-import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
+import { CONTROL_QUEUE, DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
 import { boundRun, taskTimeoutOption } from './runs';
 import { differingKeys, type ConfigFingerprint } from '../config/match';
 
@@ -246,7 +248,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   });
 
   setHandler(drStatusQuery, (): DrStatus => {
-    const { queue: _q, failedCommand: _f, probeFailures: _p, ...status } = state;
+    const { queue: _q, failedCommand: _f, probeFailures: _p, fingerprints: _c, ...status } = state;
     return status;
   });
 
@@ -568,29 +570,52 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       if (r.status === 'fulfilled' && r.value.config) (state.fingerprints ??= {})[s] = r.value.config;
       const error = r.status === 'rejected' ? `no worker of ${s} answered within ${probeTimeout} s` : r.value.error;
       if (!error) {
-        if (state.suspected[s]) note('suspicion-cleared', s);
-        delete state.suspected[s];
+        siteAnswers(s);
         state.probeFailures[s] = 0;
         return;
       }
       const failures = (state.probeFailures[s] ?? 0) + 1;
       state.probeFailures[s] = failures;
-      if (failures < dep.dr.probeFailures) return;
-      if (!state.suspected[s]) {
-        state.suspected[s] = { since: now(), failures, reason: error };
-        note('failure-suspected', s, error);
-        if (dep.dr.autoFailover) {
-          try {
-            apply('declareSiteFailure', validate('declareSiteFailure', { site: s, reason: `automatic: ${error}` }));
-          } catch (e) {
-            note('auto-failover-refused', s, (e as Error).message);
-          }
-        }
-      } else state.suspected[s] = { ...state.suspected[s]!, failures, reason: error };
+      if (failures >= dep.dr.probeFailures) siteSilent(s, failures, error);
     });
     compareConfigurations(sites);
     showDetails();
   }
+
+  function siteAnswers(s: string): void {
+    if (state.suspected[s]) note('suspicion-cleared', s);
+    delete state.suspected[s];
+  }
+
+  /** An active site that failed dr.probeFailures probes in a row: suspected, and failed over if the config says so. */
+  function siteSilent(s: string, failures: number, error: string): void {
+    if (state.sites[s] !== 'active') return;
+    if (state.suspected[s]) {
+      state.suspected[s] = { ...state.suspected[s]!, failures, reason: error };
+      return;
+    }
+    state.suspected[s] = { since: now(), failures, reason: error };
+    note('failure-suspected', s, error);
+    if (!dep.dr.autoFailover) return;
+    try {
+      apply('declareSiteFailure', validate('declareSiteFailure', { site: s, reason: `automatic: ${error}` }));
+    } catch (e) {
+      note('auto-failover-refused', s, (e as Error).message);
+    }
+  }
+
+  // What the probe workflow reports: only changes, so this history holds procedures and commands.
+  setHandler(siteHealthSignal, (payload: unknown) => {
+    const parsed = siteHealthSchema.safeParse(payload);
+    if (!parsed.success) return reject('siteHealth', new Error(`invalid siteHealth payload: ${issues(parsed.error)}`));
+    const h = parsed.data;
+    if (!dep.sites.includes(h.site)) return reject('siteHealth', new Error(`unknown site "${h.site}"`));
+    if (h.config) (state.fingerprints ??= {})[h.site] = h.config;
+    if (h.healthy) siteAnswers(h.site);
+    else siteSilent(h.site, h.failures, h.reason ?? 'no reason given');
+    compareConfigurations(activeSites());
+    showDetails();
+  });
 
   /** Sites whose workers run different configuration would keep different facts: say so, naming the keys. */
   function compareConfigurations(sites: string[]): void {
@@ -619,6 +644,21 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   // ---- main loop -----------------------------------------------------------------
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.phase, value: state.phase }]);
   showDetails();
+  // `patched`: a run that probed itself before this replays as it ran.
+  const ownProbes = patched('probes-in-own-workflow');
+  if (ownProbes) {
+    try {
+      await startChild('drProbeWorkflow', {
+        workflowId: DR_PROBES_WORKFLOW_ID,
+        taskQueue: CONTROL_QUEUE,
+        args: [{}],
+        ...taskTimeoutOption(dep.runs),
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+    } catch (e) {
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    }
+  }
   for (;;) {
     const next = state.queue.shift();
     if (next) {
@@ -626,6 +666,11 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       continue;
     }
     if (bound.full()) await continueAsNew();
+    if (ownProbes) {
+      // Wakes only for commands (the probe workflow's reports are handled as they come): no timer in this history.
+      await condition(() => state.queue.length > 0 || bound.full());
+      continue;
+    }
     const woke = await condition(() => state.queue.length > 0, dep.dr.probeSeconds * 1000);
     if (!woke) await probeUnlessCommanded();
   }
