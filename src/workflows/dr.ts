@@ -73,6 +73,12 @@ export interface DrState extends DrStatus {
 
 export interface DrInput {
   state?: DrState;
+  /**
+   * The deployment as the previous run had it, so a continued run registers its handlers
+   * in its first task: a command sent at the boundary found none while the run waited for
+   * describeDeployment, and was refused ("no registered handler"). Refreshed at once.
+   */
+  dep?: Deployment;
 }
 
 const KEEP_TIMELINE = 200;
@@ -108,7 +114,8 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', maximumInterval: '15s' },
   });
-  const dep = await control.describeDeployment();
+  const carried = input?.dep;
+  const dep = carried ?? (await control.describeDeployment());
   const bound = boundRun<typeof drWorkflow>(dep.runs);
   const state: DrState = input?.state ?? initialState(dep);
   const now = () => new Date().toISOString();
@@ -547,7 +554,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     state.continuedAsNew += 1;
     // A resumed wait shows itself as pending again in the next run.
     const next = resume ? { ...state, queue: [resume, ...state.queue], pending: [] } : state;
-    return bound.continueAsNew({ state: next });
+    return bound.continueAsNew({ state: next, dep });
   }
 
   // ---- health ------------------------------------------------------------------
@@ -642,6 +649,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   }
 
   // ---- main loop -----------------------------------------------------------------
+  if (carried) Object.assign(dep, await control.describeDeployment()); // a config change since the last run
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.phase, value: state.phase }]);
   showDetails();
   // `patched`: a run that probed itself before this replays as it ran.
