@@ -6,7 +6,7 @@
  */
 import { createLogger } from '../logger';
 import { ensureDefaultPostgres } from './postgres';
-import { findTemporalCli } from './temporal';
+import { findGo, findTemporalCli } from './temporal';
 import { findTemporalServer } from './temporal-cluster';
 
 async function main(): Promise<void> {
@@ -18,7 +18,13 @@ async function main(): Promise<void> {
     onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`),
   });
   // The server's build reuses the CLI's module downloads: after it, about 4 more minutes once.
-  await findTemporalServer({ logger, build: true, onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`) });
+  // Without Go (a CLI from PATH) only the per-site mode is missing, and it says so when asked for.
+  try {
+    await findTemporalServer({ logger, build: true, onBuildProgress: (line) => process.stderr.write(`[setup] ${line}\n`) });
+  } catch (e) {
+    if (await findGo()) throw e;
+    process.stderr.write(`[setup] warning: ${(e as Error).message}\n`);
+  }
   process.stdout.write(`${binary}\n`);
 }
 
