@@ -18,7 +18,8 @@ import { configFile, failSite, restoreSite, type Layout } from '../src/dev/world
 import { connectClient } from '../src/temporal/connection';
 import { activeCluster } from '../src/temporal/namespace';
 import { drStatusQuery } from '../src/workflows/dr-messages';
-import { DR_WORKFLOW_ID } from '../src/workflows/names';
+import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
+import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { unionCallEvents } from './helpers/truth';
 
@@ -121,6 +122,22 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
       } finally {
         await rebuilt.connection.close();
       }
+    }),
+  );
+
+  it(
+    'hands the namespace back to the primary on the operator\'s word, gracefully, and the workflows go on there',
+    step(async () => {
+      const { stdout } = await exec(process.execPath, [
+        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'handover', 'dc1', '--config', configFile(w.state),
+      ]);
+      assert.match(stdout, /handed over to cluster dc1/);
+      assert.equal(await activeCluster(dc2!), 'dc1');
+      await waitFor('dc1 sees its cluster active', async () => (await activeCluster(w.client)) === 'dc1', 30_000);
+      const before = (await w.client.workflow.getHandle(etlWorkflowId('dc1')).query(etlStatusQuery)).cycle;
+      await waitFor("dc1's ETL cycling at its own cluster", async () => (await w.client.workflow.getHandle(etlWorkflowId('dc1')).query(etlStatusQuery)).cycle > before + 2, 60_000);
+      const st = await w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+      assert.equal(st.phase, 'normal');
     }),
   );
 });

@@ -5,7 +5,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config';
 import { connectSurvivingClient } from '../temporal/connection';
-import { failNamespaceAway, rejoinSiteCluster } from '../temporal/namespace';
+import { failNamespaceAway, handOverNamespace, rejoinSiteCluster } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrCommand, type DrStatus, type UnreadLag } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
@@ -74,6 +74,16 @@ export async function drCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { reason: { type: 'string' }, json: { type: 'boolean' } });
   const [verb, site] = positionals;
   const config = loadConfig(configPath(values.config));
+  if (verb === 'handover') {
+    if (!site) throw new UsageError('dr handover needs a site');
+    const moved = await handOverNamespace(config, site);
+    process.stdout.write(
+      moved
+        ? `namespace ${config.temporal.namespace} handed over to cluster ${moved} (after its replication caught up)\n`
+        : `namespace ${config.temporal.namespace} is active at the cluster of ${site} already\n`,
+    );
+    return 0;
+  }
   const command = verb ? VERBS[verb] : undefined;
   // A failed site's cluster may be gone with it: commands go to a surviving site's cluster.
   const { client, site: via } = await connectSurvivingClient(config, command === 'declareSiteFailure' || command === 'siteRebuilt' ? site : undefined);
@@ -84,7 +94,7 @@ export async function drCommand(args: string[]): Promise<number> {
       process.stdout.write((values.json ? JSON.stringify(s) : formatDrStatus(s)) + '\n');
       return 0;
     }
-    if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status`);
+    if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status, handover`);
     if (command !== 'retry' && !site) throw new UsageError(`dr ${verb} needs a site`);
     const payload = command === 'retry' ? {} : { site, ...(values.reason ? { reason: values.reason } : {}) };
     let moved: string | null = null;

@@ -34,8 +34,10 @@ const HELP: Record<string, string> = {
   parity: `parity <siteA> <siteB> [--json] [--settle-seconds S]
     compare two marts; exit 0 only when every closed interval matches`,
   dr: `dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site>
-   | retry | status [--json]
-    the DR commands, sent as updates to workflow twinmart-dr`,
+   | retry | status [--json] | handover <site>
+    the DR commands, sent as updates to workflow twinmart-dr; with a Temporal cluster per
+    site, fail first moves the namespace off a failed site's cluster, rebuilt first brings
+    the site's cluster back into it, and handover moves it to <site>'s cluster gracefully`,
 };
 
 export const COMMANDS = Object.keys(HELP);

@@ -3,7 +3,7 @@
  * "Temporal per site"): where it is active, and the forced failover that a site's loss
  * needs, asked of a surviving cluster since the active one may be gone.
  */
-import { Connection, type Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { siteClusters, type Config } from '../config';
 
 /** The cluster where the client's namespace is active, as the client's cluster sees it. */
@@ -96,4 +96,43 @@ export async function rejoinSiteCluster(config: Config, site: string, timeoutMs 
   } finally {
     for (const c of conns.values()) await c.close();
   }
+}
+
+/**
+ * A planned move of the namespace to `site`'s cluster, both clusters up: Temporal's own
+ * `namespace-handover` workflow (namespace temporal-system, run by the active cluster's
+ * worker service) waits until the target has replicated all but `allowedLaggingSeconds`,
+ * holds the namespace in handover state while the rest drains, then switches. Unlike the
+ * forced update of a failover it loses nothing. Returns the cluster it moved to, or null
+ * when the namespace was active there already.
+ */
+export async function handOverNamespace(config: Config, site: string, allowedLaggingSeconds = 5): Promise<string | null> {
+  const clusters = siteClusters(config);
+  const target = clusters.find((c) => c.site === site);
+  if (!target) throw new Error(`site ${site} has no Temporal cluster of its own (sites.${site}.temporal)`);
+  const namespace = config.temporal.namespace;
+  const probe = await Connection.connect({ address: target.address, connectTimeout: '5s' });
+  let activeName: string;
+  try {
+    const d = await probe.workflowService.describeNamespace({ namespace });
+    activeName = d.replicationConfig?.activeClusterName ?? '';
+  } finally {
+    await probe.close();
+  }
+  if (activeName === target.cluster) return null;
+  const active = clusters.find((c) => c.cluster === activeName);
+  if (!active) throw new Error(`the namespace is active at cluster ${activeName}, which no site of the config names`);
+  const connection = await Connection.connect({ address: active.address, connectTimeout: '5s' });
+  try {
+    const system = new Client({ connection, namespace: 'temporal-system' });
+    const handle = await system.workflow.start('namespace-handover', {
+      workflowId: `twinmart-handover-${namespace}-${Date.now()}`,
+      taskQueue: 'default-worker-tq',
+      args: [{ Namespace: namespace, RemoteCluster: target.cluster, AllowedLaggingSeconds: allowedLaggingSeconds, HandoverTimeoutSeconds: 30 }],
+    });
+    await handle.result();
+  } finally {
+    await connection.close();
+  }
+  return target.cluster;
 }
