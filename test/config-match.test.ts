@@ -8,18 +8,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { silentLogger } from '../src/logger';
 import { configFile, failSite, startSiteDatabases, startWorker, stopWorker, type Layout } from '../src/dev/world';
 import { drStatusQuery, drUpdates } from '../src/workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../src/workflows/names';
-import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, step, twinmartCli, waitFor, type TestWorld } from './helpers/world';
 
-const exec = promisify(execFile);
 const LAYOUT: Layout = {
   'sw-a': [
     { site: 'dc1', db: 'idb_a' },
@@ -62,7 +59,7 @@ describe('configuration that differs between sites', { timeout: 420_000 }, () =>
       assert.notEqual(s.configuration!.digests.dc1, s.configuration!.digests.dc2);
       assert.ok(s.timeline.some((t) => t.step === 'configuration-differs'));
 
-      const { stdout } = await exec(process.execPath, [join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'status', '--config', configFile(w.state)]);
+      const stdout = await twinmartCli(w, ['status']);
       assert.match(stdout, /ERROR: configuration differs between dc1, dc2 in etl\.maxCallSeconds, sources\.sw-b/);
 
       const res = await fetch(`http://127.0.0.1:${w.config.sites.dc1!.reportingPort}/api/ops`);

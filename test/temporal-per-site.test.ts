@@ -8,22 +8,18 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
-import { configFile, failSite, restoreSite, type Layout } from '../src/dev/world';
+import { failSite, restoreSite, type Layout } from '../src/dev/world';
 import { connectClient } from '../src/temporal/connection';
 import { activeCluster } from '../src/temporal/namespace';
 import { drStatusQuery } from '../src/workflows/dr-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { etlStatusQuery } from '../src/workflows/etl-messages';
-import { openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, settled, step, twinmartCli, waitFor, type TestWorld } from './helpers/world';
 import { unionCallEvents } from './helpers/truth';
 
-const exec = promisify(execFile);
 const LAYOUT: Layout = {
   'sw-a': [
     { site: 'dc1', db: 'idb_a' },
@@ -65,18 +61,14 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
     step(async () => {
       await failSite(w.state, 'dc1');
       const started = Date.now();
-      const { stdout } = await exec(process.execPath, [
-        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'fail', 'dc1', '--reason', 'test', '--config', configFile(w.state),
-      ]);
+      const stdout = await twinmartCli(w, ['dr', 'fail', 'dc1', '--reason', 'test']);
       assert.match(stdout, /namespace twinmart is now active at cluster dc2/);
       assert.match(stdout, /declareSiteFailure dc1 accepted/);
       assert.equal(await activeCluster(dc2!), 'dc2');
       const dr = dc2!.workflow.getHandle(DR_WORKFLOW_ID);
       await waitFor('reporting at dc2 awaiting the operator', async () => (await dr.query(drStatusQuery)).reporting.awaitingConfirmation === 'dc2', 120_000);
-      const confirmed = await exec(process.execPath, [
-        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'confirm-reporting', 'dc2', '--config', configFile(w.state),
-      ]);
-      assert.match(confirmed.stdout, /confirmReporting dc2 accepted/);
+      const confirmed = await twinmartCli(w, ['dr', 'confirm-reporting', 'dc2']);
+      assert.match(confirmed, /confirmReporting dc2 accepted/);
       const s = await waitFor('the failover degraded at dc2', async () => {
         const st = await dr.query(drStatusQuery);
         return st.phase === 'degraded' && st;
@@ -103,9 +95,7 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
     'reintroduces the site as a wiped replacement: its empty cluster rejoins the namespace, parity passes',
     step(async () => {
       await restoreSite(w.state, 'dc1', silentLogger, true);
-      const { stdout } = await exec(process.execPath, [
-        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'rebuilt', 'dc1', '--config', configFile(w.state),
-      ]);
+      const stdout = await twinmartCli(w, ['dr', 'rebuilt', 'dc1']);
       assert.match(stdout, /cluster dc1 of dc1 is connected and holds the namespace twinmart again/);
       assert.match(stdout, /siteRebuilt dc1 accepted/);
       const dr = dc2!.workflow.getHandle(DR_WORKFLOW_ID);
@@ -128,9 +118,7 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
   it(
     'hands the namespace back to the primary on the operator\'s word, gracefully, and the workflows go on there',
     step(async () => {
-      const { stdout } = await exec(process.execPath, [
-        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'handover', 'dc1', '--config', configFile(w.state),
-      ]);
+      const stdout = await twinmartCli(w, ['dr', 'handover', 'dc1']);
       assert.match(stdout, /handed over to cluster dc1/);
       assert.equal(await activeCluster(dc2!), 'dc1');
       await waitFor('dc1 sees its cluster active', async () => (await activeCluster(w.client)) === 'dc1', 30_000);
@@ -155,9 +143,7 @@ describe("a Temporal cluster per site, the standby cluster's site failed", { tim
       await runSim(w.config, { calls: 20, rate: 20, seed: 62, startTs: new Date(Date.now() - 900_000) }, silentLogger);
       for (const site of ['dc1', 'dc2']) await waitFor(`${site} settled`, () => settled(w, site), 90_000);
       await failSite(w.state, 'dc2');
-      const { stdout } = await exec(process.execPath, [
-        join(__dirname, '..', '..', 'bin', 'twinmart.js'), 'dr', 'fail', 'dc2', '--config', configFile(w.state),
-      ]);
+      const stdout = await twinmartCli(w, ['dr', 'fail', 'dc2']);
       assert.doesNotMatch(stdout, /now active at cluster/, 'nothing to move: the namespace is active at dc1');
       assert.match(stdout, /declareSiteFailure dc2 accepted/);
       assert.equal(await activeCluster(w.client), 'dc1');

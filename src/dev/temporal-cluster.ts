@@ -14,10 +14,11 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { stringify } from 'yaml';
 import type { Logger } from '../logger';
 import { SEARCH_ATTRIBUTES } from '../workflows/names';
+import { waitFor } from '../wait';
 import { logTail } from './log-tail';
 import { isExecutable } from './files';
 import { createDatabase, instanceUrl, type PgInstance } from './postgres';
-import { buildGoTool, findGo, isAlive, stopProcess, temporalCacheDir, type GoTool } from './temporal';
+import { buildGoTool, findGo, isAlive, stopProcess, temporalCacheDir, waitUntilServing, type GoTool } from './temporal';
 import { Client } from 'pg';
 
 const exec = promisify(execFile);
@@ -204,24 +205,13 @@ export async function startCluster(
   closeSync(out);
   child.unref();
   c.pid = child.pid ?? null;
-  let exited: string | undefined;
-  child.once('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));
+  const exited = new Promise<string>((resolveExit) => child.once('exit', (code, signal) => resolveExit(`exited with ${code ?? signal}`)));
   logger.info(`starting the Temporal cluster ${c.name}`, { address: clusterAddress(c), pid: c.pid });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (exited) throw new Error(`the Temporal server of ${c.name} ${exited}:\n${await logTail(logFile, 30, logStart)}`);
-    const connection = Connection.lazy({ address: clusterAddress(c), connectTimeout: '2s' });
-    try {
-      await connection.ensureConnected();
-      await connection.workflowService.getSystemInfo({});
-      await connection.operatorService.listClusters({});
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`the Temporal server of ${c.name} did not answer within 90 s: ${(e as Error).message}\n${await logTail(logFile, 30, logStart)}`);
-    } finally {
-      await connection.close();
-    }
-    await new Promise((r) => setTimeout(r, 500));
+  try {
+    const connection = await waitUntilServing(clusterAddress(c), (conn) => conn.operatorService.listClusters({}), exited, 90_000);
+    await connection.close();
+  } catch (e) {
+    throw new Error(`the Temporal server of ${c.name} did not come up: ${(e as Error).message}\n${await logTail(logFile, 30, logStart)}`);
   }
 }
 
@@ -232,6 +222,9 @@ export async function stopCluster(c: ClusterState, mode: 'graceful' | 'kill'): P
   if (mode === 'kill') process.kill(pid, 'SIGKILL');
   else await stopProcess(pid, 20_000);
 }
+
+/** Each step of linking the clusters may take up to two minutes, checked every second. */
+const linked = <T>(what: string, check: () => Promise<T | false>): Promise<T> => waitFor(what, check, 120_000, 1000);
 
 async function withConnection<T>(address: string, fn: (c: Connection) => Promise<T>): Promise<T> {
   const connection = await Connection.connect({ address, connectTimeout: '5s' });
@@ -258,7 +251,7 @@ export async function linkClusters(clusters: ClusterState[], namespace: string, 
     }
   }
   const names = clusters.map((c) => c.name);
-  await waitUntil(`every cluster to list ${names.join(', ')}`, async () => {
+  await linked(`every cluster to list ${names.join(', ')}`, async () => {
     for (const a of clusters) {
       const { clusters: listed } = await withConnection(clusterAddress(a), (c) => c.operatorService.listClusters({}));
       const known = new Set((listed ?? []).filter((x) => x.isConnectionEnabled || x.clusterName === a.name).map((x) => x.clusterName));
@@ -269,7 +262,7 @@ export async function linkClusters(clusters: ClusterState[], namespace: string, 
   const primary = clusters.find((c) => c.name === active)!;
   // The cluster list is read from the database, but a registration checks the clusters'
   // in-memory metadata, refreshed every system.clusterMetadataRefreshInterval.
-  await waitUntil(`the global namespace ${namespace} registered`, () =>
+  await linked(`the global namespace ${namespace} registered`, () =>
     withConnection(clusterAddress(primary), async (c) => {
       try {
         await c.workflowService.registerNamespace({
@@ -288,7 +281,7 @@ export async function linkClusters(clusters: ClusterState[], namespace: string, 
     }),
   );
   for (const cl of clusters) {
-    await waitUntil(`namespace ${namespace} at ${cl.name}`, () =>
+    await linked(`namespace ${namespace} at ${cl.name}`, () =>
       withConnection(clusterAddress(cl), (c) => c.workflowService.describeNamespace({ namespace })).then(() => true, () => false),
     );
   }
@@ -301,18 +294,4 @@ export async function linkClusters(clusters: ClusterState[], namespace: string, 
       searchAttributes: Object.fromEntries(missing.map((k) => [k.name, proto.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
     });
   });
-}
-
-async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      if (await ok()) return;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last: ${last})` : ''}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }

@@ -408,7 +408,12 @@ async function launchDevServer(opts: DevServerOptions, port: number, uiPort: num
   logger.info('starting the Temporal dev server', { address, ui: uiUrl, dbFile: opts.dbFile ?? '(in memory)', log: logFile, pid });
 
   try {
-    const connection = await waitUntilServing(address, namespace, exited, opts.readyTimeoutMs ?? 90_000);
+    const connection = await waitUntilServing(
+      address,
+      (c) => c.workflowService.describeNamespace({ namespace }),
+      exited,
+      opts.readyTimeoutMs ?? 90_000,
+    );
     try {
       await ensureSearchAttributes(connection, namespace, logger);
     } finally {
@@ -433,10 +438,16 @@ async function launchDevServer(opts: DevServerOptions, port: number, uiPort: num
 }
 
 /**
- * Polls the frontend until `getSystemInfo` and a namespace-scoped call both succeed,
- * and returns the open connection. Fails at once if the server process exits.
+ * Polls the frontend until `getSystemInfo` and `ready` (a call that needs the server
+ * fully up) both succeed, and returns the open connection. Fails at once if the server
+ * process exits.
  */
-async function waitUntilServing(address: string, namespace: string, exited: Promise<string>, timeoutMs: number): Promise<Connection> {
+export async function waitUntilServing(
+  address: string,
+  ready: (c: Connection) => Promise<unknown>,
+  exited: Promise<string>,
+  timeoutMs: number,
+): Promise<Connection> {
   const deadline = Date.now() + timeoutMs;
   let died: string | undefined;
   void exited.then((how) => (died = how));
@@ -450,7 +461,7 @@ async function waitUntilServing(address: string, namespace: string, exited: Prom
     try {
       await connection.ensureConnected();
       await connection.workflowService.getSystemInfo({});
-      await connection.workflowService.describeNamespace({ namespace });
+      await ready(connection);
       return connection;
     } catch (e) {
       lastError = (e as Error).message;

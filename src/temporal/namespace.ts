@@ -5,6 +5,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { siteClusters, type Config } from '../config';
+import { waitFor } from '../wait';
 
 /** The cluster where the client's namespace is active, as the client's cluster sees it. */
 export async function activeCluster(client: Client): Promise<string> {
@@ -47,18 +48,9 @@ export async function rejoinSiteCluster(config: Config, site: string, timeoutMs 
   const connect = (address: string) => Connection.connect({ address, connectTimeout: '5s' });
   const namespace = config.temporal.namespace;
   const deadline = Date.now() + timeoutMs;
-  const until = async (what: string, ok: () => Promise<boolean>) => {
-    let last = '';
-    for (;;) {
-      try {
-        if (await ok()) return;
-      } catch (e) {
-        last = (e as Error).message;
-      }
-      if (Date.now() > deadline) throw new Error(`rejoining the cluster of ${site}: timed out waiting for ${what}${last ? ` (${last})` : ''}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
+  // One bound for the whole rejoin, checked every second.
+  const until = (what: string, ok: () => Promise<boolean>) =>
+    waitFor(`the cluster of ${site} to rejoin: ${what}`, ok, Math.max(0, deadline - Date.now()), 1000);
   const conns = new Map<string, Connection>();
   try {
     for (const c of clusters) conns.set(c.cluster, await connect(c.address));

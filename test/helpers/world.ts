@@ -6,7 +6,9 @@
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { Pool } from 'pg';
@@ -16,6 +18,7 @@ import { silentLogger } from '../../src/logger';
 import { findTemporalCli } from '../../src/dev/temporal';
 import { instanceUrl } from '../../src/dev/postgres';
 import {
+  configFile,
   planWorld,
   saveWorld,
   sitesOf,
@@ -32,6 +35,7 @@ import {
 import { connectClient, startAll } from '../../src/temporal/connection';
 import { membersBehind } from '../../src/etl/backlog';
 import { loadBacklog } from '../../src/mart/control';
+import { repoRoot } from '../../src/paths';
 import { etlWorkflowId } from '../../src/workflows/names';
 
 export interface TestWorld {
@@ -136,6 +140,14 @@ export async function openWorld(
 }
 
 export { waitFor } from '../../src/wait';
+
+const execFileAsync = promisify(execFile);
+
+/** The twinmart CLI on the world's config, as an operator runs it; resolves with its stdout, rejects on a non-zero exit. */
+export async function twinmartCli(w: TestWorld, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [join(repoRoot, 'bin', 'twinmart.js'), ...args, '--config', configFile(w.state)]);
+  return stdout;
+}
 
 /**
  * A site's mart has done all there is to do: every member extracted up to now, no chunk
