@@ -2,11 +2,13 @@
  * Messages to the ETL and DR workflows at their worst moments: rejected updates and a
  * worker restart (replay), two updates with one request id at one boundary, malformed
  * confirmations while a failover waits for them, a reintroduction whose parity keeps
- * failing (its wait continues as new and says what differs).
+ * failing (its wait continues as new and says what differs), and who sent each command.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
@@ -25,7 +27,11 @@ import {
 } from '../src/workflows/etl-messages';
 import { membersBehind } from '../src/etl/backlog';
 import { DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
-import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, step, twinmartCli, waitFor, type TestWorld } from './helpers/world';
+import { clientIdentity } from '../src/temporal/connection';
+import { formatDrStatus } from '../src/cli/dr';
+
+const run = promisify(execFile);
 
 describe('workflow messages', { timeout: 600_000 }, () => {
   let w: TestWorld;
@@ -199,6 +205,30 @@ describe('workflow messages', { timeout: 600_000 }, () => {
       assert.ok(after.rejected.slice(-3).every((r) => r.command === 'etlConfirmation'), JSON.stringify(after.rejected));
       assert.deepEqual(after.pending.map((p) => p.requestId), before.pending.map((p) => p.requestId), 'still waiting for the same confirmations');
       assert.equal(after.phase, 'failing-over');
+    }),
+  );
+
+  it(
+    'records who sent each command: the client identity Temporal keeps with every update and signal',
+    step(async () => {
+      // Still failing over (the previous test): declared by this test's twinmart client, by update.
+      const temporal = (...args: string[]) =>
+        run(w.binary, [...args, '--address', w.config.temporal.address, '--namespace', w.config.temporal.namespace]);
+      await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'confirmReporting',
+        '--input', '{"site":"dc9"}', '--identity', 'ops-alice@dc1-console');
+      await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'retry', '--input', '{}', '--identity', 'ops-bob@dc2-console');
+      await twinmartCli(w, ['dr', 'retry']);
+      const s = await waitFor('every sender looked up', async () => {
+        const x = await dr();
+        return [...x.timeline, ...x.rejected].every((e) => !e.sender) && x.timeline.filter((t) => t.step === 'command:retry').length === 2 && x;
+      }, 30_000);
+      const declared = s.timeline.find((t) => t.step === 'command:declareSiteFailure' && t.site === 'dc2')!;
+      assert.equal(declared.by, clientIdentity(), 'the update names its client');
+      assert.deepEqual(s.timeline.filter((t) => t.step === 'command:retry').map((t) => t.by), ['ops-bob@dc2-console', clientIdentity()],
+        'a signal names its sender, in the order they came');
+      const refused = s.rejected.find((r) => r.command === 'confirmReporting')!;
+      assert.equal(refused.by, 'ops-alice@dc1-console', 'a refused signal names its sender too');
+      assert.match(formatDrStatus(s), /command:retry by ops-bob@dc2-console/);
     }),
   );
 });

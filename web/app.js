@@ -830,13 +830,14 @@
       timeline.length
         ? h('ol', { class: 'steps' }, timeline.map((t) => h('li', null,
             h('span', { class: 'steps__time num', title: t.at }, fmtTs(t.at)),
-            h('span', { class: 'steps__step' }, t.step, t.site ? h('span', { class: 'muted' }, ' · ' + t.site) : null),
+            h('span', { class: 'steps__step' }, t.step, t.site ? h('span', { class: 'muted' }, ' · ' + t.site) : null,
+              t.by ? h('span', { class: 'muted steps__by' }, ' · by ' + t.by) : null),
             t.detail ? h('span', { class: 'steps__detail muted' }, t.detail) : null)))
         : h('p', { class: 'muted' }, 'no DR steps yet')));
 
     if ((dr.rejected || []).length) {
       const last = dr.rejected.slice(-3).reverse();
-      body.append(section('Rejected commands', h('ul', { class: 'plain-list' }, last.map((r) => h('li', null, h('strong', null, r.command), ' · ' + r.reason + ' · ' + fmtAgo(r.at))))));
+      body.append(section('Rejected commands', h('ul', { class: 'plain-list' }, last.map((r) => h('li', null, h('strong', null, r.command), ' · ' + r.reason + ' · ' + fmtAgo(r.at) + (r.by ? ' · by ' + r.by : ''))))));
     }
   }
 

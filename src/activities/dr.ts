@@ -25,7 +25,8 @@ import {
 import { seedMart } from '../mart/seed';
 import { compareMarts } from '../parity';
 import { heartbeating } from './heartbeat';
-import { etlWorkflowId } from '../workflows/names';
+import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
+import type { SenderRef } from '../workflows/senders';
 import type { RunLimits } from '../workflows/runs';
 import type { ParityDifference } from '../workflows/dr-messages';
 
@@ -96,6 +97,32 @@ export function createControlActivities({ config }: { config: Config }) {
       });
       if (await running()) throw new Error(`the ETL of ${input.site} still runs after terminate`);
       return 'terminated';
+    },
+
+    /**
+     * The identities Temporal recorded with the DR workflow's commands (src/workflows/senders.ts):
+     * per ref, the sending client's identity, null where its history holds no such event.
+     */
+    async commandSenders(input: { refs: SenderRef[] }): Promise<(string | null)[]> {
+      const client = Context.current().client;
+      const runs = new Map<string, { signals: Record<string, string[]>; updates: Record<string, string> }>();
+      for (const runId of new Set(input.refs.map((r) => r.runId))) {
+        const signals: Record<string, string[]> = {};
+        const updates: Record<string, string> = {};
+        const { events } = await client.workflow.getHandle(DR_WORKFLOW_ID, runId).fetchHistory();
+        for (const e of events ?? []) {
+          const s = e.workflowExecutionSignaledEventAttributes;
+          if (s?.signalName) (signals[s.signalName] ??= []).push(s.identity ?? '');
+          const u = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta;
+          if (u?.updateId) updates[u.updateId] = u.identity ?? '';
+        }
+        runs.set(runId, { signals, updates });
+      }
+      return input.refs.map((r) => {
+        const run = runs.get(r.runId)!;
+        const identity = r.update !== undefined ? run.updates[r.update] : run.signals[r.signal ?? '']?.[r.nth ?? -1];
+        return identity || null;
+      });
     },
   };
 }

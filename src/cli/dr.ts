@@ -53,7 +53,7 @@ export function formatDrStatus(s: DrStatus): string {
   }
   if (s.lastFailover?.rtoSeconds != null) lines.push(`  last failover of ${s.lastFailover.site}: RTO ${s.lastFailover.rtoSeconds.toFixed(1)} s`);
   if (s.lastError) lines.push(`  last error: ${s.lastError}`);
-  lines.push('  timeline:', ...s.timeline.slice(-12).map((t) => `    ${t.at} ${t.step}${t.site ? ' ' + t.site : ''}${t.detail ? ' — ' + t.detail : ''}`));
+  lines.push('  timeline:', ...s.timeline.slice(-12).map((t) => `    ${t.at} ${t.step}${t.site ? ' ' + t.site : ''}${t.by ? ' by ' + t.by : ''}${t.detail ? ' — ' + t.detail : ''}`));
   return lines.join('\n');
 }
 

@@ -7,6 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SITE_ID } from '../config/ids';
 import type { ConfigFingerprint } from '../config/match';
+import type { SenderRef } from './senders';
 
 const site = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
 
@@ -28,6 +29,18 @@ export interface TimelineEntry {
   step: string;
   site?: string;
   detail?: string;
+  /** A command's sender, the client identity Temporal recorded with it (absent in runs from before). */
+  by?: string;
+  /** Where to find that identity in the history while it is looked up (src/workflows/senders.ts). */
+  sender?: SenderRef;
+}
+
+export interface RejectedCommand {
+  command: string;
+  reason: string;
+  at: string;
+  by?: string;
+  sender?: SenderRef;
 }
 
 export interface PendingItem {
@@ -87,7 +100,7 @@ export interface DrStatus {
   pending: PendingItem[];
   dataLoss: DataLossReport | null;
   timeline: TimelineEntry[];
-  rejected: { command: string; reason: string; at: string }[];
+  rejected: RejectedCommand[];
   suspected: Record<string, { since: string; failures: number; reason: string }>;
   lastFailover: FailoverTimes | null;
   reintroduction: {

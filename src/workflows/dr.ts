@@ -41,12 +41,14 @@ import {
   type DrStatus,
   type FailoverTimes,
   type PendingItem,
+  type TimelineEntry,
 } from './dr-messages';
 import { etlConfirmationSchema, etlConfirmationSignal, issues } from './etl-messages';
 import { siteEtlWorkflow } from './etl';
 import { CONTROL_QUEUE, DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES, siteQueue } from './names';
 import { boundRun, taskTimeoutOption } from './runs';
 import { differingKeys, type ConfigFingerprint } from '../config/match';
+import { attributeSenders, senderRefs, type Attributable, type SenderRef } from './senders';
 
 interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
@@ -107,6 +109,9 @@ function initialState(dep: Deployment): DrState {
 type SiteActivities = DrActivities & EtlActivities;
 
 export async function drWorkflow(input: DrInput = {}): Promise<void> {
+  // Before any handler runs: a run from before senders were looked up replays without it.
+  const attributing = patched('command-senders');
+  const refs = senderRefs();
   const control = proxyActivities<ControlActivities>({ taskQueue: CONTROL_QUEUE, startToCloseTimeout: '1 minute' });
   const { stopEtl } = proxyActivities<ControlActivities>({
     taskQueue: CONTROL_QUEUE,
@@ -132,10 +137,12 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   let retryRequested = false;
   let reintroduction: CancellationScope | null = null;
 
-  function note(step: string, site?: string, detail?: string): void {
-    state.timeline.push({ at: now(), step, ...(site ? { site } : {}), ...(detail ? { detail } : {}) });
+  function note(step: string, site?: string, detail?: string): TimelineEntry {
+    const entry: TimelineEntry = { at: now(), step, ...(site ? { site } : {}), ...(detail ? { detail } : {}) };
+    state.timeline.push(entry);
     if (state.timeline.length > KEEP_TIMELINE) state.timeline.splice(0, state.timeline.length - KEEP_TIMELINE);
     showDetails();
+    return entry;
   }
 
   function setPhase(phase: DrPhase): void {
@@ -202,7 +209,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     return { site, reason: value.reason ?? null };
   }
 
-  function apply(command: DrCommand, v: { site: string | null; reason: string | null }): void {
+  function apply(command: DrCommand, v: { site: string | null; reason: string | null }, sender?: SenderRef): void {
     if (command === 'confirmReporting') state.reporting.awaitingConfirmation = null;
     else if (command === 'retry') {
       retryRequested = true;
@@ -212,28 +219,30 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       if (command === 'declareSiteFailure' && state.sites[v.site!] === 'rebuilding') reintroduction?.cancel();
       state.queue.push({ command, site: v.site!, reason: v.reason });
     }
-    note(`command:${command}`, v.site ?? undefined, v.reason ?? undefined);
+    const entry = note(`command:${command}`, v.site ?? undefined, v.reason ?? undefined);
+    if (sender && attributing) entry.sender = sender;
   }
 
-  const reject = (command: string, e: unknown) => {
-    state.rejected.push({ command, reason: (e as Error).message, at: now() });
+  const reject = (command: string, e: unknown, sender?: SenderRef) => {
+    state.rejected.push({ command, reason: (e as Error).message, at: now(), ...(sender && attributing ? { sender } : {}) });
     if (state.rejected.length > KEEP_REJECTED) state.rejected.splice(0, state.rejected.length - KEEP_REJECTED);
   };
 
   for (const command of DR_COMMANDS) {
     // A malformed signal is recorded and changes nothing; it never fails the workflow task.
     setHandler(drSignals[command], (payload?: unknown) => {
+      const sender = refs.signal(command);
       try {
-        apply(command, validate(command, payload));
+        apply(command, validate(command, payload), sender);
       } catch (e) {
-        reject(command, e);
+        reject(command, e, sender);
       }
     });
     setHandler(
       drUpdates[command],
       (payload: unknown): DrCommandResult => {
         const v = validate(command, payload);
-        apply(command, v);
+        apply(command, v, refs.update());
         return { accepted: true, command, site: v.site, phase: state.phase };
       },
       // Validators do not run on replay, so they change nothing: a refused update is
@@ -654,6 +663,10 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
   showDetails();
   // `patched`: a run that probed itself before this replays as it ran.
   const ownProbes = patched('probes-in-own-workflow');
+  if (attributing) {
+    const waiting = (): Attributable[] => [...state.timeline, ...state.rejected].filter((e) => e.sender);
+    void attributeSenders(waiting);
+  }
   if (ownProbes) {
     try {
       await startChild('drProbeWorkflow', {
