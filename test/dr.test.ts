@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { logTail } from '../src/dev/log-tail';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
@@ -40,6 +42,26 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   /** The operator's tool: the temporal CLI against the world's server. */
   const temporal = (...args: string[]) =>
     run(w.binary, [...args, '--address', w.config.temporal.address, '--namespace', 'default']);
+  /**
+   * A wait that timed out says what the DR workflow's activities last reported (their
+   * heartbeats carry the reporting service's last answer) and what the processes logged.
+   */
+  const explained = async <T>(wait: Promise<T>, logs: string[]): Promise<T> => {
+    try {
+      return await wait;
+    } catch (e) {
+      const { raw } = await w.client.workflow.getHandle(DR_WORKFLOW_ID).describe();
+      const pending = (raw.pendingActivities ?? []).map((a) => ({
+        activity: a.activityType?.name,
+        attempt: a.attempt,
+        lastFailure: a.lastFailure?.message,
+        heartbeat: a.heartbeatDetails ? w.client.options.loadedDataConverter.payloadConverter.fromPayload(a.heartbeatDetails.payloads![0]!) : null,
+      }));
+      const tails = await Promise.all(logs.map((l) => logTail(join(w.state.root, 'logs', `${l}.log`), 15)));
+      (e as Error).message += `\npending activities: ${JSON.stringify(pending)}\n${tails.join('\n')}`;
+      throw e;
+    }
+  };
   /** A refusal keeps its type and says why in its message, so a failing step shows the workflow's reason. */
   const update = (name: keyof typeof drUpdates, payload: unknown) =>
     w.client.workflow
@@ -255,7 +277,8 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       assert.equal(report.match, true, JSON.stringify(report.mismatches.slice(0, 2)));
 
       await update('failbackReporting', { site: 'dc1' });
-      await waitFor('failback awaiting confirmation', async () => (await dr()).reporting.awaitingConfirmation === 'dc1');
+      // Its activity polls dc1's reporting service for the new role for up to 90 s before it retries.
+      await explained(waitFor('failback awaiting confirmation', async () => (await dr()).reporting.awaitingConfirmation === 'dc1', 120_000), ['reporting-dc1', 'worker-dc1']);
       await update('confirmReporting', { site: 'dc1' });
       const done = await waitFor('reporting back at dc1', async () => {
         const x = await dr();
