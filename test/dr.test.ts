@@ -21,7 +21,9 @@ import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { readReportingRole } from '../src/mart/control';
 import { formatDrStatus, formatUnread } from '../src/cli/dr';
 import { DEV_LAYOUT } from '../src/dev/world';
-import { openWorld, step, taskTimeoutSeconds, waitFor, type TestWorld } from './helpers/world';
+import { openWorld, step, taskTimeoutSeconds, twinmartCli, waitFor, type TestWorld } from './helpers/world';
+import { changesNothing } from './helpers/drill';
+import { drillUpdate } from '../src/workflows/drill';
 import { martKeys, queueAggregateDiff, unionCallEvents } from './helpers/truth';
 
 const run = promisify(execFile);
@@ -144,6 +146,32 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
   );
 
   it(
+    'drills a failover of either site without changing anything: ready, and each set with no member at the survivor shown as exposed',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+      const dc2 = await changesNothing(w, w.client, () => handle.executeUpdate(drillUpdate, { args: [{ site: 'dc2' }] }));
+      assert.deepEqual([dc2.ready, dc2.problems, dc2.exposure.map((e) => e.sourceId)], [true, [], ['sw-chat-1']], 'only sw-chat-1 has no member at dc1');
+      const printed = await changesNothing(w, w.client, () => twinmartCli(w, ['dr', 'drill', 'dc1']));
+      assert.match(printed, /drill of dc1 .*: a failover now would go through/);
+      assert.match(printed, /exposed: sw-voice-2 has no member at a survivor/);
+      const s = await dr();
+      const dc1 = s.lastDrill!;
+      assert.equal(dc1.site, 'dc1');
+      assert.equal(dc1.ready, true, dc1.problems.join('; '));
+      assert.deepEqual(dc1.exposure.map((e) => e.sourceId), ['sw-voice-2']);
+      const unread = dc1.exposure[0]!.unreadBy.dc2!;
+      assert.deepEqual(Object.keys(unread).sort(), w.config.members.filter((m) => m.sourceId === 'sw-voice-2').map((m) => m.id).sort());
+      assert.ok(Object.values(unread).every((n) => n === null || n >= 0), JSON.stringify(unread));
+      const [check] = dc1.checks;
+      assert.deepEqual([check!.site, check!.reporting.canServe, check!.pollers, check!.temporal.mode], ['dc2', true, { control: true, site: true }, 'shared']);
+      assert.equal(s.timeline.filter((t) => t.step === 'drill').length, 2);
+      await waitFor('the drill names who ran it', async () => (await dr()).timeline.filter((t) => t.step === 'drill-started').every((t) => t.by));
+      await assert.rejects(handle.executeUpdate(drillUpdate, { args: [{ site: 'dc9' }] }), (e: unknown) =>
+        e instanceof WorkflowUpdateFailedError && /unknown site "dc9"/.test(String((e.cause as Error).message)));
+    }),
+  );
+
+  it(
     'fails dc1 over to dc2 (declared with the temporal CLI) through a worker kill and a Temporal restart',
     step(async () => {
       // dc2's probe has measured its lag of every dc1 member (a member dc2 has not begun to read has no cursor to measure from).
@@ -159,8 +187,12 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       });
       assert.match(suspected.suspected.dc1!.reason, /no worker of dc1 answered/);
       assert.equal(suspected.phase, 'normal', 'no failover without the operator');
+      // A drill of dc2 now waits for dc1's answer; the real failure declared meanwhile goes first.
+      const drill = w.client.workflow.getHandle(DR_WORKFLOW_ID).executeUpdate(drillUpdate, { args: [{ site: 'dc2' }] });
+      await waitFor('the drill of dc2 running', async () => (await dr()).drilling === 'dc2');
       await temporal('workflow', 'signal', '--workflow-id', DR_WORKFLOW_ID, '--name', 'declareSiteFailure',
         '--input', '{"site":"dc1","reason":"data center 1 lost power"}');
+      await assert.rejects(drill, (e: unknown) => e instanceof WorkflowUpdateFailedError && /aborted: a site failure was declared/.test(String((e.cause as Error).message)));
       await restartWorker('dc2');
       await restartTemporal();
       const awaiting = await waitFor('reporting moved to dc2, awaiting confirmation', async () => {
@@ -168,6 +200,8 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
         return s.reporting.awaitingConfirmation === 'dc2' && s;
       }, 120_000);
       assert.equal(awaiting.phase, 'failing-over');
+      await assert.rejects(w.client.workflow.getHandle(DR_WORKFLOW_ID).executeUpdate(drillUpdate, { args: [{ site: 'dc2' }] }), (e: unknown) =>
+        e instanceof WorkflowUpdateFailedError && /a drill waits until no procedure runs/.test(String((e.cause as Error).message)));
       assert.deepEqual((await readReportingRole(w.mart('dc2')))?.role, 'active');
       await temporal('workflow', 'update', 'execute', '--workflow-id', DR_WORKFLOW_ID, '--name', 'confirmReporting', '--input', '{"site":"dc2"}');
       const s = await phase('degraded');

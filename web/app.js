@@ -825,6 +825,18 @@
     }
     if (dr.lastError) body.append(h('div', { class: 'alert alert--error' }, 'Last error: ' + dr.lastError));
 
+    const drill = dr.lastDrill;
+    if (drill || dr.drilling) {
+      body.append(section('Last DR drill' + (dr.drilling ? ' (a drill of ' + dr.drilling + ' is running)' : ''),
+        drill ? h('div', { id: 'dr-drill' },
+          h('p', null, badge(drill.ready ? 'ready' : 'not ready', drill.ready ? 'ok' : 'bad'), ' failover of ', h('strong', null, drill.site),
+            ' · ' + fmtTs(drill.at) + ' (' + fmtAgo(drill.at) + ')'),
+          drill.problems.length ? h('ul', { class: 'plain-list' }, drill.problems.map((p) => h('li', { class: 'text-bad' }, p))) : null,
+          h('p', null, drill.exposure.length
+            ? h('span', null, badge('exposed', 'warn'), ' sets with no member at a survivor: ', h('strong', null, drill.exposure.map((e) => e.sourceId).join(', ')))
+            : h('span', { class: 'muted' }, 'every HA set has a surviving member'))) : null));
+    }
+
     const timeline = (dr.timeline || []).slice(-10).reverse();
     body.append(section('Timeline (last ' + timeline.length + ')',
       timeline.length

@@ -8,6 +8,7 @@ import { connectSurvivingClient } from '../temporal/connection';
 import { failNamespaceAway, handOverNamespace, rejoinSiteCluster } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrCommand, type DrStatus, type UnreadLag } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
+import { drillSummary, drillUpdate, type DrillReport } from '../workflows/drill';
 import { parse, UsageError } from './args';
 import { configPath } from './config-path';
 
@@ -51,9 +52,33 @@ export function formatDrStatus(s: DrStatus): string {
       lines.push(`    ${set.sourceId}: last event ${Object.entries(set.lastEventBySite!).map(([k, v]) => `${k} ${v ?? 'none'}`).join(', ')}`);
     }
   }
+  if (s.drilling) lines.push(`  a drill of ${s.drilling} is running`);
+  if (s.lastDrill) lines.push(`  last drill of ${s.lastDrill.site} at ${s.lastDrill.at}: ${drillSummary(s.lastDrill)}`);
   if (s.lastFailover?.rtoSeconds != null) lines.push(`  last failover of ${s.lastFailover.site}: RTO ${s.lastFailover.rtoSeconds.toFixed(1)} s`);
   if (s.lastError) lines.push(`  last error: ${s.lastError}`);
   lines.push('  timeline:', ...s.timeline.slice(-12).map((t) => `    ${t.at} ${t.step}${t.site ? ' ' + t.site : ''}${t.by ? ' by ' + t.by : ''}${t.detail ? ' — ' + t.detail : ''}`));
+  return lines.join('\n');
+}
+
+/** What `twinmart dr drill` prints: the verdict, then what each survivor found. */
+export function formatDrill(r: DrillReport): string {
+  const lines = [`drill of ${r.site} (${r.at}): a failover now would ${r.ready ? 'go through' : 'NOT go through'}`];
+  lines.push(...r.problems.map((p) => `  problem: ${p}`));
+  for (const e of r.exposure) {
+    const unread = Object.entries(e.unreadBy).map(([s, m]) => `${s} has not read ${Object.entries(m).map(([id, n]) => `${id} ${n ?? '?'}`).join(', ')} rows`);
+    lines.push(`  exposed: ${e.sourceId} has no member at a survivor; a failure now loses what it records from then on${unread.length ? `, and ${unread.join('; ')}` : ''}`);
+  }
+  for (const c of r.checks) {
+    const behind = Object.entries(c.members).filter(([, m]) => m.site !== r.site).map(([id, m]) => `${id} ${m.state === 'ok' ? m.rowsBehind : m.state}`);
+    lines.push(`  ${c.site}: members behind ${behind.join(', ')}; reporting ${c.reporting.canServe ? 'can serve' : 'cannot serve'} (${c.reporting.detail})` +
+      `; workers ${c.pollers.control && c.pollers.site ? 'polling' : 'MISSING'}`);
+    if (c.temporal.mode === 'per-site') {
+      const t = c.temporal;
+      const lag = Object.entries(t.lagEvents).map(([id, n]) => `${id} ${n ?? '?'}`).join(', ');
+      lines.push(`    Temporal cluster ${t.cluster}: namespace ${t.replicated ? 'replicated' : 'NOT replicated'}, active at ${t.activeCluster}` +
+        (t.activeCluster === t.cluster ? '' : `; replication lag in history events: ${lag}`));
+    } else lines.push('    Temporal: one service for every site (no per-site cluster configured): it must outlive the drilled site');
+  }
   return lines.join('\n');
 }
 
@@ -74,6 +99,21 @@ export async function drCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { reason: { type: 'string' }, json: { type: 'boolean' } });
   const [verb, site] = positionals;
   const config = loadConfig(configPath(values.config));
+  if (verb === 'drill') {
+    if (!site) throw new UsageError('dr drill needs a site');
+    const { client } = await connectSurvivingClient(config, site);
+    try {
+      const r = await client.workflow.getHandle(DR_WORKFLOW_ID).executeUpdate(drillUpdate, { args: [{ site }] });
+      process.stdout.write((values.json ? JSON.stringify(r) : formatDrill(r)) + '\n');
+      return r.ready ? 0 : 1;
+    } catch (e) {
+      if (!(e instanceof WorkflowUpdateFailedError)) throw e;
+      process.stderr.write(`twinmart dr drill: refused: ${(e.cause as Error)?.message ?? e.message}\n`);
+      return 1;
+    } finally {
+      await client.connection.close();
+    }
+  }
   if (verb === 'handover') {
     if (!site) throw new UsageError('dr handover needs a site');
     const moved = await handOverNamespace(config, site);
@@ -94,7 +134,7 @@ export async function drCommand(args: string[]): Promise<number> {
       process.stdout.write((values.json ? JSON.stringify(s) : formatDrStatus(s)) + '\n');
       return 0;
     }
-    if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status, handover`);
+    if (!command) throw new UsageError(`dr needs one of ${Object.keys(VERBS).join(', ')}, status, drill, handover`);
     if (command !== 'retry' && !site) throw new UsageError(`dr ${verb} needs a site`);
     const payload = command === 'retry' ? {} : { site, ...(values.reason ? { reason: values.reason } : {}) };
     let moved: string | null = null;

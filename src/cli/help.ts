@@ -34,10 +34,12 @@ const HELP: Record<string, string> = {
   parity: `parity <siteA> <siteB> [--json] [--settle-seconds S]
     compare two marts; exit 0 only when every closed interval matches`,
   dr: `dr fail <site> [--reason R] | confirm-reporting <site> | rebuilt <site> | failback <site>
-   | retry | status [--json] | handover <site>
+   | retry | status [--json] | drill <site> [--json] | handover <site>
     the DR commands, sent as updates to workflow twinmart-dr; with a Temporal cluster per
     site, fail first moves the namespace off a failed site's cluster, rebuilt first brings
-    the site's cluster back into it, and handover moves it to <site>'s cluster gracefully`,
+    the site's cluster back into it, and handover moves it to <site>'s cluster gracefully;
+    drill asks the survivors whether a failover of <site> would go through now and what it
+    would lose, changing nothing (exit 0 only when it would)`,
 };
 
 export const COMMANDS = Object.keys(HELP);

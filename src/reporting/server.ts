@@ -313,6 +313,31 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     return json(200, { site, role: view.role, activeSite: view.activeSite, mart: state, at: new Date().toISOString() });
   }
 
+  /**
+   * Whether this service could serve reports now, whatever its role: the report queries
+   * run over the last hour through its own mart connection and role, and only their
+   * timing is answered. A DR drill asks a standby this before any failover would switch it.
+   */
+  async function ready(): Promise<Reply> {
+    const started = Date.now();
+    const range = { from: new Date(started - 3600_000), to: new Date(started) };
+    try {
+      const view = await readRole();
+      await queueSummary(mart, range, null);
+      await agentSummary(mart, range, null);
+      return json(200, { site, role: view.role, activeSite: view.activeSite, canServe: true, checkedMs: Date.now() - started });
+    } catch (e) {
+      // Unauthenticated: the reason in words a caller can act on, the details in the log.
+      let error = 'mart unreachable';
+      if (isConnectionError(e)) martFailed(e);
+      else {
+        error = `report query failed (SQLSTATE ${(e as { code?: string }).code ?? 'none'})`;
+        logger.error('reporting: readiness check failed', { site, error: (e as Error).message });
+      }
+      return json(503, { site, canServe: false, error, checkedMs: Date.now() - started });
+    }
+  }
+
   /** Parameters first (a bad request is bad whatever the role), then the role, then the report. */
   async function report<T>(
     raw: RawParams,
@@ -391,6 +416,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return staticFile('index.html');
       case '/health':
         return health();
+      case '/health/ready':
+        return ready();
       case '/api/ops':
         return ops();
       case '/api/queue-summary':

@@ -128,3 +128,39 @@ export async function handOverNamespace(config: Config, site: string, allowedLag
   }
   return target.cluster;
 }
+
+/** Asks the client's own cluster, not the active one it would forward to (Temporal's redirection header). */
+export function locally<T>(client: Client, fn: () => Promise<T>): Promise<T> {
+  return client.withMetadata({ 'xdc-redirection': 'false' }, fn);
+}
+
+/**
+ * What a failover to `site`'s cluster would find there: whether it holds the namespace,
+ * whether the namespace would have to move (it is active at another cluster), and how
+ * many history events of each workflow it has not replicated yet (the active cluster's
+ * count minus its own; what a forced failover now would lose).
+ */
+export async function replicationAt(
+  client: Client,
+  config: Config,
+  site: string,
+  workflowIds: string[],
+): Promise<{ cluster: string; activeCluster: string; replicated: boolean; lagEvents: Record<string, number | null> }> {
+  const own = siteClusters(config).find((c) => c.site === site)!;
+  const d = await locally(client, () => client.workflowService.describeNamespace({ namespace: client.options.namespace }));
+  const activeCluster = d.replicationConfig?.activeClusterName ?? '';
+  const replicated = (d.replicationConfig?.clusters ?? []).some((c) => c.clusterName === own.cluster);
+  const lagEvents: Record<string, number | null> = {};
+  for (const id of workflowIds) {
+    const handle = client.workflow.getHandle(id);
+    try {
+      // This cluster first: the active one read after it can only be further on, so the lag is never understated.
+      const here = (await locally(client, () => handle.describe())).historyLength;
+      const active = (await handle.describe()).historyLength;
+      lagEvents[id] = Math.max(0, active - here);
+    } catch {
+      lagEvents[id] = null; // not replicated here (yet), or the active cluster does not answer
+    }
+  }
+  return { cluster: own.cluster, activeCluster, replicated, lagEvents };
+}

@@ -11,6 +11,7 @@ import { Pools } from '../db';
 import type { Logger } from '../logger';
 import { createEtlActivities } from '../activities/etl';
 import { createControlActivities, createDrActivities } from '../activities/dr';
+import { createDrillActivities } from '../activities/drill';
 import { connectWorker } from '../temporal/connection';
 import { CONTROL_QUEUE, siteQueue } from '../workflows/names';
 
@@ -60,7 +61,11 @@ export async function createSiteWorkers(
     connection: conn,
     namespace: config.temporal.namespace,
     taskQueue: siteQueue(site),
-    activities: { ...createEtlActivities({ config, site, pools, logger }), ...createDrActivities({ config, site, pools, logger }) },
+    activities: {
+      ...createEtlActivities({ config, site, pools, logger }),
+      ...createDrActivities({ config, site, pools, logger }),
+      ...createDrillActivities({ config, site, pools }),
+    },
     identity: `twinmart-${site}@${process.pid}`,
     shutdownGraceTime: '20s',
     maxConcurrentActivityTaskExecutions: 16,

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { SITE_ID } from '../config/ids';
 import type { ConfigFingerprint } from '../config/match';
 import type { SenderRef } from './senders';
+import type { DrillReport } from './drill';
 
 const site = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
 
@@ -120,6 +121,9 @@ export interface DrStatus {
    * configuration"). Absent in runs from before.
    */
   configuration?: { digests: Record<string, string>; differing: string[] };
+  /** The last DR drill that ran to the end (absent in runs from before), and the one running now. */
+  lastDrill?: DrillReport | null;
+  drilling?: string | null;
 }
 
 /** One mismatching interval of a parity check: counts per site, never rows or keys. */

@@ -49,6 +49,7 @@ import { CONTROL_QUEUE, DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId, SE
 import { boundRun, taskTimeoutOption } from './runs';
 import { differingKeys, type ConfigFingerprint } from '../config/match';
 import { attributeSenders, senderRefs, type Attributable, type SenderRef } from './senders';
+import { drillSchema, drillSummary, drillUpdate, runDrill, type DrillReport } from './drill';
 
 interface QueuedCommand {
   command: 'declareSiteFailure' | 'siteRebuilt' | 'failbackReporting';
@@ -136,6 +137,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
 
   let retryRequested = false;
   let reintroduction: CancellationScope | null = null;
+  let drill: CancellationScope | null = null;
 
   function note(step: string, site?: string, detail?: string): TimelineEntry {
     const entry: TimelineEntry = { at: now(), step, ...(site ? { site } : {}), ...(detail ? { detail } : {}) };
@@ -217,6 +219,7 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       state.failedCommand = null;
     } else {
       if (command === 'declareSiteFailure' && state.sites[v.site!] === 'rebuilding') reintroduction?.cancel();
+      if (command === 'declareSiteFailure') drill?.cancel(); // a real failure takes precedence
       state.queue.push({ command, site: v.site!, reason: v.reason });
     }
     const entry = note(`command:${command}`, v.site ?? undefined, v.reason ?? undefined);
@@ -250,6 +253,53 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
       { validator: (payload: unknown) => void validate(command, payload) },
     );
   }
+
+  // ---- drill: asks the survivors, changes nothing -------------------------------
+  function validateDrill(payload: unknown): string {
+    const parsed = drillSchema.safeParse(payload ?? {});
+    if (!parsed.success) refuse(`invalid drill payload: ${issues(parsed.error)}`);
+    const { site } = parsed.data;
+    if (!dep.sites.includes(site)) refuse(`unknown site "${site}" (sites: ${dep.sites.join(', ')})`);
+    if (drill) refuse(`a drill of ${state.drilling} is running`);
+    if (state.queue.length || state.pending.length || (state.phase !== 'normal' && state.phase !== 'degraded')) {
+      refuse(`a drill waits until no procedure runs (phase ${state.phase}${state.pending.length ? `, waiting for ${state.pending[0]!.what}` : ''})`);
+    }
+    if (state.sites[site] !== 'active') refuse(`site ${site} is ${state.sites[site]}: only an active site can be drilled`);
+    if (!activeSites().some((s) => s !== site)) refuse(`failing ${site} would leave no active site`);
+    return site;
+  }
+
+  setHandler(
+    drillUpdate,
+    async (payload: unknown): Promise<DrillReport> => {
+      const site = validateDrill(payload);
+      const started = note('drill-started', site);
+      if (attributing) started.sender = refs.update();
+      state.drilling = site;
+      const scope = (drill = new CancellationScope());
+      let report: DrillReport | null = null;
+      let why: string | null = null;
+      try {
+        report = await scope.run(() => runDrill(dep, site, activeSites().filter((s) => s !== site), started.at));
+      } catch (e) {
+        // Every end is an answer to the update; an error thrown on would fail the workflow task.
+        why = (e as Error).message;
+      } finally {
+        drill = null;
+        state.drilling = null;
+      }
+      // The checks settle their cancelled activities as answers: the scope says what happened.
+      if (scope.consideredCancelled) why = 'a site failure was declared, and the failover goes first';
+      if (why !== null || !report) {
+        note('drill-aborted', site, why ?? undefined);
+        refuse(`the drill of ${site} was aborted: ${why}`);
+      }
+      state.lastDrill = report;
+      note('drill', site, drillSummary(report));
+      return report;
+    },
+    { validator: (payload: unknown) => void validateDrill(payload) },
+  );
 
   // Checked like every command: a malformed one while confirmations are awaited would
   // otherwise fail every workflow task, each replaying the same signal.
