@@ -12,6 +12,7 @@ import type { Client } from '@temporalio/client';
 import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { failSite, restoreSite, type Layout } from '../src/dev/world';
+import { clusterUiUrl } from '../src/dev/temporal-cluster';
 import { connectClient } from '../src/temporal/connection';
 import { activeCluster, locally, replicationAt } from '../src/temporal/namespace';
 import { drillUpdate } from '../src/workflows/drill';
@@ -44,6 +45,14 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
   before(async () => {
     w = await openWorld('temporal-per-site', { layout: LAYOUT, temporal: 'per-site' });
   });
+  /** The workflow ids the site's cluster's Web UI lists, through the UI server's own API. */
+  const uiWorkflows = async (site: string): Promise<string[]> => {
+    const url = clusterUiUrl(w.state.temporal.clusters![site]!)!;
+    const res = await fetch(`${url}/api/v1/namespaces/twinmart/workflows`, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { executions?: { execution: { workflowId: string } }[] };
+    return (body.executions ?? []).map((e) => e.execution.workflowId);
+  };
 
   it(
     'replicates the namespace: the workflows started at the primary show at the other cluster',
@@ -56,6 +65,11 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
       // Read from dc2's own cluster: its workers poll there, the calls are forwarded to dc1.
       const d = await dc2.workflow.getHandle(DR_WORKFLOW_ID).describe();
       assert.equal(d.status.name, 'RUNNING');
+      // Each cluster serves its Web UI; the UI's API lists the replicated workflows at either.
+      for (const site of ['dc1', 'dc2']) {
+        const listed = await uiWorkflows(site);
+        assert.ok(listed.includes(DR_WORKFLOW_ID) && listed.includes(etlWorkflowId('dc2')), `${site}'s Web UI lists ${listed.join(', ')}`);
+      }
     }),
   );
 
@@ -133,6 +147,8 @@ describe('a Temporal cluster per site', { timeout: 480_000 }, () => {
       );
       assert.equal(s.reporting.active, 'dc2');
       assert.deepEqual(s.sites, { dc1: 'failed', dc2: 'active' });
+      await assert.rejects(uiWorkflows('dc1'), 'the Web UI of the failed site is gone with it');
+      assert.ok((await uiWorkflows('dc2')).includes(DR_WORKFLOW_ID), "the survivor's Web UI shows the DR workflow");
 
       // Every event committed at a surviving member is in the survivor's mart, once (natural keys).
       const survivors = w.config.members.filter((m) => m.site === 'dc2').map((m) => m.id);

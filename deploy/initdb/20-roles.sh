@@ -9,6 +9,10 @@ create role twinmart_owner login password :'pw';
 create role twinmart_etl login password :'pw';
 create role twinmart_reporting login password :'pw';
 create role twinmart_idb_reader login password :'pw';
+-- The site's Temporal server keeps its persistence and visibility here, in databases of its own.
+create role twinmart_temporal login password :'pw';
+create database temporal owner twinmart_temporal;
+create database temporal_visibility owner twinmart_temporal;
 -- The owner migrates the mart (migration 008 grants the ETL and reporting roles their part).
 alter database twinmart_mart owner to twinmart_owner;
 SQL

@@ -28,7 +28,7 @@ import {
   type TemporalMode,
   type WorldState,
 } from '../dev/world';
-import { clusterAddress, findTemporalServer } from '../dev/temporal-cluster';
+import { clusterAddress, clusterUiUrl, findTemporalServer } from '../dev/temporal-cluster';
 import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
 import { DR_WORKFLOW_ID } from '../workflows/names';
@@ -65,7 +65,8 @@ function announce(state: WorldState, uiUrl: string | null): void {
   const lines = [
     `twinmart dev world is up (${sitesOf(state.layout).join(', ')})`,
     ...(clusters.length
-      ? clusters.map((c) => `  Temporal cluster ${c.name}: frontend ${clusterAddress(c)} (namespace ${GLOBAL_NAMESPACE}${c.name === state.primary ? ', active here' : ''})`)
+      ? clusters.map((c) => `  Temporal cluster ${c.name}: Web UI ${clusterUiUrl(c) ?? '(none)'}   frontend ${clusterAddress(c)} ` +
+          `(namespace ${GLOBAL_NAMESPACE}${c.name === state.primary ? ', active here' : ''})`)
       : [`  Temporal Web UI: ${uiUrl ?? '(headless)'}   frontend 127.0.0.1:${state.temporal.port}`]),
     ...sitesOf(state.layout).map(
       (s) =>

@@ -41,9 +41,25 @@ const SERVER_TOOL: GoTool = {
   },
 };
 
+/**
+ * The Web UI's server (the one the CLI's dev server embeds, same version), a module in
+ * the CLI's own module graph: it builds from that cache in about 2 minutes. Its own tool
+ * because its binary is called `server` too.
+ */
+export const TEMPORAL_UI_VERSION = 'v2.42.1';
+const UI_TOOL: GoTool = {
+  name: `temporal-ui-server-${TEMPORAL_UI_VERSION}`,
+  label: `the Temporal Web UI server ${TEMPORAL_UI_VERSION}`,
+  targets: [`github.com/temporalio/ui-server/v2/cmd/server@${TEMPORAL_UI_VERSION}`],
+  binaries: ['server'],
+  minutes: 3,
+};
+
 export interface ServerTool {
   server: string;
   sql: string;
+  /** The Web UI server, one per cluster. */
+  ui: string;
   /** schema/postgresql/v12 of the server module: temporal/versioned and visibility/versioned. */
   schema: string;
 }
@@ -51,17 +67,23 @@ export interface ServerTool {
 /** The cached server build, built with Go when `build` and none is there. */
 export async function findTemporalServer(opts: { logger: Logger; build?: boolean; onBuildProgress?: (line: string) => void }): Promise<ServerTool> {
   const root = temporalCacheDir();
-  const at = (dir: string): ServerTool => ({ server: join(dir, 'server'), sql: join(dir, 'sql'), schema: join(dir, 'schema') });
-  const cached = at(join(root, SERVER_TOOL.name));
-  if ((await isExecutable(cached.server)) && existsSync(cached.schema)) return cached;
+  const at = (dir: string, uiDir: string): ServerTool => ({
+    server: join(dir, 'server'),
+    sql: join(dir, 'sql'),
+    schema: join(dir, 'schema'),
+    ui: join(uiDir, 'server'),
+  });
+  const cached = at(join(root, SERVER_TOOL.name), join(root, UI_TOOL.name));
+  if ((await isExecutable(cached.server)) && existsSync(cached.schema) && (await isExecutable(cached.ui))) return cached;
   const go = await findGo();
   if (!opts.build || !go) {
     throw new Error(
-      `No Temporal server build at ${cached.server}. ` +
-        (go ? 'Run `npm test` or `twinmart dev up --temporal per-site` to build it (about 4 minutes).' : 'Install Go (https://go.dev/dl) so twinmart can build it.'),
+      `No Temporal server and Web UI build at ${cached.server} and ${cached.ui}. ` +
+        (go ? 'Run `npm test` or `twinmart dev up --temporal per-site` to build them (about 6 minutes).' : 'Install Go (https://go.dev/dl) so twinmart can build them.'),
     );
   }
-  return at(await buildGoTool(SERVER_TOOL, go, root, opts.onBuildProgress ?? ((line) => opts.logger.info(line))));
+  const progress = opts.onBuildProgress ?? ((line: string) => opts.logger.info(line));
+  return at(await buildGoTool(SERVER_TOOL, go, root, progress), await buildGoTool(UI_TOOL, go, root, progress));
 }
 
 /** The ports of one cluster's four services, and where its process and files are. */
@@ -80,9 +102,15 @@ export interface ClusterState {
     matchingMembership: number;
     workerMembership: number;
     metrics: number;
+    /** The cluster's Web UI (absent in worlds planned before it had one). */
+    ui?: number;
   };
   pid: number | null;
+  uiPid?: number | null;
 }
+
+/** The namespace of the per-site mode: a global one, registered by the world. */
+export const GLOBAL_NAMESPACE = 'twinmart';
 
 /** Same for every cluster: failover versions are initialFailoverVersion + n × this. */
 const FAILOVER_VERSION_INCREMENT = 10;
@@ -90,6 +118,7 @@ const TEMPORAL_ROLE = 'twinmart_temporal';
 const DATABASES = { default: 'temporal', visibility: 'temporal_visibility' } as const;
 
 export const clusterAddress = (c: ClusterState): string => `127.0.0.1:${c.ports.frontend}`;
+export const clusterUiUrl = (c: ClusterState): string | null => (c.ports.ui ? `http://127.0.0.1:${c.ports.ui}` : null);
 
 /** The cluster's persistence and visibility databases in the site's instance, schemas up to date. */
 export async function prepareClusterDatabases(tool: ServerTool, inst: PgInstance): Promise<void> {
@@ -213,14 +242,43 @@ export async function startCluster(
   } catch (e) {
     throw new Error(`the Temporal server of ${c.name} did not come up: ${(e as Error).message}\n${await logTail(logFile, 30, logStart)}`);
   }
+  await startClusterUi(tool, c, join(dir, 'ui'), logFile.replace(/\.log$/, '-ui.log'), logger);
+}
+
+/** The cluster's Web UI, on loopback, its namespace the default view; waits until it serves its page. */
+async function startClusterUi(tool: ServerTool, c: ClusterState, dir: string, logFile: string, logger: Logger): Promise<void> {
+  const url = clusterUiUrl(c);
+  if (!url || isAlive(c.uiPid ?? null)) return;
+  mkdirSync(join(dir, 'config'), { recursive: true });
+  const config = {
+    temporalGrpcAddress: clusterAddress(c),
+    host: '127.0.0.1',
+    port: c.ports.ui,
+    enableUi: true,
+    defaultNamespace: GLOBAL_NAMESPACE,
+    notifyOnNewVersion: false,
+    cors: { cookieInsecure: true, allowOrigins: [] },
+  };
+  writeFileSync(join(dir, 'config', 'development.yaml'), stringify(config));
+  const out = openSync(logFile, 'a');
+  const child = spawn(tool.ui, ['--root', dir, '--config', 'config', '--env', 'development', 'start'], { stdio: ['ignore', out, out], detached: true, cwd: dir });
+  closeSync(out);
+  child.unref();
+  c.uiPid = child.pid ?? null;
+  await waitFor(`the Web UI of cluster ${c.name} at ${url}`, async () => (await fetch(url).catch(() => null))?.ok === true, 30_000, 250).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await logTail(logFile, 20)}`);
+  });
+  logger.info(`the Web UI of cluster ${c.name}`, { url });
 }
 
 export async function stopCluster(c: ClusterState, mode: 'graceful' | 'kill'): Promise<void> {
-  const pid = c.pid;
-  c.pid = null;
-  if (!pid || !isAlive(pid)) return;
-  if (mode === 'kill') process.kill(pid, 'SIGKILL');
-  else await stopProcess(pid, 20_000);
+  for (const key of ['uiPid', 'pid'] as const) {
+    const pid = c[key];
+    c[key] = null;
+    if (!pid || !isAlive(pid)) continue;
+    if (mode === 'kill') process.kill(pid, 'SIGKILL');
+    else await stopProcess(pid, 20_000);
+  }
 }
 
 /** Each step of linking the clusters may take up to two minutes, checked every second. */

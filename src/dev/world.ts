@@ -36,6 +36,7 @@ import {
   prepareClusterDatabases,
   startCluster,
   stopCluster,
+  GLOBAL_NAMESPACE,
   type ClusterState,
 } from './temporal-cluster';
 
@@ -129,11 +130,10 @@ async function planClusters(sites: string[]): Promise<Record<string, ClusterStat
 }
 const CLUSTER_PORTS = [
   'frontend', 'frontendHttp', 'history', 'matching', 'worker',
-  'frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership', 'metrics',
+  'frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership', 'metrics', 'ui',
 ] as const;
 
-/** The namespace of the per-site mode: a global one, registered by the world. */
-export const GLOBAL_NAMESPACE = 'twinmart';
+export { GLOBAL_NAMESPACE };
 
 export function worldConfig(state: WorldState): ConfigInput {
   const sites = sitesOf(state.layout);
