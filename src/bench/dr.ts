@@ -16,6 +16,9 @@ import { drStatusQuery, drUpdates, type DrStatus, type TimelineEntry } from '../
 import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
+import { siteClusters } from '../config';
+import { connectSurvivingClient } from '../temporal/connection';
+import { failNamespaceAway, rejoinSiteCluster } from '../temporal/namespace';
 import type { BenchWorld } from './world';
 import { log, round, seconds, waitFor } from './util';
 
@@ -24,6 +27,8 @@ export interface DrResult {
   reportingMoved: boolean;
   note: string | null;
   failoverRtoSeconds: number | null;
+  /** Per-site Temporal: from the failure to the namespace active at the survivor's cluster (in `wallSeconds` too); null with one Temporal service. */
+  namespaceFailoverSeconds?: number | null;
   /** What the survivor still had to do when the site failed: rows to extract, calls and agents to transform. */
   survivorBehind: { burstCalls: number; rowsToExtract: number; toTransform: number } | null;
   /**
@@ -103,8 +108,10 @@ async function backlogOf(w: BenchWorld, site: string): Promise<{ rowsToExtract: 
 }
 
 export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls = 0): Promise<DrResult> {
-  const handle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
-  const status = () => handle.query(drStatusQuery);
+  // With a cluster per site, the failed site's goes with it: the round goes on at a survivor's.
+  let client = w.client;
+  const handle = () => client.workflow.getHandle(DR_WORKFLOW_ID);
+  const status = () => handle().query(drStatusQuery);
   const sites = Object.keys(w.config.sites);
   const primary = w.config.reporting.primary;
   const survivorOf = (s: string) => sites.find((x) => x !== s)!;
@@ -131,7 +138,19 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls
   log.info(`DR: stopping ${failed} for real and declaring it failed`);
   await failSite(w.state, failed);
   const t0 = Date.now();
-  await handle.executeUpdate(drUpdates.declareSiteFailure, { args: [{ site: failed, reason: 'benchmark' }] });
+  let namespaceFailoverSeconds: number | null = null;
+  const perSite = siteClusters(w.config).length > 0;
+  if (perSite) {
+    // What `twinmart dr fail` does: the namespace made active at a survivor's cluster first.
+    const survivor = await connectSurvivingClient(w.config, failed);
+    client = survivor.client;
+    await failNamespaceAway(client, w.config, failed, survivor.site!);
+    namespaceFailoverSeconds = seconds(Date.now() - t0);
+  }
+  const declare = () => handle().executeUpdate(drUpdates.declareSiteFailure, { args: [{ site: failed, reason: 'benchmark' }] });
+  // Right after a namespace failover the survivor's namespace cache names the old cluster for a few seconds.
+  if (perSite) await waitFor('declareSiteFailure to be accepted', async () => Boolean(await declare()), 60_000, 100);
+  else await declare();
   const accepted = Date.now() - t0;
   const deadline = timeoutSeconds * 1000;
   const degraded = await waitFor(
@@ -139,7 +158,7 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls
     async () => {
       const s = await status();
       if (s.reporting.awaitingConfirmation) {
-        await handle.executeUpdate(drUpdates.confirmReporting, { args: [{ site: s.reporting.awaitingConfirmation }] }).catch(() => undefined);
+        await handle().executeUpdate(drUpdates.confirmReporting, { args: [{ site: s.reporting.awaitingConfirmation }] }).catch(() => undefined);
       }
       return s.phase === 'degraded' && s;
     },
@@ -156,17 +175,18 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls
   log.info(`DR: failover of ${failed} done, RTO ${f.rtoSeconds} s`);
 
   const survivors = sites.filter((x) => x !== failed);
-  const timeouts = await taskTimeouts(w.client, [DR_WORKFLOW_ID, ...survivors.map(etlWorkflowId)], t0, Date.now());
+  const timeouts = await taskTimeouts(client, [DR_WORKFLOW_ID, ...survivors.map(etlWorkflowId)], t0, Date.now());
   if (timeouts.length) log.info('DR: workflow tasks timed out during the failover', { timeouts });
 
   const t1 = Date.now();
   await restoreSite(w.state, failed, silentLogger, true);
   const restoreMs = Date.now() - t1;
   log.info(`DR: ${failed} back as a wiped replacement in ${seconds(restoreMs)} s; sending siteRebuilt`);
+  if (perSite) await rejoinSiteCluster(w.config, failed); // what `twinmart dr rebuilt` does first
   await waitFor(
     'siteRebuilt to be accepted',
     async () => {
-      await handle.executeUpdate(drUpdates.siteRebuilt, { args: [{ site: failed }] });
+      await handle().executeUpdate(drUpdates.siteRebuilt, { args: [{ site: failed }] });
       return true;
     },
     60_000,
@@ -192,6 +212,7 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls
     reportingMoved: canMoveReporting,
     note,
     failoverRtoSeconds: f.rtoSeconds,
+    namespaceFailoverSeconds,
     survivorBehind,
     operatorRtoSeconds: between(t0, f.reportingActivatedAt ? Date.parse(f.reportingActivatedAt) : f.exclusionsConfirmedAt ? Date.parse(f.exclusionsConfirmedAt) : null),
     failover: {
@@ -213,6 +234,7 @@ export async function drRound(w: BenchWorld, timeoutSeconds: number, behindCalls
     seeded: after.find((e) => e.step === 'mart-seeded')?.detail ?? null,
     parity: normal.reintroduction?.parity ?? null,
   };
+  if (client !== w.client) await client.connection.close();
   log.info(`DR: ${failed} normal again ${r.rebuildToParitySeconds} s after siteRebuilt`, steps);
   return r;
 }

@@ -151,11 +151,13 @@ function headline(result: BenchResult, d: CatchupDetail): void {
 async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>): Promise<void> {
   const errors = result.errors;
   const size = profile.catchupSizes.at(-1)!;
-  const w = await openBenchWorld('main', { layout: DEV_LAYOUT, reporting: true });
+  const w = await openBenchWorld('main', { layout: DEV_LAYOUT, reporting: true, temporal: profile.temporal });
   try {
     result.versions = await versions(w.binary, w.config.sites.dc1!.mart);
     result.settings = {
-      layout: 'dev layout: 2 sites, 3 HA sets (sw-voice-1 split across sites, sw-voice-2 both at dc1, sw-chat-1 both at dc2), 6 member IDBs',
+      layout:
+        'dev layout: 2 sites, 3 HA sets (sw-voice-1 split across sites, sw-voice-2 both at dc1, sw-chat-1 both at dc2), 6 member IDBs' +
+        (profile.temporal === 'per-site' ? '; a Temporal cluster per site, one replicated namespace' : '; one Temporal dev server'),
       cycleSeconds: w.config.etl.cycleSeconds,
       chunkRows: w.config.etl.chunkRows,
       cycleChunks: w.config.etl.cycleChunks,
@@ -230,7 +232,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
 /** Full run: the smaller backlogs in a world of their own (catch-up only). */
 async function smallerBacklogs(profile: Profile, result: BenchResult): Promise<void> {
   for (const size of profile.catchupSizes.slice(0, -1)) {
-    const w = await openBenchWorld(`catchup-${size}`, { layout: DEV_LAYOUT, workers: ['dc1'] });
+    const w = await openBenchWorld(`catchup-${size}`, { layout: DEV_LAYOUT, workers: ['dc1'], temporal: profile.temporal });
     try {
       const backlog = await stage(`load ${size}`, result.errors, () =>
         loadBacklog(w, size, { callsPerSecond: profile.backfillCallsPerSecond, batch: profile.backfillBatch, seed: 41 }),
@@ -276,10 +278,12 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
       only: { type: 'string' },
+      temporal: { type: 'string', default: 'dev' },
     },
     strict: true,
   });
-  const profile = values.quick ? QUICK : FULL;
+  if (values.temporal !== 'dev' && values.temporal !== 'per-site') throw new Error(`--temporal must be dev or per-site, got "${values.temporal}"`);
+  const profile: Profile = { ...(values.quick ? QUICK : FULL), temporal: values.temporal };
   const only = new Set<Stage>(
     values.only ? (values.only.split(',').map((s) => s.trim()) as Stage[]) : [...STAGES],
   );

@@ -1,6 +1,9 @@
+import type { TemporalMode } from '../dev/world';
 /** The sizes of a run: `--quick` keeps the harness alive in minutes, the full run measures. */
 export interface Profile {
   kind: 'quick' | 'full';
+  /** `--temporal per-site`: every world runs a Temporal cluster per site (default: one dev server). */
+  temporal?: TemporalMode;
   /** Call events (distinct, as the data sources emit them) in the backlog of each catch-up; the last is the main world's. */
   catchupSizes: number[];
   /** Arrival rate of the backfilled calls (calls per second of event time). */

@@ -217,6 +217,10 @@ export function renderMarkdown(r: BenchResult): string {
           '  as the operator saw it: command answered / failover started / phase degraded',
           dr.failover ? `${fmt(dr.failover.commandAcceptedSeconds, 2)} s / ${fmt(dr.failover.commandToStartSeconds, 2)} s / ${fmt(dr.failover.wallSeconds, 2)} s after sending declareSiteFailure` : dash,
         ],
+        [
+          '  the namespace failover in it (a Temporal cluster per site: made active at the survivor before the command)',
+          dr.namespaceFailoverSeconds != null ? `${fmt(dr.namespaceFailoverSeconds, 2)} s` : 'none (one Temporal service)',
+        ],
         ['  failover steps (s after sending the command)', dr.failoverSteps ? Object.entries(dr.failoverSteps).map(([k, x]) => `${k} ${fmt(x, 2)}`).join(', ') : dash],
         [
           '  workflow tasks timed out during the failover',

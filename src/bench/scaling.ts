@@ -38,7 +38,7 @@ export function setsLayout(n: number): Layout {
 }
 
 export async function scalingPoint(n: number, profile: Profile): Promise<ScalingPoint> {
-  const w = await openBenchWorld(`sets${n}`, { layout: setsLayout(n), workers: ['dc1'] });
+  const w = await openBenchWorld(`sets${n}`, { layout: setsLayout(n), workers: ['dc1'], temporal: profile.temporal });
   try {
     const b = await loadBacklog(w, profile.scalingCallEvents, {
       callsPerSecond: profile.backfillCallsPerSecond,
@@ -74,7 +74,7 @@ export interface RebuildPoint {
 }
 
 export async function rebuildPoint(calls: number, profile: Profile): Promise<RebuildPoint> {
-  const w = await openBenchWorld(`rebuild${calls}`, { layout: DEV_LAYOUT, reporting: true });
+  const w = await openBenchWorld(`rebuild${calls}`, { layout: DEV_LAYOUT, reporting: true, temporal: profile.temporal });
   try {
     const b = await loadBacklog(w, calls * CALL_EVENTS_PER_CALL, {
       callsPerSecond: profile.backfillCallsPerSecond,

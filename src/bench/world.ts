@@ -25,6 +25,7 @@ import {
   stopWorld,
   configFile,
   type Layout,
+  type TemporalMode,
   type WorldState,
 } from '../dev/world';
 import { connectClient } from '../temporal/connection';
@@ -64,6 +65,7 @@ export interface WorldOptions {
   reporting?: boolean;
   etl?: WorldState['etl'];
   dr?: WorldState['dr'];
+  temporal?: TemporalMode;
 }
 
 async function enableStatements(state: WorldState, site: string): Promise<boolean> {
@@ -94,7 +96,7 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
   chmodSync(root, 0o755); // PostgreSQL runs as user postgres and must reach its data dir
   const t0 = Date.now();
   log.info(`world ${name}: starting`, { root });
-  const state = await planWorld(root, { layout: options.layout, etl: options.etl ?? {}, dr: options.dr ?? {} });
+  const state = await planWorld(root, { layout: options.layout, etl: options.etl ?? {}, dr: options.dr ?? {}, temporal: options.temporal });
   const sites = sitesOf(state.layout);
   const pools = new Pools();
   let client: Client | undefined;

@@ -29,8 +29,9 @@ import {
   type WorldState,
 } from '../dev/world';
 import { clusterAddress, clusterUiUrl, findTemporalServer } from '../dev/temporal-cluster';
-import { connectClient, ensureSearchAttributes, startAll } from '../temporal/connection';
-import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
+import { connectClient, connectSurvivingClient, ensureSearchAttributes, startAll } from '../temporal/connection';
+import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
+import { drCommand } from './dr';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { DEV_ROOT } from './config-path';
@@ -60,6 +61,12 @@ async function up(logger: Logger, temporal: TemporalMode = 'dev'): Promise<{ sta
   return { state, config, uiUrl };
 }
 
+function temporalMode(value: string | undefined): TemporalMode {
+  const mode = value ?? 'dev';
+  if (mode !== 'dev' && mode !== 'per-site') throw new UsageError(`--temporal must be dev or per-site, got "${mode}"`);
+  return mode;
+}
+
 function announce(state: WorldState, uiUrl: string | null): void {
   const clusters = Object.values(state.temporal.clusters ?? {});
   const lines = [
@@ -82,9 +89,7 @@ export async function devCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { detach: { type: 'boolean' }, wipe: { type: 'boolean' }, temporal: { type: 'string' } });
   const logger = createLogger('dev');
   if (positionals[0] === 'up') {
-    const mode = values.temporal ?? 'dev';
-    if (mode !== 'dev' && mode !== 'per-site') throw new UsageError(`--temporal must be dev or per-site, got "${mode}"`);
-    const { state, config, uiUrl } = await up(logger, mode);
+    const { state, config, uiUrl } = await up(logger, temporalMode(values.temporal));
     announce(state, uiUrl);
     if (values.detach) return 0;
     await watchUntilInterrupted(config, null);
@@ -160,9 +165,14 @@ const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, unde
  * The scripted DR round trip of the demo: dc1 fails for real, the operator's commands
  * follow (as `twinmart dr …` would send them), dc1 comes back as a wiped replacement.
  */
+/**
+ * The demo's DR round trip of dc1, run with the operator's own commands (`twinmart dr …`,
+ * which in per-site mode also move the namespace), its progress read from a Temporal
+ * cluster that outlives dc1.
+ */
 async function drRoundTrip(state: WorldState, config: Config, signal: AbortSignal): Promise<void> {
   const say = (line: string) => process.stdout.write(`[dr] ${line}\n`);
-  const client = await connectClient(config);
+  const { client } = await connectSurvivingClient(config, 'dc1');
   const dr = client.workflow.getHandle(DR_WORKFLOW_ID);
   // A query or update no worker answers (the survivor's worker gone too) gives up when the
   // demo ends, instead of holding it open for good. Each call gets a signal of its own: the
@@ -176,36 +186,38 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
   const until = async (what: string, ok: (s: DrStatus) => boolean): Promise<DrStatus> => {
     for (;;) {
       if (signal.aborted) throw new Error(`demo stopped while waiting for ${what}`);
-      const s = await abortable(() => dr.query(drStatusQuery));
-      if (ok(s)) return s;
+      // Unanswered while the namespace is still active at the lost cluster: asked again.
+      const s = await abortable(() => dr.query(drStatusQuery)).catch(() => null);
+      if (s && ok(s)) return s;
       await pause(500, signal);
     }
   };
-  const send = async (command: keyof typeof drUpdates, site: string) => {
-    say(`operator: ${command} ${site}`);
-    await abortable(() => dr.executeUpdate(drUpdates[command], { args: [{ site }] }));
+  const operator = async (...args: string[]) => {
+    say(`operator: twinmart dr ${args.join(' ')}`);
+    if ((await drCommand([...args, '--config', configFile(state)])) !== 0) throw new Error(`twinmart dr ${args.join(' ')} was refused`);
   };
   try {
     await pause(20_000, signal);
-    say('stopping site dc1 for real: its worker is killed and its PostgreSQL stops');
+    say('stopping site dc1 for real: its worker is killed and its PostgreSQL stops' + (state.temporal.clusters ? ', and its Temporal cluster' : ''));
     await failSite(state, 'dc1');
     saveWorld(state);
-    await send('declareSiteFailure', 'dc1');
+    await operator('fail', 'dc1', '--reason', 'demo');
     await until('reporting at dc2', (s) => s.reporting.awaitingConfirmation === 'dc2');
     say('reporting is now served from dc2');
-    await send('confirmReporting', 'dc2');
+    await operator('confirm-reporting', 'dc2');
     const degraded = await until('degraded', (s) => s.phase === 'degraded');
     say(`phase degraded; RTO ${degraded.lastFailover?.rtoSeconds?.toFixed(1)} s; potential data loss in: ${degraded.dataLoss?.potentialLoss.join(', ') || 'none'}`);
     await pause(15_000, signal);
     say('dc1 comes back as a replacement with empty databases');
     await restoreSite(state, 'dc1', createLogger('demo', 'warn'), true);
     saveWorld(state);
-    await send('siteRebuilt', 'dc1');
+    await operator('rebuilt', 'dc1');
     await until('normal', (s) => s.phase === 'normal');
     say('dc1 reintroduced: seeded from dc2, caught up, parity passed; phase normal');
-    await send('failbackReporting', 'dc1');
+    if (state.temporal.clusters) await operator('handover', 'dc1');
+    await operator('failback', 'dc1');
     await until('failback awaiting confirmation', (s) => s.reporting.awaitingConfirmation === 'dc1');
-    await send('confirmReporting', 'dc1');
+    await operator('confirm-reporting', 'dc1');
     await until('reporting back at dc1', (s) => s.reporting.active === 'dc1' && !s.reporting.awaitingConfirmation);
     say('round trip complete: reporting back at dc1, both sites active');
   } catch (e) {
@@ -216,13 +228,14 @@ async function drRoundTrip(state: WorldState, config: Config, signal: AbortSigna
 }
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { seconds: { type: 'string' }, rate: { type: 'string' }, 'no-dr': { type: 'boolean' } });
+  const { values } = parse(args, { seconds: { type: 'string' }, rate: { type: 'string' }, 'no-dr': { type: 'boolean' }, temporal: { type: 'string' } });
+  const mode = temporalMode(values.temporal);
   const seconds = values.seconds === undefined ? null : Number(values.seconds);
   if (seconds !== null && !(seconds > 0)) throw new UsageError(`--seconds needs a positive number, got ${values.seconds}`);
   const rate = values.rate === undefined ? 5 : Number(values.rate);
   if (!(rate > 0)) throw new UsageError(`--rate needs a positive number, got ${values.rate}`);
   const logger = createLogger('demo');
-  const { state, uiUrl } = await up(logger);
+  const { state, uiUrl } = await up(logger, mode);
   announce(state, uiUrl);
   process.stdout.write(
     `simulating ${rate} calls/s into every HA set${values['no-dr'] ? '' : '; a DR round trip of dc1 starts in 20 s'}; Ctrl-C stops the demo and the world\n`,

@@ -16,9 +16,10 @@ const HELP: Record<string, string> = {
     dev only: stop a site for real (workers killed, PostgreSQL stopped immediate, and in
     per-site mode its Temporal server killed) or bring it back; --wipe brings it back as a
     replacement with empty databases`,
-  demo: `demo [--seconds S] [--rate R] [--no-dr]
+  demo: `demo [--seconds S] [--rate R] [--no-dr] [--temporal dev|per-site]
     dev up, traffic and live progress until Ctrl-C (or S seconds); a DR round trip of dc1 20 s
-    in unless --no-dr`,
+    in unless --no-dr, run with the operator's twinmart dr commands (per-site: the namespace
+    fails over with dc1 and is handed back before the failback)`,
   worker: `worker --site <site>
     run one site's workers (the control queue and the site's own queue); SIGTERM drains`,
   reporting: `reporting --site <site> [--host H]
