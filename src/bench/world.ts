@@ -66,6 +66,8 @@ export interface WorldOptions {
   etl?: WorldState['etl'];
   dr?: WorldState['dr'];
   temporal?: TemporalMode;
+  /** pg_stat_statements on the site instances (a restart of each); default true. */
+  statements?: boolean;
 }
 
 async function enableStatements(state: WorldState, site: string): Promise<boolean> {
@@ -132,8 +134,10 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
   open.add(world);
   try {
     for (const site of sites) await startSiteDatabases(state, site, silentLogger);
-    const enabled = await Promise.all(sites.map((s) => enableStatements(state, s)));
-    world.statements = enabled.every(Boolean);
+    if (options.statements !== false) {
+      const enabled = await Promise.all(sites.map((s) => enableStatements(state, s)));
+      world.statements = enabled.every(Boolean);
+    }
     world.binary = process.env.TWINMART_TEMPORAL_CLI ?? (await findTemporalCli({ logger: silentLogger, build: false }));
     await startTemporal(state, world.binary, silentLogger);
     world.config = saveWorld(state);

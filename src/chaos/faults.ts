@@ -1,0 +1,267 @@
+/**
+ * The chaos run's faults, each a real action on a real process or database
+ * (docs/chaos.md). A fault returns once it is over (what it stopped runs again); the run
+ * then measures how long the system took to recover from it.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client as PgClient } from 'pg';
+import type { Client } from '@temporalio/client';
+import type { Member } from '../config';
+import { silentLogger } from '../logger';
+import { baseBackup, removeInstance, restoreInstance, startInstance, stopInstance, type PgInstance } from '../dev/postgres';
+import { failSite, restoreSite, saveWorld, startInstanceDatabases, startTemporal, startWorker, stopTemporal, stopWorker, type WorldState } from '../dev/world';
+import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
+import { excludeSiteUpdate } from '../workflows/etl-messages';
+import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
+import { waitFor } from '../wait';
+import type { Fault, FaultKind } from './schedule';
+import { memberEvents, type Recorded } from './check';
+import type { BenchWorld } from '../bench/world';
+
+export interface ChaosContext {
+  w: BenchWorld;
+  /** What the collectors recorded in members the run wiped or restored, read just before. */
+  recorded: Recorded;
+  /** Rows the run wrote malformed on purpose: every live mart must discard them. */
+  malformed: Set<string>;
+  /** Base backups of the members with an instance of their own, taken at the start. */
+  backups: Record<string, string>;
+  say(line: string): void;
+}
+
+/** The members a member fault can hit: those with a PostgreSQL instance of their own. */
+export function ownInstance(state: WorldState, member: Member): string | null {
+  for (const ms of Object.values(state.layout)) {
+    for (const m of ms) {
+      if (`${m.db.replace(/_/g, '-')}-${m.site}` === member.id && m.instance) return m.instance;
+    }
+  }
+  return null;
+}
+
+const collector = (m: Member) => m.collectorUrl ?? m.url;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killQuietly(pid: number): void {
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** A member's current events into `recorded`, before it loses them. */
+async function keep(ctx: ChaosContext, m: Member): Promise<void> {
+  for (const [k, call] of await memberEvents(ctx.w.pools, collector(m))) ctx.recorded.set(k, call);
+}
+
+function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): void {
+  const postmaster = Number(execFileSync('head', ['-1', join(inst.dataDir, 'postmaster.pid')], { encoding: 'utf8' }).trim());
+  let children = '';
+  try {
+    children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' });
+  } catch {
+    // no backends
+  }
+  const pids = [postmaster, ...children.split('\n').map((s) => Number(s.trim())).filter(Boolean)];
+  execFileSync('kill', [`-${signal}`, ...pids.map(String)]);
+}
+
+/** A collector's own transaction: a few one-event calls, held open, then committed or rolled back. */
+async function heldTransaction(m: Member, holdSeconds: number, commit: boolean): Promise<void> {
+  const c = new PgClient({ connectionString: collector(m) });
+  await c.connect();
+  c.on('error', () => undefined); // a fault elsewhere may stop its server meanwhile
+  try {
+    await c.query('begin');
+    for (let i = 0; i < 5; i++) {
+      await c.query(
+        `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction)
+         values ($1, 1, $2, 'created', now(), $3, 'inbound')`,
+        [randomUUID(), m.sourceId, m.sourceId.includes('chat') ? 'chat' : 'voice'],
+      );
+    }
+    await sleep(holdSeconds * 1000);
+    await c.query(commit ? 'commit' : 'rollback');
+  } catch {
+    // its server was stopped under it: the transaction never committed
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function drStatus(client: Client): Promise<DrStatus> {
+  return client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+}
+
+/** The operator's commands for a site's loss and return (what `twinmart dr …` sends). */
+async function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
+  const { w } = ctx;
+  const dr = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+  const command = (name: keyof typeof drUpdates, payload: unknown) =>
+    waitFor(`${name} accepted`, async () => Boolean(await dr.executeUpdate(drUpdates[name], { args: [payload] })), 60_000, 1000);
+  const until = (what: string, ok: (s: DrStatus) => boolean, ms = 240_000) =>
+    waitFor(what, async () => {
+      const s = await drStatus(w.client);
+      return ok(s) && s;
+    }, ms, 250);
+  const members = w.config.members.filter((m) => m.site === f.site);
+  await failSite(w.state, f.site);
+  await command('declareSiteFailure', { site: f.site, reason: 'chaos' });
+  const s = await until('reporting or degraded', (x) => x.phase === 'degraded' || x.reporting.awaitingConfirmation !== null);
+  if (s.reporting.awaitingConfirmation) await command('confirmReporting', { site: s.reporting.awaitingConfirmation });
+  await until(`the failover of ${f.site} done`, (x) => x.phase === 'degraded');
+  await sleep(f.holdSeconds * 1000);
+  if (f.wipe) {
+    // What the lost site's collectors had recorded is what its members held: read from their data, as the run is the witness.
+    for (const m of members) await startAndKeep(ctx, m);
+  }
+  await restoreSite(w.state, f.site, silentLogger, Boolean(f.wipe));
+  saveWorld(w.state);
+  await command('siteRebuilt', { site: f.site });
+  await until(`${f.site} reintroduced`, (x) => x.phase === 'normal' && x.sites[f.site] === 'active');
+  const now = await drStatus(w.client);
+  if (now.reporting.active !== now.reporting.primary) {
+    await command('failbackReporting', { site: now.reporting.primary });
+    await until('failback awaiting confirmation', (x) => x.reporting.awaitingConfirmation === now.reporting.primary);
+    await command('confirmReporting', { site: now.reporting.primary });
+    await until('reporting back at the primary', (x) => x.reporting.active === x.reporting.primary && !x.reporting.awaitingConfirmation);
+  }
+}
+
+/** Before a wiped site comes back: its instances started once more to read what they held. */
+async function startAndKeep(ctx: ChaosContext, m: Member): Promise<void> {
+  const inst = instanceOf(ctx.w.state, m);
+  await startInstance(inst);
+  try {
+    await keep(ctx, m);
+  } finally {
+    await stopInstance(inst, 'immediate');
+  }
+}
+
+function instanceOf(state: WorldState, m: Member): PgInstance {
+  return state.pg[ownInstance(state, m) ?? m.site]!;
+}
+
+/** Malformed rows into a member, malformed signals and updates to both workflows. */
+async function hostile(ctx: ChaosContext, f: Fault): Promise<void> {
+  const { w } = ctx;
+  const m = w.config.members.find((x) => x.id === f.member) ?? w.config.members.find((x) => x.site === f.site)!;
+  const callId = randomUUID();
+  await w.pools.get(collector(m)).query(
+    `insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction)
+     values ($1, 1, $2, 'teleported', now(), 'voice', 'inbound')`,
+    [callId, m.sourceId],
+  ).then(() => ctx.malformed.add(`${callId}/1`), () => undefined);
+  const drHandle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+  const etl = w.client.workflow.getHandle(etlWorkflowId(f.site));
+  const garbage: unknown[] = [{ sight: 'dc1' }, { site: 42 }, 'x'.repeat(2000), null, [1, 2]];
+  for (const g of garbage) {
+    await drHandle.signal(drUpdates.declareSiteFailure.name, g).catch(() => undefined);
+    await etl.signal('excludeSite', g).catch(() => undefined);
+    // An update with a bad payload is refused with a reason, never applied.
+    await etl.executeUpdate(excludeSiteUpdate, { args: [g as never] }).then(
+      () => {
+        throw new Error(`the ETL of ${f.site} accepted excludeSite ${JSON.stringify(g)}`);
+      },
+      () => undefined,
+    );
+  }
+}
+
+export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
+  const { w } = ctx;
+  const hold = () => sleep(f.holdSeconds * 1000);
+  const member = f.member ? w.config.members.find((m) => m.id === f.member)! : null;
+  const run: Record<FaultKind, () => Promise<void>> = {
+    'worker-kill': async () => {
+      await stopWorker(w.state, f.site, 'kill');
+      await hold();
+      startWorker(w.state, f.site);
+    },
+    'workers-kill': async () => {
+      for (const s of Object.keys(w.config.sites)) await stopWorker(w.state, s, 'kill');
+      await hold();
+      for (const s of Object.keys(w.config.sites)) startWorker(w.state, s);
+    },
+    'temporal-restart': async () => {
+      await stopTemporal(w.state, 'kill');
+      await hold();
+      await startTemporal(w.state, w.binary, silentLogger);
+    },
+    'member-stop': async () => {
+      const inst = instanceOf(w.state, member!);
+      await stopInstance(inst, 'immediate');
+      await hold();
+      await startInstance(inst);
+    },
+    'member-pause': async () => {
+      const inst = instanceOf(w.state, member!);
+      pausePostgres(inst, 'STOP');
+      try {
+        await hold();
+      } finally {
+        pausePostgres(inst, 'CONT');
+      }
+    },
+    'member-replace': async () => {
+      const name = ownInstance(w.state, member!)!;
+      await keep(ctx, member!);
+      await removeInstance(w.state.pg[name]!);
+      await hold();
+      await startInstanceDatabases(w.state, name, silentLogger);
+    },
+    'member-restore': async () => {
+      const name = ownInstance(w.state, member!)!;
+      await keep(ctx, member!);
+      await restoreInstance(w.state.pg[name]!, ctx.backups[name]!);
+      await hold();
+    },
+    'long-transaction': () => heldTransaction(member!, f.holdSeconds, true),
+    rollback: () => heldTransaction(member!, f.holdSeconds, false),
+    'site-loss': () => siteLoss(ctx, f),
+    'twin-workers': async () => {
+      // The extra worker is the fault's own; the site's registered one may be killed and
+      // restarted meanwhile by an overlapping fault, so it is read again at the end.
+      const registered = w.state.workers[f.site] ?? null;
+      const extra = startWorker(w.state, f.site);
+      w.state.workers[f.site] = registered;
+      await hold();
+      // Which one dies is the fault's, so the seed decides it.
+      if (Math.round(f.holdSeconds * 10) % 2 === 0) killQuietly(extra);
+      else {
+        await stopWorker(w.state, f.site, 'kill');
+        w.state.workers[f.site] = alive(extra) ? extra : startWorker(w.state, f.site);
+      }
+    },
+    'mart-stop': async () => {
+      await stopInstance(w.state.pg[f.site]!, 'immediate');
+      await hold();
+      await startInstance(w.state.pg[f.site]!);
+    },
+    hostile: () => hostile(ctx, f),
+  };
+  await run[f.kind]();
+  saveWorld(w.state);
+}
+
+/** Base backups of every member instance, for later restores (taken while traffic runs). */
+export async function takeBackups(state: WorldState, dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const ms of Object.values(state.layout)) {
+    for (const m of ms) {
+      if (!m.instance || out[m.instance]) continue;
+      out[m.instance] = join(dir, m.instance);
+      await baseBackup(state.pg[m.instance]!, out[m.instance]!);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,245 @@
+/**
+ * `npm run chaos -- --minutes M --seed S [--temporal dev|per-site] [--keep] [--kinds a,b]`
+ * (docs/chaos.md): the two-site world under steady traffic while the seed's schedule
+ * injects real faults, several at once where possible; each fault is printed as it
+ * fires with how long the system took to recover; then the traffic stops, every live
+ * site drains, and the check compares what the collectors recorded with every mart.
+ * The last line is one JSON summary; the exit code is 1 on any violation.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../logger';
+import { runSim } from '../sim';
+import { membersBehind } from '../etl/backlog';
+import { loadBacklog } from '../mart/control';
+import { compareMarts } from '../parity';
+import { startAll } from '../temporal/connection';
+import { drStatusQuery } from '../workflows/dr-messages';
+import { DR_WORKFLOW_ID } from '../workflows/names';
+import { waitFor } from '../wait';
+import type { Layout, TemporalMode } from '../dev/world';
+import { openBenchWorld, type BenchWorld } from '../bench/world';
+import { checkMarts, memberEvents, violationCount, type Recorded } from './check';
+import { ownInstance, runFault, takeBackups, type ChaosContext } from './faults';
+import { FAULT_KINDS, faultSpan, formatSchedule, planFaults, type Fault, type FaultKind } from './schedule';
+
+/**
+ * Two sets split across the sites, each member on a PostgreSQL of its own (so one can
+ * fail alone), and a set wholly at dc1 on dc1's instance (lost with dc1, and stopped
+ * with dc1's mart).
+ */
+export const CHAOS_LAYOUT: Layout = {
+  'sw-voice-1': [
+    { site: 'dc1', db: 'idb_voice_1', instance: 'v1-dc1' },
+    { site: 'dc2', db: 'idb_voice_1', instance: 'v1-dc2' },
+  ],
+  'sw-voice-2': [
+    { site: 'dc2', db: 'idb_voice_2', instance: 'v2-dc2' },
+    { site: 'dc1', db: 'idb_voice_2', instance: 'v2-dc1' },
+  ],
+  'sw-chat-1': [
+    { site: 'dc1', db: 'idb_chat_1a' },
+    { site: 'dc1', db: 'idb_chat_1b' },
+  ],
+};
+
+export interface ChaosOptions {
+  minutes: number;
+  seed: number;
+  temporal: TemporalMode;
+  keep: boolean;
+  kinds?: FaultKind[];
+  /** Calls per second of steady traffic (default 4). */
+  rate?: number;
+}
+
+export interface ChaosSummary {
+  seed: number;
+  minutes: number;
+  faultsByKind: Record<string, number>;
+  eventsWritten: number;
+  eventsLost: number;
+  eventsDuplicated: number;
+  phantoms: number;
+  chunksTwice: number;
+  wrongFacts: number;
+  malformedKept: number;
+  parity: boolean;
+  drPhase: string;
+  recoverySeconds: Record<string, { p50: number; max: number }>;
+  violations: string[];
+}
+
+const quantile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+
+/** A probe call in every member that answers; resolves with the seconds until every live mart has them all. */
+async function recovery(w: BenchWorld, timeoutMs = 240_000): Promise<number> {
+  const t0 = Date.now();
+  const ids: string[] = [];
+  for (const m of w.config.members) {
+    const id = randomUUID();
+    const ok = await w
+      .idb(m)
+      .query(`insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction) values ($1, 1, $2, 'created', now(), $3, 'inbound')`, [
+        id,
+        m.sourceId,
+        m.sourceId.includes('chat') ? 'chat' : 'voice',
+      ])
+      .then(() => true, () => false);
+    if (ok) ids.push(id);
+  }
+  // Asked under a deadline and again on failure: right after a Temporal restart the first calls may not be answered.
+  const dr = await waitFor('the DR status', () => w.client.withDeadline(Date.now() + 10_000, () => w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery)), timeoutMs, 500);
+  const live = Object.keys(w.config.sites).filter((s) => dr.sites[s] === 'active');
+  await waitFor('every live mart to hold the probes', async () => {
+    for (const site of live) {
+      const { rows } = await w.mart(site).query('select count(*)::int as n from interaction_fact where call_id = any($1::uuid[])', [ids]);
+      if (rows[0].n < ids.length) return false;
+    }
+    return true;
+  }, timeoutMs, 200);
+  return (Date.now() - t0) / 1000;
+}
+
+/** Every live site has read every member to its end and transformed it all. */
+async function drained(w: BenchWorld, site: string): Promise<boolean> {
+  for (const { rows } of await membersBehind(w.config, w.pools, site)) if (rows !== 0) return false;
+  const b = await loadBacklog(w.mart(site));
+  return b.dirty === 0 && b.pendingChunks === 0;
+}
+
+export async function runChaos(opts: ChaosOptions, print: (line: string) => void): Promise<ChaosSummary> {
+  const w = await openBenchWorld(`chaos-${opts.seed}`, { layout: CHAOS_LAYOUT, reporting: true, temporal: opts.temporal, statements: false });
+  try {
+    await startAll(w.client, w.config);
+    const memberFaultable = w.config.members.filter((m) => ownInstance(w.state, m)).map((m) => ({ id: m.id, site: m.site }));
+    const faults = planFaults({ seed: opts.seed, seconds: opts.minutes * 60, sites: Object.keys(w.config.sites), members: memberFaultable, kinds: opts.kinds });
+    print(`chaos seed ${opts.seed}, ${opts.minutes} min, ${faults.length} faults (world at ${w.state.root}):\n${formatSchedule(faults)}`);
+    const backupDir = join(w.state.root, 'backups');
+    mkdirSync(backupDir, { recursive: true });
+    const traffic = new AbortController();
+    const sim = runSim(w.config, { calls: 10_000_000, rate: opts.rate ?? 4, seed: opts.seed, historySeconds: 30 }, silentLogger, traffic.signal);
+    const ctx: ChaosContext = { w, recorded: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir), say: print };
+    const recoveries: Record<string, number[]> = {};
+    const failures: string[] = [];
+    const t0 = Date.now();
+    const running = new Set<Promise<void>>();
+    let exclusive: Promise<void> | null = null;
+    const fire = async (f: Fault): Promise<void> => {
+      const started = Date.now();
+      try {
+        // A fault that never returns is a finding, not a reason for the run to hang.
+        const limit = (faultSpan(f) + 300) * 1000;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          runFault(ctx, f),
+          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`did not return within ${limit / 1000} s`)), limit))),
+        ]).finally(() => clearTimeout(timer));
+        const r = await recovery(w);
+        (recoveries[f.kind] ??= []).push(r);
+        print(`${((started - t0) / 1000).toFixed(1).padStart(7)} s  ${f.kind.padEnd(16)} ${f.member ?? f.site}: over after ${((Date.now() - started) / 1000 - r).toFixed(1)} s, recovered in ${r.toFixed(1)} s`);
+      } catch (e) {
+        failures.push(`${f.kind} ${f.member ?? f.site} at ${f.at} s: ${(e as Error).message}`);
+        print(`${((started - t0) / 1000).toFixed(1).padStart(7)} s  ${f.kind.padEnd(16)} ${f.member ?? f.site}: FAILED: ${(e as Error).message}`);
+      }
+    };
+    for (const f of faults) {
+      const wait = t0 + f.at * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+      // A site's loss waits for whatever runs; anything else waits while one is under way.
+      if (f.kind === 'site-loss') await Promise.all(running);
+      if (exclusive) await exclusive;
+      const p = fire(f).finally(() => running.delete(p));
+      running.add(p);
+      if (f.kind === 'site-loss') exclusive = p.finally(() => (exclusive = null));
+    }
+    await Promise.all(running);
+    traffic.abort();
+    const simResult = await sim.catch(() => null);
+    const sites = Object.keys(w.config.sites);
+    for (const site of sites) await waitFor(`${site} drained`, () => drained(w, site), 300_000, 500).catch((e: Error) => failures.push(e.message));
+
+    // What the collectors recorded: every member now, and the members lost on the way as they were.
+    const truth: Recorded = new Map(ctx.recorded);
+    for (const m of w.config.members) for (const [k, c] of await memberEvents(w.pools, m.collectorUrl ?? m.url)) truth.set(k, c);
+    for (const k of ctx.malformed) truth.delete(k);
+    const marts = Object.fromEntries(sites.map((s) => [s, w.mart(s)]));
+    const v = await checkMarts(marts, truth);
+    let malformedKept = 0;
+    for (const site of sites) {
+      const { rows } = await w.mart(site).query("select count(*)::int as n from ctl_discard where table_name = 'call_event' and natural_key = any($1)", [[...ctx.malformed]]);
+      malformedKept += ctx.malformed.size - rows[0].n;
+    }
+    const parity = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date() });
+    const dr = await w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    const summary: ChaosSummary = {
+      seed: opts.seed,
+      minutes: opts.minutes,
+      faultsByKind: Object.fromEntries(FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length]).filter(([, n]) => n)),
+      eventsWritten: truth.size,
+      eventsLost: sum(v.lost),
+      eventsDuplicated: sum(v.duplicated),
+      phantoms: sum(v.phantoms),
+      chunksTwice: sum(v.chunksTwice),
+      wrongFacts: sum(v.wrongFacts),
+      malformedKept,
+      parity: parity.match,
+      drPhase: dr.phase,
+      recoverySeconds: Object.fromEntries(Object.entries(recoveries).map(([k, xs]) => [k, { p50: Number(quantile(xs, 0.5).toFixed(2)), max: Number(Math.max(...xs).toFixed(2)) }])),
+      violations: [
+        ...failures,
+        ...v.examples,
+        ...(malformedKept ? [`${malformedKept} malformed rows not discarded`] : []),
+        ...(parity.match ? [] : [`parity: ${parity.mismatches.length} mismatching intervals`]),
+        ...(dr.phase === 'normal' && sites.every((s) => dr.sites[s] === 'active') ? [] : [`the DR workflow ended in phase ${dr.phase}`]),
+      ],
+    };
+    void simResult;
+    if (violationCount(v) && !summary.violations.length) summary.violations.push('see the counts');
+    if (opts.keep) print(`world kept: config ${w.configFile}`);
+    return summary;
+  } finally {
+    if (!opts.keep) await w.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      minutes: { type: 'string', default: '3' },
+      seed: { type: 'string' },
+      temporal: { type: 'string', default: 'dev' },
+      keep: { type: 'boolean', default: false },
+      kinds: { type: 'string' },
+      rate: { type: 'string' },
+    },
+    strict: true,
+  });
+  const minutes = Number(values.minutes);
+  if (!(minutes > 0)) throw new Error(`--minutes needs a positive number, got ${values.minutes}`);
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed needs a non-negative integer, got ${values.seed}`);
+  if (values.temporal !== 'dev' && values.temporal !== 'per-site') throw new Error(`--temporal must be dev or per-site, got "${values.temporal}"`);
+  const kinds = values.kinds?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
+  for (const k of kinds ?? []) if (!FAULT_KINDS.includes(k)) throw new Error(`--kinds: unknown fault kind "${k}" (kinds: ${FAULT_KINDS.join(', ')})`);
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  const summary = await runChaos({ minutes, seed, temporal: values.temporal, keep: values.keep, kinds, rate }, (l) => process.stdout.write(l + '\n'));
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  const bad = summary.eventsLost + summary.eventsDuplicated + summary.phantoms + summary.chunksTwice + summary.wrongFacts + summary.violations.length;
+  return bad ? 1 : 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`chaos: ${e.message}\n`);
+      process.exit(2);
+    },
+  );
+}
