@@ -29,7 +29,6 @@ export interface ChaosContext {
   malformed: Set<string>;
   /** Base backups of the members with an instance of their own, taken at the start. */
   backups: Record<string, string>;
-  say(line: string): void;
 }
 
 /** The members a member fault can hit: those with a PostgreSQL instance of their own. */

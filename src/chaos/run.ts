@@ -122,7 +122,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     mkdirSync(backupDir, { recursive: true });
     const traffic = new AbortController();
     const sim = runSim(w.config, { calls: 10_000_000, rate: opts.rate ?? 4, seed: opts.seed, historySeconds: 30 }, silentLogger, traffic.signal);
-    const ctx: ChaosContext = { w, recorded: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir), say: print };
+    const ctx: ChaosContext = { w, recorded: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir) };
     const recoveries: Record<string, number[]> = {};
     const failures: string[] = [];
     const t0 = Date.now();
@@ -158,7 +158,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     }
     await Promise.all(running);
     traffic.abort();
-    const simResult = await sim.catch(() => null);
+    await sim.catch(() => undefined);
     const sites = Object.keys(w.config.sites);
     for (const site of sites) await waitFor(`${site} drained`, () => drained(w, site), 300_000, 500).catch((e: Error) => failures.push(e.message));
 
@@ -198,7 +198,6 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
         ...(dr.phase === 'normal' && sites.every((s) => dr.sites[s] === 'active') ? [] : [`the DR workflow ended in phase ${dr.phase}`]),
       ],
     };
-    void simResult;
     if (violationCount(v) && !summary.violations.length) summary.violations.push('see the counts');
     if (opts.keep) print(`world kept: config ${w.configFile}`);
     return summary;
