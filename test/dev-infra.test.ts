@@ -22,7 +22,7 @@ import {
   stopInstance,
   type PgInstance,
 } from '../src/dev/postgres';
-import { freePort } from '../src/dev/ports';
+import { freeLowPort, freePort } from '../src/dev/ports';
 import { stopWorld, type WorldState } from '../src/dev/world';
 import { waitFor } from '../src/wait';
 import { findTemporalCli, isAlive, startDevServer, type DevServer } from '../src/dev/temporal';
@@ -209,5 +209,15 @@ describe('an interrupted test run', () => {
         await rm(state.root, { recursive: true, force: true });
       }
     }
+  });
+});
+
+describe('ports of a Temporal cluster', () => {
+  // A cluster plans eleven low ports before it binds any: a repeat makes its server fail to start.
+  test('never hands out one low port twice within a process', async () => {
+    const picked: number[] = [];
+    for (let i = 0; i < 1500; i++) picked.push(await freeLowPort());
+    assert.equal(new Set(picked).size, picked.length, 'every pick a port of its own');
+    assert.ok(picked.every((p) => p >= 20_000 && p < 32_768), 'below the ephemeral range');
   });
 });

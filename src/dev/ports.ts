@@ -31,14 +31,20 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
+/** Low ports this process handed out: bindable until their server starts, so a second pick could repeat one. */
+const handedOut = new Set<number>();
+
 /**
  * A free port below 32768, outside Linux's ephemeral range (the kernel's picks for
- * port 0 are above it): Temporal stores membership ports as smallint.
+ * port 0 are above it): Temporal stores membership ports as smallint. Never one this
+ * process picked before: a cluster plans eleven of them before any is bound.
  */
 export async function freeLowPort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await bindable(port)) return port;
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
   }
   throw new Error('no free port between 20000 and 32000 after 200 tries');
 }
