@@ -18,6 +18,11 @@ export async function memberEvents(pools: Pools, url: string): Promise<Recorded>
 export interface Violations {
   /** Recorded events a live mart does not hold, per site. */
   lost: Record<string, number>;
+  /**
+   * Events whose only copy was in a member the run wiped or restored before any ETL read
+   * it: gone with that member's disk, which no reader can prevent; counted, not a violation.
+   */
+  goneWithMember: Record<string, number>;
   /** Natural keys a mart holds more than once (its primary key forbids it; counted anyway). */
   duplicated: Record<string, number>;
   /** Events a mart holds that no collector recorded. */
@@ -30,18 +35,23 @@ export interface Violations {
   examples: string[];
 }
 
-/** Compares each live mart with what was recorded (`truth`: union over every member, now and wiped). */
-export async function checkMarts(marts: Record<string, Pool>, truth: Recorded): Promise<Violations> {
-  const v: Violations = { lost: {}, duplicated: {}, phantoms: {}, chunksTwice: {}, wrongFacts: {}, examples: [] };
+/**
+ * Compares each live mart with what was recorded. `surviving`: every event a member
+ * holds now, which every live mart must hold. `wiped`: what the members the run wiped
+ * or restored held just before; a mart may hold those (it read them in time) and must
+ * not hold anything outside both.
+ */
+export async function checkMarts(marts: Record<string, Pool>, surviving: Recorded, wiped: Recorded): Promise<Violations> {
+  const v: Violations = { lost: {}, goneWithMember: {}, duplicated: {}, phantoms: {}, chunksTwice: {}, wrongFacts: {}, examples: [] };
   const example = (s: string) => v.examples.length < 20 && v.examples.push(s);
-  const perCall = new Map<string, number>();
-  for (const callId of truth.values()) perCall.set(callId, (perCall.get(callId) ?? 0) + 1);
+  const atRisk = [...wiped].filter(([k]) => !surviving.has(k));
   for (const [site, mart] of Object.entries(marts)) {
     const { rows } = await mart.query<{ k: string; n: string }>("select call_id::text || '/' || seq as k, count(*) as n from stg_call_event group by 1");
     const staged = new Map(rows.map((r) => [r.k, Number(r.n)]));
-    const lost = [...truth.keys()].filter((k) => !staged.has(k));
-    const phantoms = [...staged.keys()].filter((k) => !truth.has(k));
+    const lost = [...surviving.keys()].filter((k) => !staged.has(k));
+    const phantoms = [...staged.keys()].filter((k) => !surviving.has(k) && !wiped.has(k));
     v.lost[site] = lost.length;
+    v.goneWithMember[site] = atRisk.filter(([k]) => !staged.has(k)).length;
     v.phantoms[site] = phantoms.length;
     v.duplicated[site] = [...staged.values()].filter((n) => n > 1).length;
     lost.slice(0, 3).forEach((k) => example(`${site} lacks ${k}`));
@@ -59,6 +69,10 @@ export async function checkMarts(marts: Record<string, Pool>, truth: Recorded): 
     );
     v.chunksTwice[site] = twice.rows.reduce((s, r) => s + Number(r.n), 0);
     for (const r of twice.rows) example(`${site}: ${r.n} chunks of ${r.member_id} committed twice`);
+    // A call's fact counts its surviving events and those of its wiped ones this mart read in time.
+    const perCall = new Map<string, number>();
+    for (const callId of surviving.values()) perCall.set(callId, (perCall.get(callId) ?? 0) + 1);
+    for (const [k, callId] of atRisk) if (staged.has(k)) perCall.set(callId, (perCall.get(callId) ?? 0) + 1);
     const facts = await mart.query<{ call_id: string; event_count: number }>('select call_id::text, event_count from interaction_fact');
     const counted = new Map(facts.rows.map((r) => [r.call_id, r.event_count]));
     const wrong = [...perCall].filter(([callId, n]) => counted.get(callId) !== n);

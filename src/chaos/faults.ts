@@ -24,7 +24,9 @@ import type { BenchWorld } from '../bench/world';
 export interface ChaosContext {
   w: BenchWorld;
   /** What the collectors recorded in members the run wiped or restored, read just before. */
-  recorded: Recorded;
+  wiped: Recorded;
+  /** How many times each member was wiped or restored so far: a probe written before a wipe may be gone with it. */
+  wipes: Map<string, number>;
   /** Rows the run wrote malformed on purpose: every live mart must discard them. */
   malformed: Set<string>;
   /** Base backups of the members with an instance of their own, taken at the start. */
@@ -56,9 +58,10 @@ function killQuietly(pid: number): void {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-/** A member's current events into `recorded`, before it loses them. */
+/** A member's current events into `wiped`, before it loses them. */
 async function keep(ctx: ChaosContext, m: Member): Promise<void> {
-  for (const [k, call] of await memberEvents(ctx.w.pools, collector(m))) ctx.recorded.set(k, call);
+  ctx.wipes.set(m.id, (ctx.wipes.get(m.id) ?? 0) + 1);
+  for (const [k, call] of await memberEvents(ctx.w.pools, collector(m))) ctx.wiped.set(k, call);
 }
 
 function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): void {

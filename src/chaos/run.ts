@@ -62,6 +62,8 @@ export interface ChaosSummary {
   faultsByKind: Record<string, number>;
   eventsWritten: number;
   eventsLost: number;
+  /** Events whose only copy was in a member wiped before any ETL read it (the most of any mart). */
+  eventsGoneWithMember: number;
   eventsDuplicated: number;
   phantoms: number;
   chunksTwice: number;
@@ -75,28 +77,40 @@ export interface ChaosSummary {
 
 const quantile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
-/** A probe call in every member that answers; resolves with the seconds until every live mart has them all. */
-async function recovery(w: BenchWorld, timeoutMs = 240_000): Promise<number> {
+/**
+ * A probe call in every member that answers; resolves with the seconds until every live
+ * mart has them all. A probe in a member that an overlapping fault wipes before it was
+ * read is gone with it and no longer awaited; when all are, a new round is written.
+ */
+async function recovery(ctx: ChaosContext, timeoutMs = 240_000): Promise<number> {
+  const { w } = ctx;
   const t0 = Date.now();
-  const ids: string[] = [];
-  for (const m of w.config.members) {
-    const id = randomUUID();
-    const ok = await w
-      .idb(m)
-      .query(`insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction) values ($1, 1, $2, 'created', now(), $3, 'inbound')`, [
-        id,
-        m.sourceId,
-        m.sourceId.includes('chat') ? 'chat' : 'voice',
-      ])
-      .then(() => true, () => false);
-    if (ok) ids.push(id);
-  }
-  // Asked under a deadline and again on failure: right after a Temporal restart the first calls may not be answered.
-  const dr = await waitFor('the DR status', () => w.client.withDeadline(Date.now() + 10_000, () => w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery)), timeoutMs, 500);
-  const live = Object.keys(w.config.sites).filter((s) => dr.sites[s] === 'active');
+  let probes: { id: string; member: string; wipes: number }[] = [];
+  const live = async () => {
+    // Asked under a deadline and again on failure: right after a Temporal restart the first calls may not be answered.
+    const dr = await waitFor('the DR status', () => w.client.withDeadline(Date.now() + 10_000, () => w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery)), timeoutMs, 500);
+    return Object.keys(w.config.sites).filter((s) => dr.sites[s] === 'active');
+  };
   await waitFor('every live mart to hold the probes', async () => {
-    for (const site of live) {
-      const { rows } = await w.mart(site).query('select count(*)::int as n from interaction_fact where call_id = any($1::uuid[])', [ids]);
+    probes = probes.filter((p) => (ctx.wipes.get(p.member) ?? 0) === p.wipes);
+    if (!probes.length) {
+      for (const m of w.config.members) {
+        const id = randomUUID();
+        const wipes = ctx.wipes.get(m.id) ?? 0;
+        await w
+          .idb(m)
+          .query(`insert into idb.call_event (call_id, seq, source_id, event, event_ts, media, direction) values ($1, 1, $2, 'created', now(), $3, 'inbound')`, [
+            id,
+            m.sourceId,
+            m.sourceId.includes('chat') ? 'chat' : 'voice',
+          ])
+          .then(() => probes.push({ id, member: m.id, wipes }), () => undefined);
+      }
+      if (!probes.length) return false;
+    }
+    const ids = probes.map((p) => p.id);
+    for (const site of await live()) {
+      const { rows } = await w.mart(site).query('select count(distinct call_id)::int as n from interaction_fact where call_id = any($1::uuid[])', [ids]);
       if (rows[0].n < ids.length) return false;
     }
     return true;
@@ -122,7 +136,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     mkdirSync(backupDir, { recursive: true });
     const traffic = new AbortController();
     const sim = runSim(w.config, { calls: 10_000_000, rate: opts.rate ?? 4, seed: opts.seed, historySeconds: 30 }, silentLogger, traffic.signal);
-    const ctx: ChaosContext = { w, recorded: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir) };
+    const ctx: ChaosContext = { w, wiped: new Map(), wipes: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir) };
     const recoveries: Record<string, number[]> = {};
     const failures: string[] = [];
     const t0 = Date.now();
@@ -138,7 +152,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
           runFault(ctx, f),
           new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`did not return within ${limit / 1000} s`)), limit))),
         ]).finally(() => clearTimeout(timer));
-        const r = await recovery(w);
+        const r = await recovery(ctx);
         (recoveries[f.kind] ??= []).push(r);
         print(`${((started - t0) / 1000).toFixed(1).padStart(7)} s  ${f.kind.padEnd(16)} ${f.member ?? f.site}: over after ${((Date.now() - started) / 1000 - r).toFixed(1)} s, recovered in ${r.toFixed(1)} s`);
       } catch (e) {
@@ -162,12 +176,16 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     const sites = Object.keys(w.config.sites);
     for (const site of sites) await waitFor(`${site} drained`, () => drained(w, site), 300_000, 500).catch((e: Error) => failures.push(e.message));
 
-    // What the collectors recorded: every member now, and the members lost on the way as they were.
-    const truth: Recorded = new Map(ctx.recorded);
-    for (const m of w.config.members) for (const [k, c] of await memberEvents(w.pools, m.collectorUrl ?? m.url)) truth.set(k, c);
-    for (const k of ctx.malformed) truth.delete(k);
+    // What the collectors recorded: every member now, and the members wiped on the way as they were.
+    const surviving: Recorded = new Map();
+    for (const m of w.config.members) for (const [k, c] of await memberEvents(w.pools, m.collectorUrl ?? m.url)) surviving.set(k, c);
+    const wiped: Recorded = new Map(ctx.wiped);
+    for (const k of ctx.malformed) {
+      surviving.delete(k);
+      wiped.delete(k);
+    }
     const marts = Object.fromEntries(sites.map((s) => [s, w.mart(s)]));
-    const v = await checkMarts(marts, truth);
+    const v = await checkMarts(marts, surviving, wiped);
     let malformedKept = 0;
     for (const site of sites) {
       const { rows } = await w.mart(site).query("select count(*)::int as n from ctl_discard where table_name = 'call_event' and natural_key = any($1)", [[...ctx.malformed]]);
@@ -180,8 +198,9 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
       seed: opts.seed,
       minutes: opts.minutes,
       faultsByKind: Object.fromEntries(FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length]).filter(([, n]) => n)),
-      eventsWritten: truth.size,
+      eventsWritten: new Set([...surviving.keys(), ...wiped.keys()]).size,
       eventsLost: sum(v.lost),
+      eventsGoneWithMember: Math.max(0, ...Object.values(v.goneWithMember)),
       eventsDuplicated: sum(v.duplicated),
       phantoms: sum(v.phantoms),
       chunksTwice: sum(v.chunksTwice),
