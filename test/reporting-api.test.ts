@@ -472,6 +472,9 @@ check('a standby refuses every report with 503 and the active site, and serves h
   assert.deepEqual(rest, { site: SITE, role: 'standby', activeSite: 'dc2', mart: 'ok' });
   assert.ok(Math.abs(Date.parse(healthAt) - Date.now()) < 60_000, `health.at ${healthAt} is now`);
   assert.match(healthAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  const ready = await get(port, '/ready');
+  assert.equal(ready.status, 503, 'a load balancer sends nobody to a standby');
+  assert.deepEqual(ready.body, { site: SITE, role: 'standby', activeSite: 'dc2', mart: 'ok' });
 
   const ops = await get(port, '/api/ops');
   assert.equal(ops.status, 200);
@@ -489,6 +492,9 @@ check('switching ctl_reporting to active makes the same server serve at once', a
   assert.equal(health.body.role, 'active');
   assert.equal(health.body.activeSite, SITE);
   assert.ok(logger.lines.includes('info reporting: active'), `role change logged: ${logger.lines.join(' | ')}`);
+  const ready = await get(port, '/ready');
+  assert.equal(ready.status, 200, 'the active site is where a load balancer sends users');
+  assert.deepEqual(ready.body, { site: SITE, role: 'active', activeSite: SITE, mart: 'ok' });
 });
 
 // ---------- (1) every figure ----------
@@ -818,6 +824,9 @@ check('a mart that goes away and comes back: 503 meanwhile, health keeps the las
     const health = await get(port, '/health');
     assert.equal(health.status, 200);
     assert.deepEqual({ ...health.body, at: undefined }, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable', at: undefined });
+    const ready = await get(port, '/ready');
+    assert.equal(ready.status, 503, 'an active site whose mart does not answer cannot take users');
+    assert.deepEqual(ready.body, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable' });
   } finally {
     await admin(async (c) => {
       await c.query(disconnect, [away]);

@@ -299,18 +299,25 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     return view;
   }
 
-  async function health(): Promise<Reply> {
-    let view: RoleView;
-    let state: 'ok' | 'unreachable';
+  /** The role now and whether the mart answered; the last role seen (or standby) when it did not. */
+  async function roleNow(): Promise<RoleView & { mart: 'ok' | 'unreachable' }> {
     try {
-      view = await readRole();
-      state = 'ok';
+      return { ...(await readRole()), mart: 'ok' };
     } catch (e) {
       martFailed(e);
-      view = lastRole ?? { role: 'standby', activeSite: config.reporting.primary };
-      state = 'unreachable';
+      return { ...(lastRole ?? { role: 'standby', activeSite: config.reporting.primary }), mart: 'unreachable' };
     }
-    return json(200, { site, role: view.role, activeSite: view.activeSite, mart: state, at: new Date().toISOString() });
+  }
+
+  async function health(): Promise<Reply> {
+    const { role, activeSite, mart } = await roleNow();
+    return json(200, { site, role, activeSite, mart, at: new Date().toISOString() });
+  }
+
+  /** For a load balancer: 200 only at the active site with a mart that answers, so users go where reports are served. */
+  async function activeHere(): Promise<Reply> {
+    const { role, activeSite, mart } = await roleNow();
+    return json(role === 'active' && mart === 'ok' ? 200 : 503, { site, role, activeSite, mart });
   }
 
   /**
@@ -418,6 +425,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return health();
       case '/health/ready':
         return ready();
+      case '/ready':
+        return activeHere();
       case '/api/ops':
         return ops();
       case '/api/queue-summary':
