@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as PgClient } from 'pg';
@@ -64,8 +65,11 @@ async function keep(ctx: ChaosContext, m: Member): Promise<void> {
   for (const [k, call] of await memberEvents(ctx.w.pools, collector(m))) ctx.wiped.set(k, call);
 }
 
-function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): void {
-  const postmaster = Number(execFileSync('head', ['-1', join(inst.dataDir, 'postmaster.pid')], { encoding: 'utf8' }).trim());
+/** False when the instance is not running (an overlapping fault stopped or removed it): nothing to pause. */
+function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): boolean {
+  const pidFile = join(inst.dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return false;
+  const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]!.trim());
   let children = '';
   try {
     children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' });
@@ -74,6 +78,7 @@ function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): void {
   }
   const pids = [postmaster, ...children.split('\n').map((s) => Number(s.trim())).filter(Boolean)];
   execFileSync('kill', [`-${signal}`, ...pids.map(String)]);
+  return true;
 }
 
 /** A collector's own transaction: a few one-event calls, held open, then committed or rolled back. */
@@ -103,9 +108,23 @@ async function drStatus(client: Client): Promise<DrStatus> {
   return client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
 }
 
-/** The operator's commands for a site's loss and return (what `twinmart dr …` sends). */
-async function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
-  const { w } = ctx;
+export interface RoundTripOptions {
+  /** Seconds the site stays down after its failover is done. */
+  holdSeconds: number;
+  /** The site comes back with empty databases (a replacement) instead of intact. */
+  wipe: boolean;
+  reason: string;
+  /** Runs while the site is still down, just before it comes back. */
+  beforeReturn?: () => Promise<void>;
+}
+
+/**
+ * A site's loss and return with the operator's commands (what `twinmart dr …` sends):
+ * the site stopped for real, declared failed, reporting confirmed at the survivor, the
+ * site back, reintroduced, reporting failed back to the primary. The chaos run's
+ * `site-loss` and the recorded histories (test/histories) both run it.
+ */
+export async function siteRoundTrip(w: { client: Client; state: WorldState }, site: string, opts: RoundTripOptions): Promise<void> {
   const dr = w.client.workflow.getHandle(DR_WORKFLOW_ID);
   const command = (name: keyof typeof drUpdates, payload: unknown) =>
     waitFor(`${name} accepted`, async () => Boolean(await dr.executeUpdate(drUpdates[name], { args: [payload] })), 60_000, 1000);
@@ -114,21 +133,17 @@ async function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
       const s = await drStatus(w.client);
       return ok(s) && s;
     }, ms, 250);
-  const members = w.config.members.filter((m) => m.site === f.site);
-  await failSite(w.state, f.site);
-  await command('declareSiteFailure', { site: f.site, reason: 'chaos' });
+  await failSite(w.state, site);
+  await command('declareSiteFailure', { site, reason: opts.reason });
   const s = await until('reporting or degraded', (x) => x.phase === 'degraded' || x.reporting.awaitingConfirmation !== null);
   if (s.reporting.awaitingConfirmation) await command('confirmReporting', { site: s.reporting.awaitingConfirmation });
-  await until(`the failover of ${f.site} done`, (x) => x.phase === 'degraded');
-  await sleep(f.holdSeconds * 1000);
-  if (f.wipe) {
-    // What the lost site's collectors had recorded is what its members held: read from their data, as the run is the witness.
-    for (const m of members) await startAndKeep(ctx, m);
-  }
-  await restoreSite(w.state, f.site, silentLogger, Boolean(f.wipe));
+  await until(`the failover of ${site} done`, (x) => x.phase === 'degraded');
+  await sleep(opts.holdSeconds * 1000);
+  await opts.beforeReturn?.();
+  await restoreSite(w.state, site, silentLogger, opts.wipe);
   saveWorld(w.state);
-  await command('siteRebuilt', { site: f.site });
-  await until(`${f.site} reintroduced`, (x) => x.phase === 'normal' && x.sites[f.site] === 'active');
+  await command('siteRebuilt', { site });
+  await until(`${site} reintroduced`, (x) => x.phase === 'normal' && x.sites[site] === 'active');
   const now = await drStatus(w.client);
   if (now.reporting.active !== now.reporting.primary) {
     await command('failbackReporting', { site: now.reporting.primary });
@@ -136,6 +151,21 @@ async function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
     await command('confirmReporting', { site: now.reporting.primary });
     await until('reporting back at the primary', (x) => x.reporting.active === x.reporting.primary && !x.reporting.awaitingConfirmation);
   }
+}
+
+/** A site lost and back; before a wiped site returns, what its members held is kept as the run's witness. */
+function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
+  const members = ctx.w.config.members.filter((m) => m.site === f.site);
+  return siteRoundTrip(ctx.w, f.site, {
+    holdSeconds: f.holdSeconds,
+    wipe: Boolean(f.wipe),
+    reason: 'chaos',
+    beforeReturn: f.wipe
+      ? async () => {
+          for (const m of members) await startAndKeep(ctx, m);
+        }
+      : undefined,
+  });
 }
 
 /** Before a wiped site comes back: its instances started once more to read what they held. */
@@ -206,12 +236,13 @@ export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
       await startInstance(inst);
     },
     'member-pause': async () => {
+      // A member already down stays down for the hold: to its readers that is the same loss of packets.
       const inst = instanceOf(w.state, member!);
-      pausePostgres(inst, 'STOP');
+      const paused = pausePostgres(inst, 'STOP');
       try {
         await hold();
       } finally {
-        pausePostgres(inst, 'CONT');
+        if (paused) pausePostgres(inst, 'CONT');
       }
     },
     'member-replace': async () => {
