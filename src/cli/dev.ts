@@ -162,10 +162,6 @@ async function watchUntilInterrupted(
 const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 /**
- * The scripted DR round trip of the demo: dc1 fails for real, the operator's commands
- * follow (as `twinmart dr …` would send them), dc1 comes back as a wiped replacement.
- */
-/**
  * The demo's DR round trip of dc1, run with the operator's own commands (`twinmart dr …`,
  * which in per-site mode also move the namespace), its progress read from a Temporal
  * cluster that outlives dc1.
