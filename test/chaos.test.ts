@@ -7,8 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Pool } from 'pg';
+import { checkGaps, checkVersions, type Session } from '../src/chaos/check';
 import { runChaos } from '../src/chaos/run';
-import { FAULT_KINDS, faultSpan, planFaults } from '../src/chaos/schedule';
+import { withPgClient } from './helpers/pg';
+import { FAULT_KINDS, faultSpan, planFaults, planTraffic } from '../src/chaos/schedule';
 
 /** Seeds that found a bug once (docs/chaos.md lists what each found). */
 const REGRESSION_SEEDS: { seed: number; minutes: number }[] = [{ seed: 7, minutes: 1.5 }];
@@ -24,6 +27,8 @@ for (const { seed, minutes, skip } of seeds) {
     process.stdout.write(`# ${JSON.stringify(s)}\n`);
     assert.deepEqual(s.violations, []);
     assert.deepEqual([s.eventsLost, s.eventsDuplicated, s.phantoms, s.chunksTwice, s.wrongFacts, s.malformedKept], [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([s.versionsDiffer, s.dataGapViolations], [0, 0], 'the same version of each event in both marts, the data gaps the sessions call for');
+    assert.ok(s.divergentEvents > 0, 'members disagreed on some events');
     assert.equal(s.parity, true);
     assert.ok(s.eventsWritten > 1000, `${s.eventsWritten} events written`);
     if (seed === 11) assert.deepEqual(Object.keys(s.faultsByKind).sort(), [...FAULT_KINDS].sort(), 'every fault kind at least once');
@@ -46,4 +51,67 @@ test('the fault schedule is a function of the seed: each kind in the first round
   }
   const losses = a.filter((f) => f.kind === 'site-loss');
   assert.ok(losses.length >= 2 && losses[0]!.wipe === false && losses[1]!.wipe === true, 'intact one time, wiped the next');
+});
+
+test('the traffic\'s own troubles are a function of the seed: gaps and late commits per member, apart within a member', () => {
+  const input = { seconds: 300, rate: 4, members: ['a-dc1', 'a-dc2'], offsetCalls: 120 };
+  const a = planTraffic({ ...input, seed: 5 });
+  assert.deepEqual(planTraffic({ ...input, seed: 5 }), a);
+  assert.notDeepEqual(planTraffic({ ...input, seed: 6 }), a);
+  for (const kind of ['gaps', 'lateCommits'] as const) {
+    for (const m of input.members) {
+      const ws = a[kind].filter((w) => w.memberId === m);
+      assert.ok(ws.length >= 2, `${m} has ${kind}`);
+      for (const [i, w] of ws.entries()) {
+        assert.ok(w.afterCalls >= input.offsetCalls && w.calls >= 1);
+        if (i) assert.ok(w.afterCalls >= ws[i - 1]!.afterCalls + ws[i - 1]!.calls, `${kind} of ${m} do not overlap`);
+      }
+    }
+  }
+  assert.ok(a.lateCommits.every((l) => l.holdMs >= 5000 && l.holdMs <= 30_000));
+});
+
+test('the check\'s own SQL catches a false gap, a missing gap and marts keeping different versions', async () => {
+  const server = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
+  const names = ['a', 'b'].map((x) => `twinmart_chaos_check_${process.pid}_${x}`);
+  await withPgClient(`${server}/postgres`, async (c) => {
+    for (const n of names) await c.query(`create database ${n}`);
+  });
+  const marts = Object.fromEntries(names.map((n, i) => [`dc${i + 1}`, new Pool({ connectionString: `${server}/${n}` })]));
+  try {
+    for (const mart of Object.values(marts)) {
+      await mart.query('create table ctl_data_gap (source_id text, gap_start timestamptz, gap_end timestamptz)');
+      await mart.query(`create table stg_call_event (call_id uuid, seq int, event text, event_ts timestamptz, ani text, dnis text, queue text, agent_id text, attrs jsonb)`);
+    }
+    const t = (s: number) => Date.parse('2026-01-01T00:00:00Z') + s * 1000;
+    const at = (s: number) => new Date(t(s)).toISOString();
+    // src: m1 covers 0..10 and 20..; m2 (wiped) covered 0..15 as it was: uncovered 15..20.
+    const surviving: Session[] = [
+      { member: 'm1', sourceId: 'src', start: t(0), end: t(10) },
+      { member: 'm1', sourceId: 'src', start: t(20), end: null },
+    ];
+    const wiped: Session[] = [{ member: 'm2', sourceId: 'src', start: t(0), end: t(15) }];
+    await marts.dc1!.query('insert into ctl_data_gap values ($1, $2, $3)', ['src', at(12), at(20)]); // more than the truth: allowed
+    await marts.dc2!.query('insert into ctl_data_gap values ($1, $2, $3)', ['src', at(16), at(20)]); // misses 15..16
+    let v = await checkGaps(marts, surviving, wiped, t(60));
+    assert.equal(v.length, 1, v.join('\n'));
+    assert.match(v[0]!, /^dc2: no gap recorded for src over .*00:00:15\.000Z\.\..*00:00:20\.000Z/);
+    await marts.dc1!.query('insert into ctl_data_gap values ($1, $2, null)', ['src', at(40)]); // open gap while m1 is connected
+    v = await checkGaps(marts, surviving, wiped, t(60));
+    assert.ok(v.some((x) => /^dc1: gap .*00:00:40\.000Z\.\.open of src while m1 had a session/.test(x)), v.join('\n'));
+
+    const row = `insert into stg_call_event values ('00000000-0000-0000-0000-000000000001', $1, 'created', '2026-01-01', null, null, null, null, $2)`;
+    for (const mart of Object.values(marts)) await mart.query(row, [1, '{}']);
+    await marts.dc1!.query(row, [2, '{"recordedBy": "member 1"}']);
+    await marts.dc2!.query(row, [2, '{}']);
+    const versions = await checkVersions(marts, new Map());
+    assert.deepEqual([versions.differ, versions.variants], [1, 1]);
+    const exempt = await checkVersions(marts, new Map([['00000000-0000-0000-0000-000000000001/2', 'x']]));
+    assert.equal(exempt.differ, 0, 'an event a wiped member held may differ');
+  } finally {
+    for (const p of Object.values(marts)) await p.end();
+    await withPgClient(`${server}/postgres`, async (c) => {
+      for (const n of names) await c.query(`drop database if exists ${n} with (force)`);
+    });
+  }
 });

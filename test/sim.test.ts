@@ -242,6 +242,26 @@ test('every member of an HA set gets the same natural keys and content', async (
   });
 });
 
+test('divergent: one member of the set records a share of events with attached data of its own, the same traffic otherwise', async (t) => {
+  await withDatabases(t, 4, async (urls) => {
+    const options = { calls: 300, rate: 0.2, seed: 11, startTs: START, agentsPerSource: 6 };
+    await runSim(simConfig({ 'sw-voice-1': [urls[0]!, urls[1]!] }), { ...options, divergent: 0.1 }, silentLogger);
+    await runSim(simConfig({ 'sw-voice-1': [urls[2]!, urls[3]!] }), options, silentLogger);
+    const [a, b, plain] = [await dump(urls[0]!), await dump(urls[1]!), await dump(urls[2]!)];
+    const strip = (r: CallRow) => ({ ...r, dss_id: null, xid: 0, attrs: JSON.stringify({ ...JSON.parse(r.attrs), recordedBy: undefined }) });
+    assert.deepEqual(a.calls.map(strip), plain.calls.map(strip), 'the same events as without divergence, apart from the variant');
+    assert.deepEqual(b.calls.map(callKey), a.calls.map(callKey), 'both members hold every event');
+    const variants = [a, b].map((d) => d.calls.filter((r) => 'recordedBy' in JSON.parse(r.attrs)));
+    const share = (variants[0]!.length + variants[1]!.length) / a.calls.length;
+    assert.ok(share > 0.06 && share < 0.14, `about a tenth of the events recorded differently, got ${share}`);
+    assert.ok(variants.every((v) => v.length > 0), 'by either member');
+    const mine = new Set(variants[0]!.map(callKey));
+    assert.ok(!variants[1]!.some((r) => mine.has(callKey(r))), 'one member per event');
+    assert.ok(variants[0]!.every((r) => JSON.parse(r.attrs).recordedBy === 'member 0'));
+    await assert.rejects(runSim(simConfig({ 'sw-voice-1': [urls[0]!] }), { ...options, divergent: 2 }, silentLogger), /divergent: expected a share from 0 to 1, got 2/);
+  });
+});
+
 test('a gap leaves exactly its window missing in that member, with a closed session and a reconnect', async (t) => {
   await withDatabases(t, 2, async ([a, b]) => {
     const config = simConfig({ 'sw-voice-1': [a!, b!] });

@@ -101,7 +101,6 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
   const state = await planWorld(root, { layout: options.layout, etl: options.etl ?? {}, dr: options.dr ?? {}, temporal: options.temporal });
   const sites = sitesOf(state.layout);
   const pools = new Pools();
-  let client: Client | undefined;
   let closing: Promise<void> | undefined;
   const world: BenchWorld = {
     name,
@@ -124,7 +123,8 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
       (closing ??= (async () => {
         const keep = Boolean(process.env.TWINMART_KEEP_BENCH_DATA);
         log.info(`world ${name}: stopping${keep ? ` (kept at ${root})` : ''}`);
-        await client?.connection.close().catch(() => undefined);
+        // The world's client of the moment: a run may move it to another site's cluster.
+        await (world.client as Client | undefined)?.connection.close().catch(() => undefined);
         await pools.end().catch(() => undefined);
         await stopWorld(state, false).catch((e: Error) => log.warn(`world ${name}: stop failed`, { error: e.message }));
         if (!keep) rmSync(root, { recursive: true, force: true });
@@ -143,8 +143,7 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
     world.config = saveWorld(state);
     for (const site of options.workers ?? sites) startWorker(state, site);
     if (options.reporting) for (const site of sites) startReporting(state, site);
-    client = await connectClient(world.config);
-    world.client = client;
+    world.client = await connectClient(world.config);
   } catch (e) {
     await world.close();
     throw e;

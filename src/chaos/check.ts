@@ -4,15 +4,31 @@
  * they were just before), against what every live mart holds.
  */
 import type { Pool } from 'pg';
-import type { Pools } from '../db';
+import type { Queryable } from '../db';
 
 /** Natural keys of call events, `call_id/seq`, with the call they belong to. */
 export type Recorded = Map<string, string>;
 
 /** Every call event a member holds now. */
-export async function memberEvents(pools: Pools, url: string): Promise<Recorded> {
-  const { rows } = await pools.get(url).query<{ call_id: string; seq: number }>('select call_id::text, seq from idb.call_event');
+export async function memberEvents(db: Queryable): Promise<Recorded> {
+  const { rows } = await db.query<{ call_id: string; seq: number }>('select call_id::text, seq from idb.call_event');
   return new Map(rows.map((r) => [`${r.call_id}/${r.seq}`, r.call_id]));
+}
+
+/** A collector's session as its IDB records it, in epoch ms; `end` null while it is open. */
+export interface Session {
+  member: string;
+  sourceId: string;
+  start: number;
+  end: number | null;
+}
+
+/** Every session a member records now. */
+export async function memberSessions(db: Queryable, member: string): Promise<Session[]> {
+  const { rows } = await db.query<{ source_id: string; s: string; e: string | null }>(
+    `select source_id, (extract(epoch from conn_start) * 1000)::text as s, (extract(epoch from conn_end) * 1000)::text as e from idb.dss_session`,
+  );
+  return rows.map((r) => ({ member, sourceId: r.source_id, start: Number(r.s), end: r.e === null ? null : Number(r.e) }));
 }
 
 export interface Violations {
@@ -80,6 +96,91 @@ export async function checkMarts(marts: Record<string, Pool>, surviving: Recorde
     wrong.slice(0, 3).forEach(([callId, n]) => example(`${site}: call ${callId} has ${counted.get(callId) ?? 'no'} fact events, ${n} recorded`));
   }
   return v;
+}
+
+/**
+ * Where members recorded one event differently, every live mart must keep the same
+ * version (the best-quality rule does not depend on the loading site). Events a wiped
+ * member held are left out: its better version may have gone before one mart read it.
+ * Returns the events kept differently and how many events have a version of one member
+ * in the first mart (so a run shows it had divergence to test).
+ */
+export async function checkVersions(marts: Record<string, Pool>, exclude: Recorded): Promise<{ differ: number; variants: number; examples: string[] }> {
+  const kept: [string, Map<string, string>][] = [];
+  let variants = 0;
+  for (const [site, mart] of Object.entries(marts)) {
+    const { rows } = await mart.query<{ k: string; h: string; v: boolean }>(
+      `select call_id::text || '/' || seq as k, md5(row(event, event_ts, ani, dnis, queue, agent_id, attrs)::text) as h, attrs ? 'recordedBy' as v
+         from stg_call_event`,
+    );
+    if (!kept.length) variants = rows.filter((r) => r.v).length;
+    kept.push([site, new Map(rows.map((r) => [r.k, r.h]))]);
+  }
+  const examples: string[] = [];
+  let differ = 0;
+  const [first, ...others] = kept;
+  for (const [site, versions] of others) {
+    for (const [k, h] of first![1]) {
+      const other = versions.get(k);
+      if (other === undefined || other === h || exclude.has(k)) continue;
+      differ++;
+      if (examples.length < 3) examples.push(`${first![0]} and ${site} keep different versions of ${k}`);
+    }
+  }
+  return { differ, variants, examples };
+}
+
+/** Session times are copied, not measured: a millisecond covers rounding in `extract(epoch …)`. */
+const SLACK_MS = 1;
+
+/** Windows of [from, until) that no session covers. */
+function uncovered(sessions: Session[], from: number, until: number): [number, number][] {
+  const out: [number, number][] = [];
+  let coveredUntil = from;
+  for (const s of [...sessions].sort((a, b) => a.start - b.start)) {
+    if (s.start >= until) break;
+    if (s.start > coveredUntil + SLACK_MS) out.push([coveredUntil, s.start]);
+    coveredUntil = Math.max(coveredUntil, s.end ?? Infinity);
+  }
+  if (coveredUntil < until - SLACK_MS) out.push([coveredUntil, until]);
+  return out.filter(([a, b]) => b - a > SLACK_MS);
+}
+
+const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : 'open');
+
+/**
+ * `ctl_data_gap` against the collectors' own sessions, per live mart and source:
+ * - no gap overlaps a session that a member records now (open sessions last forever);
+ * - every window from a source's first session to `until` (when traffic stopped) that
+ *   no session covers, counting those of the wiped members as they were (an open one
+ *   ends when its member stopped), lies within a gap. A mart may see more gap than that
+ *   (it never read a wiped member's last sessions), never less.
+ * Returns one line per violation.
+ */
+export async function checkGaps(marts: Record<string, Pool>, surviving: Session[], wiped: Session[], until: number): Promise<string[]> {
+  const out: string[] = [];
+  const sources = [...new Set([...surviving, ...wiped].map((s) => s.sourceId))].sort();
+  for (const [site, mart] of Object.entries(marts)) {
+    const { rows } = await mart.query<{ source_id: string; s: string; e: string | null }>(
+      `select source_id, (extract(epoch from gap_start) * 1000)::text as s, (extract(epoch from gap_end) * 1000)::text as e from ctl_data_gap`,
+    );
+    const gaps = rows.map((r) => ({ sourceId: r.source_id, start: Number(r.s), end: r.e === null ? Infinity : Number(r.e) }));
+    for (const source of sources) {
+      const mine = gaps.filter((g) => g.sourceId === source);
+      for (const g of mine) {
+        for (const s of surviving.filter((x) => x.sourceId === source)) {
+          const overlap = Math.min(g.end, s.end ?? Infinity) - Math.max(g.start, s.start);
+          if (overlap > SLACK_MS) out.push(`${site}: gap ${iso(g.start)}..${iso(g.end)} of ${source} while ${s.member} had a session (${iso(s.start)}..${iso(s.end ?? Infinity)})`);
+        }
+      }
+      const all = [...surviving, ...wiped].filter((x) => x.sourceId === source);
+      const first = Math.min(...all.map((s) => s.start));
+      for (const [a, b] of uncovered(all, first, until)) {
+        if (!mine.some((g) => g.start <= a + SLACK_MS && g.end >= b - SLACK_MS)) out.push(`${site}: no gap recorded for ${source} over ${iso(a)}..${iso(b)}, when no member had a session`);
+      }
+    }
+  }
+  return out;
 }
 
 export function violationCount(v: Violations): number {

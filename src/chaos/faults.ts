@@ -3,35 +3,61 @@
  * (docs/chaos.md). A fault returns once it is over (what it stopped runs again); the run
  * then measures how long the system took to recover from it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as PgClient } from 'pg';
 import type { Client } from '@temporalio/client';
-import type { Member } from '../config';
+import type { ConfigInput, Member } from '../config';
+import { repoRoot } from '../paths';
 import { silentLogger } from '../logger';
 import { baseBackup, removeInstance, restoreInstance, startInstance, stopInstance, type PgInstance } from '../dev/postgres';
-import { failSite, restoreSite, saveWorld, startInstanceDatabases, startTemporal, startWorker, stopTemporal, stopWorker, type WorldState } from '../dev/world';
+import { failSite, restoreSite, saveWorld, startInstanceDatabases, startSiteCluster, startTemporal, startWorker, stopTemporal, stopWorker, worldConfig, type WorldState } from '../dev/world';
+import { stopCluster } from '../dev/temporal-cluster';
+import { siteClusters } from '../config';
+import { connectSurvivingClient } from '../temporal/connection';
+import { failNamespaceAway, handOverNamespace, rejoinSiteCluster } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
 import { excludeSiteUpdate } from '../workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import { waitFor } from '../wait';
 import type { Fault, FaultKind } from './schedule';
-import { memberEvents, type Recorded } from './check';
+import { memberEvents, memberSessions, type Recorded, type Session } from './check';
+import { freeLowPort } from '../dev/ports';
 import type { BenchWorld } from '../bench/world';
 
 export interface ChaosContext {
   w: BenchWorld;
   /** What the collectors recorded in members the run wiped or restored, read just before. */
   wiped: Recorded;
+  /** Their sessions as they were; one still open ends when its member stopped. */
+  wipedSessions: Session[];
   /** How many times each member was wiped or restored so far: a probe written before a wipe may be gone with it. */
   wipes: Map<string, number>;
   /** Rows the run wrote malformed on purpose: every live mart must discard them. */
   malformed: Set<string>;
   /** Base backups of the members with an instance of their own, taken at the start. */
   backups: Record<string, string>;
+  /** Per-site Temporal: one cluster down at a time, so a survivor always holds the namespace. */
+  clusterFaults?: Promise<void>;
+}
+
+/**
+ * Per-site Temporal, as `twinmart dr fail` does before its command: the run's client
+ * moved to a cluster other than `site`'s, and the namespace made active there if it was
+ * at `site`'s. Returns whether the namespace moved. Dev mode: nothing to do.
+ */
+async function namespaceAwayFrom(w: { client: Client; config: BenchWorld['config'] }, site: string): Promise<boolean> {
+  if (!siteClusters(w.config).length) return false;
+  const survivor = await connectSurvivingClient(w.config, site);
+  const old = w.client;
+  w.client = survivor.client;
+  await old.connection.close().catch(() => undefined);
+  return (await failNamespaceAway(w.client, w.config, site, survivor.site!)) !== null;
 }
 
 /** The members a member fault can hit: those with a PostgreSQL instance of their own. */
@@ -59,10 +85,29 @@ function killQuietly(pid: number): void {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-/** A member's current events into `wiped`, before it loses them. */
-async function keep(ctx: ChaosContext, m: Member): Promise<void> {
+/**
+ * What a member holds into the witness (`wiped`, `wipedSessions`), before it loses it.
+ * Its server is stopped first (if still up) and read on a port nobody else knows, so no
+ * row commits between the reading and the loss.
+ */
+async function keep(ctx: ChaosContext, m: Member, stoppedAt?: number): Promise<void> {
+  const inst = instanceOf(ctx.w.state, m);
+  await stopInstance(inst, 'immediate');
+  const end = stoppedAt ?? Date.now();
   ctx.wipes.set(m.id, (ctx.wipes.get(m.id) ?? 0) + 1);
-  for (const [k, call] of await memberEvents(ctx.w.pools, collector(m))) ctx.wiped.set(k, call);
+  const port = await freeLowPort();
+  await startInstance(inst, { port });
+  const url = new URL(collector(m));
+  url.port = String(port);
+  const c = new PgClient({ connectionString: url.toString() });
+  try {
+    await c.connect();
+    for (const [k, call] of await memberEvents(c)) ctx.wiped.set(k, call);
+    for (const s of await memberSessions(c, m.id)) ctx.wipedSessions.push({ ...s, end: s.end ?? end });
+  } finally {
+    await c.end().catch(() => undefined);
+    await stopInstance(inst, 'immediate');
+  }
 }
 
 /** False when the instance is not running (an overlapping fault stopped or removed it): nothing to pause. */
@@ -124,16 +169,19 @@ export interface RoundTripOptions {
  * site back, reintroduced, reporting failed back to the primary. The chaos run's
  * `site-loss` and the recorded histories (test/histories) both run it.
  */
-export async function siteRoundTrip(w: { client: Client; state: WorldState }, site: string, opts: RoundTripOptions): Promise<void> {
-  const dr = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+export async function siteRoundTrip(w: { client: Client; state: WorldState; config: BenchWorld['config'] }, site: string, opts: RoundTripOptions): Promise<void> {
+  const perSite = siteClusters(w.config).length > 0;
+  // Read at each call: with a cluster per site the client moves to a survivor's.
+  const dr = () => w.client.workflow.getHandle(DR_WORKFLOW_ID);
   const command = (name: keyof typeof drUpdates, payload: unknown) =>
-    waitFor(`${name} accepted`, async () => Boolean(await dr.executeUpdate(drUpdates[name], { args: [payload] })), 60_000, 1000);
+    waitFor(`${name} accepted`, async () => Boolean(await dr().executeUpdate(drUpdates[name], { args: [payload] })), 60_000, 1000);
   const until = (what: string, ok: (s: DrStatus) => boolean, ms = 240_000) =>
     waitFor(what, async () => {
       const s = await drStatus(w.client);
       return ok(s) && s;
     }, ms, 250);
   await failSite(w.state, site);
+  await namespaceAwayFrom(w, site);
   await command('declareSiteFailure', { site, reason: opts.reason });
   const s = await until('reporting or degraded', (x) => x.phase === 'degraded' || x.reporting.awaitingConfirmation !== null);
   if (s.reporting.awaitingConfirmation) await command('confirmReporting', { site: s.reporting.awaitingConfirmation });
@@ -142,6 +190,8 @@ export async function siteRoundTrip(w: { client: Client; state: WorldState }, si
   await opts.beforeReturn?.();
   await restoreSite(w.state, site, silentLogger, opts.wipe);
   saveWorld(w.state);
+  // What `twinmart dr rebuilt` does first (restoreSite did it for a replacement's empty cluster).
+  if (perSite && !opts.wipe) await rejoinSiteCluster(w.config, site);
   await command('siteRebuilt', { site });
   await until(`${site} reintroduced`, (x) => x.phase === 'normal' && x.sites[site] === 'active');
   const now = await drStatus(w.client);
@@ -151,39 +201,72 @@ export async function siteRoundTrip(w: { client: Client; state: WorldState }, si
     await command('confirmReporting', { site: now.reporting.primary });
     await until('reporting back at the primary', (x) => x.reporting.active === x.reporting.primary && !x.reporting.awaitingConfirmation);
   }
+  // And the namespace back where reports are served (`twinmart dr handover`).
+  if (perSite) await handOverNamespace(w.config, now.reporting.primary);
 }
 
 /** A site lost and back; before a wiped site returns, what its members held is kept as the run's witness. */
 function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
   const members = ctx.w.config.members.filter((m) => m.site === f.site);
+  const lostAt = Date.now();
   return siteRoundTrip(ctx.w, f.site, {
     holdSeconds: f.holdSeconds,
     wipe: Boolean(f.wipe),
     reason: 'chaos',
     beforeReturn: f.wipe
       ? async () => {
-          for (const m of members) await startAndKeep(ctx, m);
+          for (const m of members) await keep(ctx, m, lostAt);
         }
       : undefined,
   });
-}
-
-/** Before a wiped site comes back: its instances started once more to read what they held. */
-async function startAndKeep(ctx: ChaosContext, m: Member): Promise<void> {
-  const inst = instanceOf(ctx.w.state, m);
-  await startInstance(inst);
-  try {
-    await keep(ctx, m);
-  } finally {
-    await stopInstance(inst, 'immediate');
-  }
 }
 
 function instanceOf(state: WorldState, m: Member): PgInstance {
   return state.pg[ownInstance(state, m) ?? m.site]!;
 }
 
-/** Malformed rows into a member, malformed signals and updates to both workflows. */
+/** Bad values an operator might type, each with the key its error must name. */
+const BAD_VALUES: { key: (site: string) => string; apply: (c: ConfigInput, site: string) => void }[] = [
+  { key: () => 'etl.chunkRows', apply: (c) => (c.etl = { ...c.etl, chunkRows: 0 }) },
+  { key: (site) => `sites.${site}.mart`, apply: (c, site) => (c.sites[site]!.mart = 'mysql://etl@127.0.0.1/mart') },
+  { key: () => 'reporting.primary', apply: (c) => (c.reporting.primary = 'dc9') },
+  { key: () => 'etl.cycleSeconds', apply: (c) => (c.etl = { ...c.etl, cycleSeconds: 'fast' as never }) },
+];
+
+/**
+ * A worker restarted on a config with a bad value, as an operator's reload goes wrong:
+ * it must refuse to start with an error naming the key (while the site's ETL waits),
+ * and the site's worker on the good file takes over again.
+ */
+async function badConfigRestart(ctx: ChaosContext, f: Fault): Promise<void> {
+  const { state } = ctx.w;
+  const bad = BAD_VALUES[Math.round(f.holdSeconds * 10) % BAD_VALUES.length]!;
+  const input = JSON.parse(JSON.stringify(worldConfig(state))) as ConfigInput;
+  bad.apply(input, f.site);
+  const file = join(state.root, `bad-${f.site}-${randomUUID()}.yaml`);
+  writeFileSync(file, stringify(input));
+  await stopWorker(state, f.site);
+  try {
+    const run = promisify(execFile)(process.execPath, [join(repoRoot, 'bin', 'twinmart.js'), 'worker', '--site', f.site, '--config', file], {
+      timeout: 30_000,
+      killSignal: 'SIGKILL',
+    });
+    const e = await run.then(
+      () => ({ code: 0, stderr: '', killed: false }),
+      (x: { code?: number; stderr?: string; killed?: boolean }) => ({ code: x.code ?? null, stderr: x.stderr ?? '', killed: Boolean(x.killed) }),
+    );
+    if (e.killed) throw new Error(`a worker started on a config with a bad ${bad.key(f.site)} and ran for 30 s`);
+    if (e.code !== 2 || !e.stderr.includes(bad.key(f.site))) {
+      throw new Error(`a worker on a bad ${bad.key(f.site)} exited ${e.code} without naming the key: ${e.stderr.trim().slice(0, 300)}`);
+    }
+  } finally {
+    // An overlapping fault may have started the site's worker meanwhile.
+    const pid = state.workers[f.site];
+    if (!pid || !alive(pid)) startWorker(state, f.site);
+  }
+}
+
+/** Malformed rows into a member, malformed signals and updates to both workflows, a worker reloaded on a bad config. */
 async function hostile(ctx: ChaosContext, f: Fault): Promise<void> {
   const { w } = ctx;
   const m = w.config.members.find((x) => x.id === f.member) ?? w.config.members.find((x) => x.site === f.site)!;
@@ -207,6 +290,7 @@ async function hostile(ctx: ChaosContext, f: Fault): Promise<void> {
       () => undefined,
     );
   }
+  await badConfigRestart(ctx, f);
 }
 
 export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
@@ -225,9 +309,26 @@ export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
       for (const s of Object.keys(w.config.sites)) startWorker(w.state, s);
     },
     'temporal-restart': async () => {
-      await stopTemporal(w.state, 'kill');
-      await hold();
-      await startTemporal(w.state, w.binary, silentLogger);
+      if (!w.state.temporal.clusters) {
+        await stopTemporal(w.state, 'kill');
+        await hold();
+        await startTemporal(w.state, w.binary, silentLogger);
+        return;
+      }
+      // A site's cluster killed, the namespace failed over to the other's if it was active there, and back.
+      const before = ctx.clusterFaults ?? Promise.resolve();
+      let done!: () => void;
+      ctx.clusterFaults = new Promise<void>((r) => (done = r));
+      await before;
+      try {
+        await stopCluster(w.state.temporal.clusters[f.site]!, 'kill');
+        const moved = await namespaceAwayFrom(w, f.site);
+        await hold();
+        await startSiteCluster(w.state, f.site, silentLogger);
+        if (moved) await handOverNamespace(w.config, f.site);
+      } finally {
+        done();
+      }
     },
     'member-stop': async () => {
       const inst = instanceOf(w.state, member!);

@@ -22,9 +22,9 @@ import { DR_WORKFLOW_ID } from '../workflows/names';
 import { waitFor } from '../wait';
 import type { Layout, TemporalMode } from '../dev/world';
 import { openBenchWorld, type BenchWorld } from '../bench/world';
-import { checkMarts, memberEvents, violationCount, type Recorded } from './check';
+import { checkGaps, checkMarts, checkVersions, memberEvents, memberSessions, violationCount, type Recorded, type Session } from './check';
 import { ownInstance, runFault, takeBackups, type ChaosContext } from './faults';
-import { FAULT_KINDS, faultSpan, formatSchedule, planFaults, type Fault, type FaultKind } from './schedule';
+import { FAULT_KINDS, faultSpan, formatSchedule, planFaults, planTraffic, type Fault, type FaultKind } from './schedule';
 
 /**
  * Two sets split across the sites, each member on a PostgreSQL of its own (so one can
@@ -69,11 +69,24 @@ export interface ChaosSummary {
   chunksTwice: number;
   wrongFacts: number;
   malformedKept: number;
+  /** Events whose kept version is one member's own (members disagreed on its content). */
+  divergentEvents: number;
+  /** Events two live marts keep in different versions. */
+  versionsDiffer: number;
+  /** Windows in the first live mart's ctl_data_gap. */
+  dataGaps: number;
+  /** Windows where ctl_data_gap disagrees with the collectors' sessions (listed in violations). */
+  dataGapViolations: number;
   parity: boolean;
   drPhase: string;
   recoverySeconds: Record<string, { p50: number; max: number }>;
   violations: string[];
 }
+
+/** Seconds of traffic written at once before the run, so it starts in steady state. */
+const HISTORY_SECONDS = 30;
+/** Share of events one member records with other attached data. */
+const DIVERGENT = 0.02;
 
 const quantile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
@@ -135,8 +148,16 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     const backupDir = join(w.state.root, 'backups');
     mkdirSync(backupDir, { recursive: true });
     const traffic = new AbortController();
-    const sim = runSim(w.config, { calls: 10_000_000, rate: opts.rate ?? 4, seed: opts.seed, historySeconds: 30 }, silentLogger, traffic.signal);
-    const ctx: ChaosContext = { w, wiped: new Map(), wipes: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir) };
+    const rate = opts.rate ?? 4;
+    const troubles = planTraffic({ seed: opts.seed, seconds: opts.minutes * 60, rate, members: w.config.members.map((m) => m.id), offsetCalls: HISTORY_SECONDS * rate });
+    print(`traffic: ${rate} calls/s, ${troubles.gaps.length} collector gaps, ${troubles.lateCommits.length} late commits, ${DIVERGENT * 100}% of events recorded differently by one member`);
+    const sim = runSim(
+      w.config,
+      { calls: 10_000_000, rate, seed: opts.seed, historySeconds: HISTORY_SECONDS, divergent: DIVERGENT, ...troubles },
+      silentLogger,
+      traffic.signal,
+    );
+    const ctx: ChaosContext = { w, wiped: new Map(), wipedSessions: [], wipes: new Map(), malformed: new Set(), backups: await takeBackups(w.state, backupDir) };
     const recoveries: Record<string, number[]> = {};
     const failures: string[] = [];
     const t0 = Date.now();
@@ -171,6 +192,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
       if (f.kind === 'site-loss') exclusive = p.finally(() => (exclusive = null));
     }
     await Promise.all(running);
+    const trafficStopped = Date.now();
     traffic.abort();
     await sim.catch(() => undefined);
     const sites = Object.keys(w.config.sites);
@@ -178,7 +200,12 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
 
     // What the collectors recorded: every member now, and the members wiped on the way as they were.
     const surviving: Recorded = new Map();
-    for (const m of w.config.members) for (const [k, c] of await memberEvents(w.pools, m.collectorUrl ?? m.url)) surviving.set(k, c);
+    const sessions: Session[] = [];
+    for (const m of w.config.members) {
+      const idb = w.pools.get(m.collectorUrl ?? m.url);
+      for (const [k, c] of await memberEvents(idb)) surviving.set(k, c);
+      sessions.push(...(await memberSessions(idb, m.id)));
+    }
     const wiped: Recorded = new Map(ctx.wiped);
     for (const k of ctx.malformed) {
       surviving.delete(k);
@@ -186,6 +213,9 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     }
     const marts = Object.fromEntries(sites.map((s) => [s, w.mart(s)]));
     const v = await checkMarts(marts, surviving, wiped);
+    const gapViolations = await checkGaps(marts, sessions, ctx.wipedSessions, trafficStopped);
+    const versions = await checkVersions(marts, ctx.wiped);
+    const { rows: gapRows } = await w.mart(sites[0]!).query<{ n: number }>('select count(*)::int as n from ctl_data_gap');
     let malformedKept = 0;
     for (const site of sites) {
       const { rows } = await w.mart(site).query("select count(*)::int as n from ctl_discard where table_name = 'call_event' and natural_key = any($1)", [[...ctx.malformed]]);
@@ -206,12 +236,18 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
       chunksTwice: sum(v.chunksTwice),
       wrongFacts: sum(v.wrongFacts),
       malformedKept,
+      divergentEvents: versions.variants,
+      versionsDiffer: versions.differ,
+      dataGaps: gapRows[0]!.n,
+      dataGapViolations: gapViolations.length,
       parity: parity.match,
       drPhase: dr.phase,
       recoverySeconds: Object.fromEntries(Object.entries(recoveries).map(([k, xs]) => [k, { p50: Number(quantile(xs, 0.5).toFixed(2)), max: Number(Math.max(...xs).toFixed(2)) }])),
       violations: [
         ...failures,
         ...v.examples,
+        ...gapViolations.slice(0, 10),
+        ...versions.examples,
         ...(malformedKept ? [`${malformedKept} malformed rows not discarded`] : []),
         ...(parity.match ? [] : [`parity: ${parity.mismatches.length} mismatching intervals`]),
         ...(dr.phase === 'normal' && sites.every((s) => dr.sites[s] === 'active') ? [] : [`the DR workflow ended in phase ${dr.phase}`]),
@@ -248,7 +284,7 @@ export async function main(argv: string[]): Promise<number> {
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   const summary = await runChaos({ minutes, seed, temporal: values.temporal, keep: values.keep, kinds, rate }, (l) => process.stdout.write(l + '\n'));
   process.stdout.write(JSON.stringify(summary) + '\n');
-  const bad = summary.eventsLost + summary.eventsDuplicated + summary.phantoms + summary.chunksTwice + summary.wrongFacts + summary.violations.length;
+  const bad = summary.eventsLost + summary.eventsDuplicated + summary.phantoms + summary.chunksTwice + summary.wrongFacts + summary.versionsDiffer + summary.violations.length;
   return bad ? 1 : 0;
 }
 

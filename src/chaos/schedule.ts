@@ -123,3 +123,34 @@ export function formatSchedule(faults: Fault[]): string {
     .map((f) => `  ${f.at.toFixed(1).padStart(7)} s  ${f.kind.padEnd(16)} ${f.member ?? f.site}  hold ${f.holdSeconds} s${f.wipe === undefined ? '' : f.wipe ? ' (wiped)' : ' (intact)'}`)
     .join('\n');
 }
+
+/** The collectors' own troubles in a run's traffic (SimOptions gaps and lateCommits), counted in calls. */
+export interface TrafficFaults {
+  gaps: { memberId: string; afterCalls: number; calls: number }[];
+  lateCommits: { memberId: string; afterCalls: number; calls: number; holdMs: number }[];
+}
+
+/**
+ * Each collector loses its data source now and then (a gap of 1 to 5 s) and commits a
+ * window late (held 5 to 30 s), a mean of 45 s apart per member and kind; partners'
+ * gaps overlap at times, which makes a real data gap. A pure function of the seed.
+ * `offsetCalls`: calls of the traffic's history, written before the run starts.
+ */
+export function planTraffic(input: { seed: number; seconds: number; rate: number; members: string[]; offsetCalls: number }): TrafficFaults {
+  const rng = rngStream(input.seed, 'chaos-traffic');
+  const out: TrafficFaults = { gaps: [], lateCommits: [] };
+  const calls = (s: number) => Math.max(1, Math.round(s * input.rate));
+  for (const memberId of input.members) {
+    for (const kind of ['gaps', 'lateCommits'] as const) {
+      let t = 10 + rng() * 30;
+      while (t < input.seconds) {
+        const length = kind === 'gaps' ? 1 + rng() * 4 : 2 + rng() * 6;
+        const w = { memberId, afterCalls: input.offsetCalls + calls(t), calls: calls(length) };
+        if (kind === 'gaps') out.gaps.push(w);
+        else out.lateCommits.push({ ...w, holdMs: Math.round(5000 + rng() * 25_000) });
+        t += length + 5 + -Math.log(1 - rng()) * 40;
+      }
+    }
+  }
+  return out;
+}

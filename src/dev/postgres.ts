@@ -205,13 +205,17 @@ function assertPort(inst: PgInstance): void {
   }
 }
 
-/** Starts the server and waits until it accepts connections. Does nothing if it is running. */
-export async function startInstance(inst: PgInstance): Promise<void> {
+/**
+ * Starts the server and waits until it accepts connections. Does nothing if it is running.
+ * `port`: another port than its own for this start, where its clients do not find it.
+ */
+export async function startInstance(inst: PgInstance, opts: { port?: number } = {}): Promise<void> {
   if (await isInstanceRunning(inst)) return;
   const dir = dataDirOf(inst);
   const log = join(dir, LOG_FILE);
+  const port = opts.port === undefined ? [] : ['-o', `-p ${opts.port}`];
   try {
-    await runPgTool('pg_ctl', ['start', '-w', '-s', '-t', String(PG_CTL_TIMEOUT_SECONDS), '-D', dir, '-l', log]);
+    await runPgTool('pg_ctl', ['start', '-w', '-s', '-t', String(PG_CTL_TIMEOUT_SECONDS), '-D', dir, '-l', log, ...port]);
   } catch (e) {
     if (await isInstanceRunning(inst)) return; // someone else started it meanwhile
     throw new Error(`could not start ${describeInstance(inst)}: ${commandOutput(e)}\n${await logTail(log)}`);

@@ -305,7 +305,7 @@ export async function startSiteDatabases(state: WorldState, site: string, logger
 }
 
 /** Per site: its cluster's server up on its databases, in the site's instance. */
-async function startSiteCluster(state: WorldState, site: string, logger: Logger): Promise<void> {
+export async function startSiteCluster(state: WorldState, site: string, logger: Logger): Promise<void> {
   const c = state.temporal.clusters![site]!;
   const tool = await findTemporalServer({ logger });
   const inst = state.pg[site]!;

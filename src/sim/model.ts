@@ -57,6 +57,8 @@ export interface CallEventRow {
   /** Position of the call in the arrival stream. */
   callIndex: number;
   malformed?: { kind: MalformedKind; detail: string };
+  /** The member of the set at this list position records the event with these attrs instead (SimOptions.divergent). */
+  variant?: { memberIndex: number; attrs: string };
 }
 
 export interface AgentEventRow {
@@ -79,6 +81,8 @@ export interface TrafficSpec {
   sources: readonly SourceSpec[];
   /** Call index -> the way that call's rows are made malformed. */
   malformed: ReadonlyMap<number, MalformedKind>;
+  /** Share of call events one member of the set records with other attached data (default 0). */
+  divergent?: number;
 }
 
 interface MediaProfile {
@@ -225,6 +229,8 @@ export class TrafficModel {
   callsStarted = 0;
   private readonly agenda = new Agenda();
   private readonly rng: Rng;
+  /** A stream of its own, so that divergence leaves the traffic of a seed as it was. */
+  private readonly divergenceRng: Rng;
   private readonly sources: SourceState[];
   private readonly out: SimEvent[] = [];
   private active = 0;
@@ -232,6 +238,7 @@ export class TrafficModel {
 
   constructor(private readonly spec: TrafficSpec) {
     this.rng = rngStream(spec.seed, 'traffic');
+    this.divergenceRng = rngStream(spec.seed, 'divergence');
     this.sources = spec.sources.map((s) => {
       const state: SourceState = { spec: s, profile: PROFILES[s.media], ready: new Fifo(), waiting: new Fifo(), agents: [] };
       state.agents = s.agents.map((a) => ({ id: a.id, source: state, seq: a.lastSeq, state: 'off' }));
@@ -397,6 +404,11 @@ export class TrafficModel {
       callIndex: call.index,
     };
     if (malformed) row.malformed = malformed;
+    if (this.spec.divergent && this.divergenceRng() < this.spec.divergent) {
+      // Two collectors of one set seldom disagree, but when they do the mart must keep the same one everywhere.
+      const memberIndex = Math.floor(this.divergenceRng() * 2);
+      row.variant = { memberIndex, attrs: JSON.stringify({ ...JSON.parse(row.attrs), recordedBy: `member ${memberIndex}` }) };
+    }
     this.out.push(row);
   }
 

@@ -56,6 +56,7 @@ export interface SimPlan {
   /** Seconds; one more than `calls`, so a window may end at the end of the arrivals. */
   arrivals: number[];
   malformed: Map<number, MalformedKind>;
+  divergent: number;
   gaps: PlannedWindow[];
   lateCommits: PlannedLateCommit[];
   /** Sorted by time. */
@@ -168,6 +169,8 @@ export function resolveSimPlan(config: Config, options: SimOptions): SimPlan {
   const malformedTotal = Object.values(malformedCounts).reduce((a, b) => a + b, 0);
   if (malformedTotal > calls) fail('malformed', `at most one malformed row per call (${calls} calls)`, options.malformed);
 
+  const divergent = options.divergent ?? 0;
+  if (typeof divergent !== 'number' || !(divergent >= 0 && divergent <= 1)) fail('divergent', 'a share from 0 to 1', options.divergent);
   const gaps = (options.gaps ?? []).map((g, i) => planWindow(`gaps[${i}]`, g, members, calls, arrivals));
   const lateCommits = (options.lateCommits ?? []).map((l, i) => ({
     ...planWindow(`lateCommits[${i}]`, l, members, calls, arrivals),
@@ -195,6 +198,7 @@ export function resolveSimPlan(config: Config, options: SimOptions): SimPlan {
     members,
     arrivals,
     malformed: chooseMalformed(seed, calls, malformedCounts),
+    divergent,
     gaps,
     lateCommits,
     markers,

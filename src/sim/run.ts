@@ -155,6 +155,7 @@ export async function runSim(config: Config, options: SimOptions, logger: Logger
       arrivals: plan.arrivals.slice(0, plan.calls),
       sources,
       malformed: plan.malformed,
+      divergent: plan.divergent,
     });
     aborted = await pump({ plan, baseMs, writers, model, tally, onProgress: options.onProgress, signal });
     hurry = aborted;

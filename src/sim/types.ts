@@ -46,6 +46,11 @@ export interface SimOptions {
   gaps?: GapOption[];
   lateCommits?: LateCommitOption[];
   malformed?: MalformedOption;
+  /**
+   * Share of call events (0 to 1) that one member of the set, drawn per event, records
+   * with other attached data (`attrs.recordedBy`): members that disagree on content.
+   */
+  divergent?: number;
   /** Most events per written batch (one transaction per batch per member). Default 2000. */
   batchSize?: number;
   onProgress?: (progress: SimProgress) => void;

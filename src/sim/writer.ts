@@ -327,7 +327,7 @@ export class MemberWriter {
           if (step.late) {
             await this.writeHeld(step.late, step.calls, step.agents, s.dssId);
           } else {
-            await insertCallEvents(client, this.member.sourceId, s.dssId, step.calls, (ms) => this.iso(ms));
+            await insertCallEvents(client, this.member.sourceId, s.dssId, this.asRecorded(step.calls), (ms) => this.iso(ms));
             await insertAgentEvents(client, this.member.sourceId, s.dssId, step.agents, (ms) => this.iso(ms));
             done.calls += step.calls.length;
             done.agents += step.agents.length;
@@ -340,6 +340,12 @@ export class MemberWriter {
       progress.steps++;
     }
     return done;
+  }
+
+  /** The rows as this member records them: its own attached data where the source's event has a variant for it. */
+  private asRecorded(rows: CallEventRow[]): CallEventRow[] {
+    const i = this.member.index;
+    return rows.some((r) => r.variant?.memberIndex === i) ? rows.map((r) => (r.variant?.memberIndex === i ? { ...r, attrs: r.variant.attrs } : r)) : rows;
   }
 
   private skip(batch: Batch): void {
@@ -392,7 +398,7 @@ export class MemberWriter {
   ): Promise<void> {
     const held = this.held ?? (this.held = await this.beginHeld(window));
     try {
-      await insertCallEvents(held.client, this.member.sourceId, dssId, calls, (ms) => this.iso(ms));
+      await insertCallEvents(held.client, this.member.sourceId, dssId, this.asRecorded(calls), (ms) => this.iso(ms));
       await insertAgentEvents(held.client, this.member.sourceId, dssId, agents, (ms) => this.iso(ms));
     } catch (e) {
       // The held transaction is gone with everything in it.
