@@ -137,3 +137,28 @@ test('a YAML error names its line without quoting it: the line may hold a passwo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("Temporal's own environment (TEMPORAL_ADDRESS, _NAMESPACE, _API_KEY, _TLS_*) fills what the file leaves out; the file wins", () => {
+  const bare = { ...valid(), temporal: {} };
+  const temporalEnv = {
+    ...env,
+    TEMPORAL_ADDRESS: 'temporal.example:7233',
+    TEMPORAL_NAMESPACE: 'twinmart-prod',
+    TEMPORAL_API_KEY: 'k',
+    TEMPORAL_TLS_CLIENT_CERT_PATH: '/etc/tm/client.pem',
+    TEMPORAL_TLS_CLIENT_KEY_PATH: '/etc/tm/client.key',
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/etc/tm/ca.pem',
+    TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+  };
+  const t = parseConfig(bare, 'test.yaml', temporalEnv).temporal;
+  assert.equal(t.address, 'temporal.example:7233');
+  assert.equal(t.namespace, 'twinmart-prod');
+  assert.equal(t.apiKeyEnv, 'TEMPORAL_API_KEY');
+  assert.deepEqual(t.tls, { caFile: '/etc/tm/ca.pem', certFile: '/etc/tm/client.pem', keyFile: '/etc/tm/client.key', serverName: 'temporal.internal' });
+  const fromFile = parseConfig({ ...valid(), temporal: { address: 'file:7233', namespace: 'file-ns', tls: { caFile: '/file/ca.pem' } } }, 'test.yaml', temporalEnv).temporal;
+  assert.deepEqual([fromFile.address, fromFile.namespace, fromFile.tls], ['file:7233', 'file-ns', { caFile: '/file/ca.pem' }], 'the file wins');
+  const none = parseConfig(bare, 'test.yaml', env).temporal;
+  assert.deepEqual([none.address, none.namespace, none.apiKeyEnv, none.tls], ['127.0.0.1:7233', 'default', undefined, undefined], 'defaults without either');
+  assert.deepEqual(parseConfig(bare, 'test.yaml', { ...env, TEMPORAL_TLS: 'true' }).temporal.tls, {}, 'TEMPORAL_TLS=true: TLS with the system roots');
+  assert.equal(parseConfig(bare, 'test.yaml', { ...temporalEnv, TEMPORAL_TLS: 'false' }).temporal.tls, undefined, 'TEMPORAL_TLS=false: none');
+});

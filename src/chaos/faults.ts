@@ -11,14 +11,14 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as PgClient } from 'pg';
-import type { Client } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import type { ConfigInput, Member } from '../config';
 import { repoRoot } from '../paths';
 import { silentLogger } from '../logger';
 import { baseBackup, removeInstance, restoreInstance, startInstance, stopInstance, type PgInstance } from '../dev/postgres';
 import { failSite, restoreSite, saveWorld, startInstanceDatabases, startSiteCluster, startTemporal, startWorker, stopTemporal, stopWorker, worldConfig, type WorldState } from '../dev/world';
 import { stopCluster } from '../dev/temporal-cluster';
-import { siteClusters } from '../config';
+import { siteClusters, temporalAddress } from '../config';
 import { connectSurvivingClient } from '../temporal/connection';
 import { failNamespaceAway, handOverNamespace, rejoinSiteCluster } from '../temporal/namespace';
 import { drStatusQuery, drUpdates, type DrStatus } from '../workflows/dr-messages';
@@ -53,11 +53,15 @@ export interface ChaosContext {
  */
 async function namespaceAwayFrom(w: { client: Client; config: BenchWorld['config'] }, site: string): Promise<boolean> {
   if (!siteClusters(w.config).length) return false;
-  const survivor = await connectSurvivingClient(w.config, site);
-  const old = w.client;
-  w.client = survivor.client;
-  await old.connection.close().catch(() => undefined);
-  return (await failNamespaceAway(w.client, w.config, site, survivor.site!)) !== null;
+  const address = () => (w.client.connection as Connection).options.address;
+  if (address() === temporalAddress(w.config, site)) {
+    const old = w.client;
+    w.client = (await connectSurvivingClient(w.config, site)).client;
+    // Calls in flight on the old connection (another fault's probes) retry on it for a while: closed once they are over.
+    setTimeout(() => void old.connection.close().catch(() => undefined), 120_000).unref();
+  }
+  const via = siteClusters(w.config).find((c) => c.address === address())!.site;
+  return (await failNamespaceAway(w.client, w.config, site, via)) !== null;
 }
 
 /** The members a member fault can hit: those with a PostgreSQL instance of their own. */

@@ -243,9 +243,34 @@ function urlProblem(url: string): string | null {
   return null;
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * Temporal's own client environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS*, as its CLI and SDKs read them) fills what the file's
+ * `temporal` leaves out; what the file says wins, so one file means one deployment.
+ */
+function withTemporalEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (!isObject(raw) || !isObject(raw.temporal)) return raw;
+  const t = { ...raw.temporal };
+  if (t.address === undefined && env.TEMPORAL_ADDRESS) t.address = env.TEMPORAL_ADDRESS;
+  if (t.namespace === undefined && env.TEMPORAL_NAMESPACE) t.namespace = env.TEMPORAL_NAMESPACE;
+  if (t.apiKeyEnv === undefined && env.TEMPORAL_API_KEY) t.apiKeyEnv = 'TEMPORAL_API_KEY';
+  if (t.tls === undefined && env.TEMPORAL_TLS !== 'false') {
+    const files = Object.entries({
+      caFile: env.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+      certFile: env.TEMPORAL_TLS_CLIENT_CERT_PATH,
+      keyFile: env.TEMPORAL_TLS_CLIENT_KEY_PATH,
+      serverName: env.TEMPORAL_TLS_SERVER_NAME,
+    }).filter(([, v]) => v);
+    if (files.length || env.TEMPORAL_TLS === 'true') t.tls = Object.fromEntries(files);
+  }
+  return { ...raw, temporal: t };
+}
+
 /** Validates an already-parsed config object. `file` is only used in messages. */
 export function parseConfig(raw: unknown, file = '(inline)', env: NodeJS.ProcessEnv = process.env): Config {
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(withTemporalEnv(raw, env));
   if (!result.success) throw new ConfigError(formatIssues(file, result.error));
   const c = result.data;
   const errors: string[] = [];
