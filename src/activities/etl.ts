@@ -16,6 +16,7 @@ import { migrateMart } from '../mart/migrate';
 import { initReportingRole } from '../mart/control';
 import { noteExclusions, refreshDataGaps } from '../mart/facts';
 import { heartbeating, type Progress } from './heartbeat';
+import type { EtlMetrics } from '../metrics/worker';
 
 export interface SiteDescription {
   site: string;
@@ -34,9 +35,11 @@ export interface EtlActivityDeps {
   site: string;
   pools: Pools;
   logger: Logger;
+  /** Counts for the worker's /metrics; absent, nothing is counted. */
+  metrics?: EtlMetrics;
 }
 
-export function createEtlActivities({ config, site, pools, logger }: EtlActivityDeps) {
+export function createEtlActivities({ config, site, pools, logger, metrics }: EtlActivityDeps) {
   const mart = () => pools.get(config.sites[site]!.mart);
   const owner = () => pools.get(martOwnerUrl(config, site));
   // Loads and transforms use sessions of their own. PostgreSQL empties every ON COMMIT
@@ -66,17 +69,23 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       ...(after && { after }),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
+    metrics?.extracted(member.id, result.callRows, result.agentRows);
     return result;
   }
 
-  function transform(progress: Progress): Promise<TransformResult> {
-    return transformSite(martFor('transform'), {
+  /** `cycleStartedAt`: when the workflow began the cycle this transform ends (absent from older runs). */
+  async function transform(progress: Progress, cycleStartedAt?: string): Promise<TransformResult> {
+    const t0 = Date.now();
+    const r = await transformSite(martFor('transform'), {
       batch: config.etl.transformBatch,
       serviceLevelSeconds: config.etl.serviceLevelSeconds,
       maxCallSeconds: config.etl.maxCallSeconds,
       onBatch: progress,
       signal: Context.current().cancellationSignal,
     });
+    metrics?.transformed((Date.now() - t0) / 1000, r.facts);
+    if (cycleStartedAt) metrics?.cycle((Date.now() - Date.parse(cycleStartedAt)) / 1000);
+    return r;
   }
 
   /** ctl_excluded_member as the ETL has it, and the data gaps that follow; returns the gaps written. */
@@ -129,9 +138,9 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
       return progressing((progress) => extract(input.memberId, config.etl.cycleChunks, progress));
     },
 
-    async transform(input: { site: string }): Promise<TransformResult> {
+    async transform(input: { site: string; cycleStartedAt?: string }): Promise<TransformResult> {
       checkSite(input.site);
-      return progressing(transform);
+      return progressing((progress) => transform(progress, input.cycleStartedAt));
     },
 
     /**
@@ -142,7 +151,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
      * take their IDB snapshots at once, then load one after another in the lane's order
      * (see ExtractOptions.after and extractionLanes).
      */
-    async extractAndTransform(input: { site: string; lanes: string[][] }): Promise<{ extracts: ExtractResult[]; transform: TransformResult }> {
+    async extractAndTransform(input: { site: string; lanes: string[][]; cycleStartedAt?: string }): Promise<{ extracts: ExtractResult[]; transform: TransformResult }> {
       checkSite(input.site);
       return progressing(async (progress) => {
         const extracts = await Promise.all(
@@ -155,7 +164,7 @@ export function createEtlActivities({ config, site, pools, logger }: EtlActivity
             });
           }),
         );
-        return { extracts, transform: await transform(progress) };
+        return { extracts, transform: await transform(progress, input.cycleStartedAt) };
       });
     },
   };

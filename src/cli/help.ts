@@ -20,8 +20,9 @@ const HELP: Record<string, string> = {
     dev up, traffic and live progress until Ctrl-C (or S seconds); a DR round trip of dc1 20 s
     in unless --no-dr, run with the operator's twinmart dr commands (per-site: the namespace
     fails over with dc1 and is handed back before the failback)`,
-  worker: `worker --site <site>
-    run one site's workers (the control queue and the site's own queue); SIGTERM drains`,
+  worker: `worker --site <site> [--metrics-host H]
+    run one site's workers (the control queue and the site's own queue); SIGTERM drains;
+    Prometheus metrics at /metrics on sites.<site>.metricsPort (on 127.0.0.1 unless H)`,
   reporting: `reporting --site <site> [--host H]
     run one site's reporting service and dashboard on sites.<site>.reportingPort`,
   'hash-password': `hash-password

@@ -30,11 +30,12 @@ const number = (name: string, v: string | undefined, dflt?: number): number => {
 };
 
 async function worker(args: string[]): Promise<void> {
-  const { values } = parse(args, { site: { type: 'string' } });
+  const { values } = parse(args, { site: { type: 'string' }, 'metrics-host': { type: 'string' } });
   if (!values.site) throw new UsageError('worker needs --site <site>');
   const config = loadConfig(configPath(values.config));
-  const logger = createLogger(`worker ${values.site}`);
-  const workers = await createSiteWorkers(config, values.site, logger);
+  assertSite(config, values.site);
+  const logger = createLogger('worker', 'info', { site: values.site });
+  const workers = await createSiteWorkers(config, values.site, logger, { metricsHost: values['metrics-host'] });
   logger.info('workers running', { site: values.site, temporal: temporalAddress(config, values.site) });
   await workers.run;
   logger.info('workers stopped');
@@ -45,7 +46,7 @@ async function reporting(args: string[]): Promise<void> {
   if (!values.site) throw new UsageError('reporting needs --site <site>');
   const config = loadConfig(configPath(values.config));
   assertSite(config, values.site);
-  const logger = createLogger(`reporting ${values.site}`);
+  const logger = createLogger('reporting', 'info', { site: values.site });
   const pools = new Pools();
   const server = createReportingServer({
     config,

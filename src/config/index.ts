@@ -129,6 +129,8 @@ const configSchema = z
           /** The read-only role of the reporting service (twinmart_reporting); default `mart`, with a warning. */
           reportingMart: pgUrl.optional(),
           reportingPort: z.number().int().min(1).max(65535),
+          /** Where the site's worker serves Prometheus metrics (`/metrics`); absent: it serves none. */
+          metricsPort: z.number().int().min(1).max(65535).optional(),
           /** Where that site's workers reach its reporting service; default http://127.0.0.1:<reportingPort>. */
           reportingUrl: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'an http(s)://host[:port] URL').optional(),
           /**

@@ -98,6 +98,8 @@ export interface WorldState {
   workers: Record<string, number | null>;
   /** Reporting service per site: its port and process. */
   reporting: Record<string, { port: number; pid: number | null }>;
+  /** The port of each site's worker metrics (absent in worlds saved before). */
+  metrics?: Record<string, number>;
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
   runHistoryEvents?: number;
@@ -158,6 +160,7 @@ export function worldConfig(state: WorldState): ConfigInput {
           martOwner: instanceUrl(state.pg[s]!, MART_DB, MART_OWNER),
           reportingMart: instanceUrl(state.pg[s]!, MART_DB, REPORTING_ROLE),
           reportingPort: state.reporting[s]!.port,
+          ...(state.metrics?.[s] && { metricsPort: state.metrics[s] }),
           ...(clusters && { temporal: { address: clusterAddress(clusters[s]!), cluster: clusters[s]!.name } }),
         },
       ]),
@@ -272,6 +275,7 @@ export async function planWorld(
     reporting: Object.fromEntries(
       await Promise.all(sites.map(async (s, i) => [s, { port: await pick(8401 + i), pid: null }] as const)),
     ),
+    metrics: Object.fromEntries(await Promise.all(sites.map(async (s, i) => [s, await pick(9464 + i)] as const))),
     etl: options.etl ?? {},
     ...(options.dr ? { dr: options.dr } : {}),
     ...(options.runHistoryEvents ? { runHistoryEvents: options.runHistoryEvents } : {}),

@@ -5,6 +5,8 @@
  * every report request, so a role switched by the DR workflow takes effect at once; a
  * standby still answers /health, /api/ops and the dashboard, which shows the notice.
  */
+import { createReportingMetrics } from '../metrics/reporting';
+import { exposition } from '../metrics/http';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -237,6 +239,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
   const martUrl = reportingMartUrl(config, site);
   if (martUrl.warning) logger.warn(martUrl.warning);
   const mart = opts.pools.get(martUrl.url, martSession(site));
+  // Open like /health: ids and counts only, for Prometheus, which does not sign in.
+  const metrics = createReportingMetrics({ site, sites: Object.keys(config.sites), role: roleNow, dr: drView });
 
   /** What /health says while the mart is unreachable: the role seen last, or standby. */
   let lastRole: RoleView | null = null;
@@ -427,6 +431,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return ready();
       case '/ready':
         return activeHere();
+      case '/metrics':
+        return { status: 200, headers: { 'content-type': metrics.registry.contentType }, body: await exposition(metrics.registry) };
       case '/api/ops':
         return ops();
       case '/api/queue-summary':
@@ -465,6 +471,7 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
       reply = json(500, { error: 'internal error' });
     }
     send(res, reply);
+    metrics.request(path, reply.status, (Date.now() - started) / 1000);
     logger.debug('reporting: request', { site, method: req.method, path, status: reply.status, ms: Date.now() - started });
   }
 

@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Runtime, DefaultLogger, Worker, type NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Worker, type NativeConnection } from '@temporalio/worker';
 import { assertSite, type Config } from '../config';
 import { Pools } from '../db';
 import type { Logger } from '../logger';
@@ -13,18 +14,14 @@ import { createEtlActivities } from '../activities/etl';
 import { createControlActivities, createDrActivities } from '../activities/dr';
 import { createDrillActivities } from '../activities/drill';
 import { connectWorker } from '../temporal/connection';
-import { CONTROL_QUEUE, siteQueue } from '../workflows/names';
+import { CONTROL_QUEUE, etlWorkflowId, siteQueue } from '../workflows/names';
+import { etlStatusQuery } from '../workflows/etl-messages';
+import { createWorkerMetrics } from '../metrics/worker';
+import { serveMetrics, type MetricsServer } from '../metrics/http';
+import { activityAware, installRuntime } from './runtime';
 
 export const workflowsPath = require.resolve('../workflows');
 export const workflowBundlePath = resolve(__dirname, '..', '..', 'workflow-bundle.js');
-
-let runtimeInstalled = false;
-/** Quiet core logs; the SDK installs its own SIGINT/SIGTERM handlers that shut workers down. */
-function installRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-}
 
 export interface SiteWorkers {
   /** Resolves when both workers have stopped. */
@@ -32,16 +29,38 @@ export interface SiteWorkers {
   shutdown(): void;
 }
 
+/** `metricsHost`: where /metrics listens (on sites.<site>.metricsPort), 127.0.0.1 unless given. */
 export async function createSiteWorkers(
   config: Config,
   site: string,
   logger: Logger,
-  connection?: NativeConnection,
+  opts: { connection?: NativeConnection; metricsHost?: string } = {},
 ): Promise<SiteWorkers> {
   assertSite(config, site);
-  installRuntime();
+  const metricsPort = config.sites[site]!.metricsPort;
+  // The SDK installs its own SIGINT/SIGTERM handlers that shut workers down.
+  const { coreMetricsUrl } = await installRuntime(site, metricsPort !== undefined);
+  const connection = opts.connection;
   const conn = connection ?? (await connectWorker(config, site, { logger }));
   const pools = new Pools();
+  const status = new Client({ connection: conn, namespace: config.temporal.namespace });
+  const metrics = createWorkerMetrics({
+    config,
+    site,
+    mart: () => pools.get(config.sites[site]!.mart, { max: 2 }),
+    etlStatus: () => status.withDeadline(Date.now() + 2000, () => status.workflow.getHandle(etlWorkflowId(site)).query(etlStatusQuery)),
+  });
+  let metricsServer: MetricsServer | null = null;
+  if (metricsPort !== undefined) {
+    metricsServer = await serveMetrics({
+      registry: metrics.registry,
+      port: metricsPort,
+      host: opts.metricsHost ?? '127.0.0.1',
+      logger,
+      extra: async () => (coreMetricsUrl ? (await fetch(coreMetricsUrl, { signal: AbortSignal.timeout(2000) })).text() : ''),
+    });
+  }
+  const activityLog = activityAware(logger);
   const workflowSource = existsSync(workflowBundlePath)
     ? { workflowBundle: { codePath: workflowBundlePath } }
     : { workflowsPath };
@@ -62,8 +81,8 @@ export async function createSiteWorkers(
     namespace: config.temporal.namespace,
     taskQueue: siteQueue(site),
     activities: {
-      ...createEtlActivities({ config, site, pools, logger }),
-      ...createDrActivities({ config, site, pools, logger }),
+      ...createEtlActivities({ config, site, pools, logger: activityLog, metrics: metrics.etl }),
+      ...createDrActivities({ config, site, pools, logger: activityLog }),
       ...createDrillActivities({ config, site, pools }),
     },
     identity: `twinmart-${site}@${process.pid}`,
@@ -74,13 +93,17 @@ export async function createSiteWorkers(
     // a command would wait that long for its load to hear of it. Loads beat every second.
     maxHeartbeatThrottleInterval: '1 second',
   });
+  const stopped = async () => {
+    await metricsServer?.close();
+    await pools.end();
+  };
   const run = Promise.all([control.run(), activities.run()]).then(
     async () => {
-      await pools.end();
+      await stopped();
       if (!connection) await conn.close();
     },
     async (e) => {
-      await pools.end();
+      await stopped();
       throw e;
     },
   );

@@ -316,7 +316,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
         // Every member caught up: the whole cycle is one task (two server round trips, not a dozen).
         if (included.every((m) => caughtUp(lastRows(m.id), desc.chunkRows))) {
           const steady = await unlessInterrupted(() =>
-            acts.extractAndTransform({ site, lanes: lanes.map((lane) => lane.map((m) => m.id)) }),
+            acts.extractAndTransform({ site, lanes: lanes.map((lane) => lane.map((m) => m.id)), cycleStartedAt: startedAt }),
           );
           results.push(...(steady?.extracts ?? []));
           return steady?.transform ?? null;
@@ -329,7 +329,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
             }
           }),
         );
-        return unlessInterrupted(() => acts.transform({ site }));
+        return unlessInterrupted(() => acts.transform({ site, cycleStartedAt: startedAt }));
       });
     } finally {
       interrupt = null;
