@@ -141,14 +141,15 @@ test('the image: its runtime stage holds what the services need, runs as non-roo
   }
 });
 
-test('docker-compose.yml: each reporting container checks its own /health, the workers and start none', () => {
+test('docker-compose.yml: each reporting container checks its own /health, each worker its /metrics, start none', () => {
   const config = loadConfig(join(repoRoot, 'deploy', 'twinmart.yaml'), { TWINMART_DB_PASSWORD: 'pw' });
   type Service = { healthcheck?: { test?: string[] } };
   const services = (parseYaml(compose({ TWINMART_DB_PASSWORD: 'pw', TWINMART_SESSION_SECRET: 'secret' })) as { services: Record<string, Service> }).services;
   for (const [site, s] of Object.entries(config.sites)) {
     assert.deepEqual(services[`reporting-${site}`]!.healthcheck?.test, ['CMD', 'node', 'bin/healthcheck.js', `http://127.0.0.1:${s.reportingPort}/health`]);
-    // compose writes `disable: true` as the test NONE.
-    assert.deepEqual(services[`worker-${site}`]!.healthcheck?.test, ['NONE'], `worker-${site} serves no HTTP to probe`);
+    assert.ok(s.metricsPort, `sites.${site}.metricsPort`);
+    assert.deepEqual(services[`worker-${site}`]!.healthcheck?.test, ['CMD', 'node', 'bin/healthcheck.js', `http://127.0.0.1:${s.metricsPort}/metrics`]);
   }
+  // compose writes `disable: true` as the test NONE.
   assert.deepEqual(services.start!.healthcheck?.test, ['NONE']);
 });

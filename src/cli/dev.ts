@@ -78,7 +78,8 @@ function announce(state: WorldState, uiUrl: string | null): void {
     ...sitesOf(state.layout).map(
       (s) =>
         `  ${s}: PostgreSQL on 127.0.0.1:${state.pg[s]!.port}, worker pid ${state.workers[s]}, ` +
-        `reporting http://127.0.0.1:${state.reporting[s]!.port}/ (${s === state.primary ? 'active' : 'standby'} at start)`,
+        `reporting http://127.0.0.1:${state.reporting[s]!.port}/ (${s === state.primary ? 'active' : 'standby'} at start)` +
+        (state.metrics?.[s] ? `, metrics http://127.0.0.1:${state.metrics[s]}/metrics` : ''),
     ),
     `  config: ${configFile(state)}   logs: ${state.root}/logs`,
   ];
