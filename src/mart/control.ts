@@ -47,10 +47,10 @@ export async function sourceFacts(db: Queryable, sourceIds: string[]): Promise<S
   return rows.map((r) => ({ sourceId: r.source_id, lastEventTs: r.last?.toISOString() ?? null, gaps: r.gaps }));
 }
 
-/** Whether the transform has nothing left to do and no chunked load is half committed. */
+/** Whether the transform has nothing left to do (calls, agents, sources whose data gaps to refresh) and no chunked load is half committed. */
 export async function loadBacklog(db: Queryable): Promise<{ dirty: number; pendingChunks: number }> {
   const { rows } = await db.query<{ dirty: string; pending: string }>(
-    `select (select count(*) from etl_dirty_call) + (select count(*) from etl_dirty_agent) as dirty,
+    `select (select count(*) from etl_dirty_call) + (select count(*) from etl_dirty_agent) + (select count(*) from etl_dirty_source) as dirty,
             (select count(*) from ctl_cursor where pending_snapshot is not null) as pending`,
   );
   return { dirty: Number(rows[0]!.dirty), pendingChunks: Number(rows[0]!.pending) };
