@@ -42,7 +42,7 @@ const compose = (env: NodeJS.ProcessEnv, ...args: string[]) =>
 test('docker-compose.yml validates', () => {
   const out = compose({ TWINMART_DB_PASSWORD: 'pw', TWINMART_SESSION_SECRET: 'secret' }, '--services');
   assert.deepEqual(out.trim().split('\n').sort(), [
-    'dc1-db', 'dc2-db', 'reporting-dc1', 'reporting-dc2', 'start',
+    'dc1-db', 'dc2-db', 'prometheus', 'reporting-dc1', 'reporting-dc2', 'start',
     'temporal-dc1', 'temporal-dc2', 'temporal-schema-dc1', 'temporal-schema-dc2', 'temporal-setup',
     'ui-dc1', 'ui-dc2', 'worker-dc1', 'worker-dc2',
   ]);
@@ -57,8 +57,8 @@ test('docker-compose.yml has no default password and publishes nothing beyond th
   );
   assert.deepEqual(
     published.map(([name]) => name).sort(),
-    ['reporting-dc1', 'reporting-dc2', 'ui-dc1', 'ui-dc2'],
-    'only the Web UIs and reporting are published',
+    ['prometheus', 'reporting-dc1', 'reporting-dc2', 'ui-dc1', 'ui-dc2'],
+    'only Prometheus, the Web UIs and reporting are published',
   );
   for (const [name, p] of published) assert.match(p, /127\.0\.0\.1/, `${name} publishes ${p} beyond the loopback`);
 });
