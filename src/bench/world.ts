@@ -68,6 +68,8 @@ export interface WorldOptions {
   temporal?: TemporalMode;
   /** pg_stat_statements on the site instances (a restart of each); default true. */
   statements?: boolean;
+  /** temporal.runHistoryEvents: a small value makes runs continue as new within seconds. */
+  runHistoryEvents?: number;
 }
 
 async function enableStatements(state: WorldState, site: string): Promise<boolean> {
@@ -98,7 +100,13 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
   chmodSync(root, 0o755); // PostgreSQL runs as user postgres and must reach its data dir
   const t0 = Date.now();
   log.info(`world ${name}: starting`, { root });
-  const state = await planWorld(root, { layout: options.layout, etl: options.etl ?? {}, dr: options.dr ?? {}, temporal: options.temporal });
+  const state = await planWorld(root, {
+    layout: options.layout,
+    etl: options.etl ?? {},
+    dr: options.dr ?? {},
+    temporal: options.temporal,
+    runHistoryEvents: options.runHistoryEvents,
+  });
   const sites = sitesOf(state.layout);
   const pools = new Pools();
   let closing: Promise<void> | undefined;
