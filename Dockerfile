@@ -21,8 +21,7 @@ COPY migrations ./migrations
 COPY web ./web
 COPY --from=build /app/dist ./dist
 USER node
-# A reporting container probes its own /health at TWINMART_HEALTH_URL (compose gives each
-# its URL); compose disables it for workers and the one-shot start, which serve no HTTP:
-# their process exits on a fatal error and the restart policy acts on that.
+# A reporting container probes its own /health at TWINMART_HEALTH_URL, a worker its
+# /metrics (compose gives each its URL); the one-shot start has none, since it serves no HTTP.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["node", "bin/healthcheck.js"]
 CMD ["node", "bin/twinmart.js", "--help"]
