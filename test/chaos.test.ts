@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pool } from 'pg';
-import { checkGaps, checkVersions, type Session } from '../src/chaos/check';
+import { checkGaps, checkVersions, historyLeaks, type Session } from '../src/chaos/check';
 import { runChaos } from '../src/chaos/run';
 import { withPgClient } from './helpers/pg';
 import { FAULT_KINDS, faultSpan, planFaults, planTraffic } from '../src/chaos/schedule';
@@ -114,4 +114,16 @@ test('the check\'s own SQL catches a false gap, a missing gap and marts keeping 
       for (const n of names) await c.query(`drop database if exists ${n} with (force)`);
     });
   }
+});
+
+test('the history check names a database URL, a password and a recorded call id, and passes ids and counts', () => {
+  const call = '6f1c2a9e-0b7d-4c1e-9a55-3d2f7e8b9c01';
+  const clean = JSON.stringify({ runId: '01a24cf5-26d7-70f8-956a-d7277c1ed105', member: 'idb-voice-1-dc1', callRows: 12 });
+  assert.deepEqual(historyLeaks('wf', clean, new Set([call]), ['s3cret']), []);
+  const leaky = `${clean} connection to postgres://reader:s3cret@10.0.0.1/idb failed; row ${call}`;
+  assert.deepEqual(historyLeaks('wf', leaky, new Set([call]), ['s3cret']), [
+    'wf: a database URL in its history',
+    'wf: a password in its history',
+    `wf: 1 recorded call ids in its history, e.g. ${call}`,
+  ]);
 });

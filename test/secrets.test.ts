@@ -17,6 +17,7 @@ import { stopInstance } from '../src/dev/postgres';
 import { configFile } from '../src/dev/world';
 import { repoRoot } from '../src/paths';
 import { runSim } from '../src/sim';
+import { historyText } from '../src/temporal/history-text';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../src/workflows/names';
 import { etlStatusQuery } from '../src/workflows/etl-messages';
 import { openWorld, step, waitFor, type TestWorld } from './helpers/world';
@@ -44,23 +45,7 @@ after(async () => {
   await w?.close();
 });
 
-/** Every string in a history, payloads decoded (their JSON is bytes in the proto). */
-function texts(value: unknown, out: string[] = []): string[] {
-  if (typeof value === 'string') out.push(value);
-  else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
-  else if (value && typeof value === 'object') for (const v of Object.values(value)) texts(v, out);
-  return out;
-}
-
-async function histories(workflowId: string): Promise<{ runs: number; text: string }> {
-  let runs = 0;
-  const parts: string[] = [];
-  for await (const run of w.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-    runs += 1;
-    parts.push(...texts(await w.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()));
-  }
-  return { runs, text: parts.join('\n') };
-}
+const histories = (workflowId: string) => historyText(w.client, workflowId);
 
 function assertClean(where: string, text: string): void {
   for (const pw of PASSWORDS) {

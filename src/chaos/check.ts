@@ -187,3 +187,20 @@ export function violationCount(v: Violations): number {
   const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
   return sum(v.lost) + sum(v.duplicated) + sum(v.phantoms) + sum(v.chunksTwice) + sum(v.wrongFacts);
 }
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+
+/**
+ * What a workflow's history must never carry (ids and counts only): a database URL, a
+ * password of the config's, the id of a call the collectors recorded (a row's key).
+ * Pure: `text` is every string of the histories (src/temporal/history-text.ts).
+ */
+export function historyLeaks(workflowId: string, text: string, callIds: Set<string>, passwords: string[]): string[] {
+  const out: string[] = [];
+  const url = /postgres(?:ql)?:\/\//i.exec(text);
+  if (url) out.push(`${workflowId}: a database URL in its history`);
+  for (const pw of passwords) if (text.includes(pw)) out.push(`${workflowId}: a password in its history`);
+  const calls = new Set([...text.matchAll(UUID)].map((m) => m[0]).filter((id) => callIds.has(id)));
+  if (calls.size) out.push(`${workflowId}: ${calls.size} recorded call ids in its history, e.g. ${[...calls][0]}`);
+  return out;
+}

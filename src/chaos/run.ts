@@ -17,12 +17,13 @@ import { membersBehind } from '../etl/backlog';
 import { loadBacklog } from '../mart/control';
 import { compareMarts } from '../parity';
 import { startAll } from '../temporal/connection';
+import { historyText } from '../temporal/history-text';
 import { drStatusQuery } from '../workflows/dr-messages';
-import { DR_WORKFLOW_ID } from '../workflows/names';
+import { DR_PROBES_WORKFLOW_ID, DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import { waitFor } from '../wait';
 import type { Layout, TemporalMode } from '../dev/world';
 import { openBenchWorld, type BenchWorld } from '../bench/world';
-import { checkGaps, checkMarts, checkVersions, memberEvents, memberSessions, violationCount, type Recorded, type Session } from './check';
+import { checkGaps, checkMarts, checkVersions, historyLeaks, memberEvents, memberSessions, violationCount, type Recorded, type Session } from './check';
 import { ownInstance, runFault, takeBackups, type ChaosContext } from './faults';
 import { FAULT_KINDS, faultSpan, formatSchedule, planFaults, planTraffic, type Fault, type FaultKind } from './schedule';
 
@@ -223,6 +224,12 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     }
     const parity = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date() });
     const dr = await w.client.workflow.getHandle(DR_WORKFLOW_ID).query(drStatusQuery);
+    const callIds = new Set([...surviving.values(), ...wiped.values()]);
+    const passwords = [...w.config.members.map((m) => m.url), ...sites.map((s) => w.config.sites[s]!.mart)].map((u) => decodeURIComponent(new URL(u).password)).filter(Boolean);
+    const leaks: string[] = [];
+    for (const id of [...sites.map(etlWorkflowId), DR_WORKFLOW_ID, DR_PROBES_WORKFLOW_ID]) {
+      leaks.push(...historyLeaks(id, (await historyText(w.client, id)).text, callIds, passwords));
+    }
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     const summary: ChaosSummary = {
       seed: opts.seed,
@@ -249,6 +256,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
         ...gapViolations.slice(0, 10),
         ...versions.examples,
         ...(malformedKept ? [`${malformedKept} malformed rows not discarded`] : []),
+        ...leaks,
         ...(parity.match ? [] : [`parity: ${parity.mismatches.length} mismatching intervals`]),
         ...(dr.phase === 'normal' && sites.every((s) => dr.sites[s] === 'active') ? [] : [`the DR workflow ended in phase ${dr.phase}`]),
       ],
