@@ -15,7 +15,9 @@ export async function waitFor<T>(
       if (v) return v;
       last = v;
     } catch (e) {
-      last = (e as Error).message;
+      // The client's ServiceError says only which call failed; its cause says why.
+      const cause = (e as { cause?: unknown }).cause;
+      last = cause instanceof Error ? `${(e as Error).message}: ${cause.message}` : (e as Error).message;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what} (last: ${String(last)})`);
     await sleep(everyMs);
