@@ -80,8 +80,7 @@ export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Pr
 /** One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in parallel, then the transform. */
 export async function plainCycle(
   config: Config,
-  mart: Pool,
-  idb: (m: Member) => Pool,
+  { site, mart, idb }: PlainMart,
 ): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
   const t0 = Date.now();
   const members: Record<string, number> = {};
@@ -91,7 +90,7 @@ export async function plainCycle(
     extractionLanes(config.members).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
-        const r = await extractMember(mart, idb(m), m, { chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
+        const r = await extractMember(mart, idb(m), m, { site, chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
         results.push(r);
@@ -114,6 +113,8 @@ export async function plainCycle(
 }
 
 export interface PlainMart {
+  /** The site whose mart this stands in for (member locality is relative to it). */
+  site: string;
   pools: Pools;
   mart: Pool;
   idb: (m: Member) => Pool;
@@ -127,7 +128,7 @@ export async function openPlainMart(w: BenchWorld, site: string, database = 'ben
   const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
   await migrateMart(mart);
   const idb = (m: Member) => pools.get(m.url, idbReadSession(w.config.etl, 'twinmart-bench-extract'));
-  return { pools, mart, idb, database };
+  return { site, pools, mart, idb, database };
 }
 
 export interface PlainResult {
@@ -156,7 +157,7 @@ export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlo
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, pm);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;
