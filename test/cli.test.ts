@@ -79,12 +79,24 @@ describe('the twinmart command', { timeout: 600_000 }, () => {
 
       const sim = await twinmart(cwd, ['sim', '--calls', '300', '--rate', '50', '--seed', '3', '--backfill-minutes', '120']);
       assert.equal(sim.code, 0, sim.stderr);
-      const simmed = JSON.parse(sim.stdout) as { members: { callEvents: number; agentEvents: number }[] };
-      const written = simmed.members.reduce((n, m) => n + m.callEvents + m.agentEvents, 0);
-      await waitFor('both sites to load every member', async () => {
+      type Counts = { callEvents: number; agentEvents: number }[];
+      const simmed = JSON.parse(sim.stdout) as { members: Counts; sources: Counts };
+      const events = (counts: Counts) => counts.reduce((n, m) => n + m.callEvents + m.agentEvents, 0);
+      const written = events(simmed.members);
+      const sites = await waitFor('both sites to load every member', async () => {
         const sites = await status(cwd);
-        return sites.every((s) => s.workflow === 'running' && loaded(s) === written && s.members.every((m) => m.behind === 0));
+        const done = sites.every((s) => s.workflow === 'running' && loaded(s) === written && s.members.every((m) => m.behind === 0));
+        // The workflow counts a cycle's bytes when the cycle ends, after its commits.
+        return done && sites.every((s) => s.bandwidth?.eventsLanded === events(simmed.sources)) && sites;
       });
+      // Every member was read in full, each from its own site's or across the WAN.
+      for (const s of sites) {
+        const read = (local: boolean) => s.members.filter((m) => (m.site === s.site) === local).reduce((n, m) => n + m.bytesRead!, 0);
+        assert.ok(s.members.every((m) => m.bytesRead! > 0), `${s.site}: bytes read from every member`);
+        assert.equal(s.bandwidth!.localBytes, read(true), `${s.site}: local bytes are its own members'`);
+        assert.equal(s.bandwidth!.remoteBytes, read(false), `${s.site}: remote bytes are the other site's members'`);
+        assert.ok(s.bandwidth!.remoteBytesPerEvent! > 0 && s.bandwidth!.localBytesPerEvent! > 0, JSON.stringify(s.bandwidth));
+      }
       const parity = await waitFor('parity', async () => {
         const r = await twinmart(cwd, ['parity', 'dc1', 'dc2', '--json', '--settle-seconds', '0']);
         return r.code === 0 && r;

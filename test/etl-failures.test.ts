@@ -271,7 +271,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       assert.ok(total + agents > 300, `the member holds more than three chunks of 100 rows (${total + agents})`);
       const calls: number[] = [];
       for (;;) {
-        const r = await extractMember(mart, w.pools.get(member.url), member, { idbTimeoutSeconds: 30, chunkRows: 100, maxChunks: 3 });
+        const r = await extractMember(mart, w.pools.get(member.url), member, { site: 'dc1', idbTimeoutSeconds: 30, chunkRows: 100, maxChunks: 3 });
         assert.equal(r.state, 'ok');
         assert.ok(r.chunks <= 3, `a call commits at most 3 chunks, got ${r.chunks}`);
         if (!r.callRows && !r.agentRows) break;
@@ -305,7 +305,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const idb = new Pool({ connectionString: member.url, application_name: 'after-gate', max: 2 });
       t.after(() => idb.end());
       const extract = (after?: Promise<unknown>) =>
-        extractMember(mart, idb, member, { idbTimeoutSeconds: 30, chunkRows: 100_000, ...(after && { after }) });
+        extractMember(mart, idb, member, { site: 'dc2', idbTimeoutSeconds: 30, chunkRows: 100_000, ...(after && { after }) });
       assert.equal((await extract()).state, 'ok', 'caught up with what the member held');
 
       const sim = (seed: number) =>
@@ -506,7 +506,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       try {
         await lock.query('begin');
         await lock.query('lock table idb.call_event in access exclusive mode');
-        const extraction = extractMember(mart, w.pools.get(relay.url), { ...member, url: relay.url }, { idbTimeoutSeconds: 30, chunkRows: 1000 });
+        const extraction = extractMember(mart, w.pools.get(relay.url), { ...member, url: relay.url }, { site: 'dc1', idbTimeoutSeconds: 30, chunkRows: 1000 });
         await waitFor('the mart preparing the COPY', async () => {
           const { rows } = await mart.query(`select 1 from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()`);
           return rows.length > 0;

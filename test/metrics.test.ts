@@ -16,6 +16,7 @@ import { configFile } from '../src/dev/world';
 import { repoRoot } from '../src/paths';
 import { openWorld, settled, waitFor, type TestWorld } from './helpers/world';
 import { ensureDebianPackage } from './helpers/apt';
+import { fullCopyBytes } from './helpers/pg';
 
 const LAYOUT = {
   'sw-voice-1': [
@@ -74,6 +75,20 @@ test('a worker counts the rows it loaded and tells which member it cannot reach'
   assert.ok(dc1.values.get('twinmart_member_cursor_age_seconds{member="idb-voice-1-dc2",site="dc1"}')! < 30);
   assert.equal(dc1.values.get('twinmart_data_gaps_open{site="dc1",source="sw-voice-1"}'), 0);
   assert.ok([...dc1.values.keys()].some((k) => k.startsWith('temporal_')), "the SDK runtime's own metrics are there too");
+  // Each worker read every member's events in full once: at least one COPY of all its rows
+  // (more COPYs add 21 bytes of header and trailer each), counted as local where the
+  // member is at the worker's site and remote (the WAN) elsewhere, one series per member.
+  for (const site of ['dc1', 'dc2']) {
+    const values = (await scrape(workerPort(site))).values;
+    for (const m of w.config.members) {
+      const full = await fullCopyBytes(m.collectorUrl!);
+      const series = (locality: string) => `twinmart_member_bytes_read_total{locality="${locality}",member="${m.id}",site="${site}"}`;
+      const [own, other] = m.site === site ? ['local', 'remote'] : ['remote', 'local'];
+      const bytes = values.get(series(own))!;
+      assert.ok(bytes >= full && bytes < full * 1.2, `${site} read ${bytes} bytes from ${m.id} (${own}); one full copy is ${full}`);
+      assert.equal(values.get(series(other)), undefined, `${site}: no ${other} series for ${m.id}`);
+    }
+  }
 
   await stopInstance(w.state.pg['v1-dc2']!, 'immediate');
   try {

@@ -58,9 +58,10 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
   async function extract(memberId: string, maxChunks: number, progress: Progress, after?: Promise<unknown>): Promise<ExtractResult> {
     const member = config.members.find((m) => m.id === memberId);
     // The run's member list predates this worker's config: the workflow starts a new run, which reads it.
-    if (!member) return { ...emptyResult(memberId), state: 'removed', error: `member ${memberId} is not in the config of the worker of ${site}` };
+    if (!member) return { ...emptyResult(memberId, false), state: 'removed', error: `member ${memberId} is not in the config of the worker of ${site}` };
     const idb = pools.get(member.url, idbReadSession(config.etl, `twinmart-extract-${site}`));
     const result = await extractMember(martFor('load'), idb, member, {
+      site,
       chunkRows: config.etl.chunkRows,
       idbTimeoutSeconds: config.etl.idbTimeoutSeconds,
       maxChunks,
@@ -69,7 +70,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
       ...(after && { after }),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
-    metrics?.extracted(member.id, result.callRows, result.agentRows);
+    metrics?.extracted(member.id, result);
     return result;
   }
 

@@ -1,9 +1,11 @@
 /**
- * Catch-up throughput on a backlog already in the IDBs, three ways on the same data:
+ * Catch-up throughput on a backlog already in the IDBs, four ways on the same data:
  *  - raw: COPY (select the extracted columns from idb.<table>) TO STDOUT piped into
  *    COPY <scratch table> FROM STDIN in the mart's database, every member in parallel,
  *    in the binary format the extraction uses: the limit of moving these rows between
  *    the two servers;
+ *  - keyed raw: the same for one member per set into tables with staging's natural key:
+ *    the limit of landing each event once under its key;
  *  - plain: twinmart's own extractMember (in the workflow's lanes, as the workflow
  *    runs them) and transformSite, called in a loop without Temporal, into a fresh
  *    scratch mart database;
@@ -11,20 +13,21 @@
  *    being complete (staging holds every member's keys, no pending chunk, transform
  *    queues empty).
  * Events are rows extracted: call + agent events summed over every member IDB (a set
- * with two members counts each event twice), the work one site's ETL does.
+ * with two members counts each event twice), the work one site's ETL does; against the
+ * keyed baseline, distinct events.
  */
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Pool } from 'pg';
 import type { Config, Member } from '../config';
-import { COPY_FORMAT, Pools, withClient } from '../db';
+import { byteCounter, COPY_FORMAT, Pools, withClient } from '../db';
 import { idbReadSession } from '../db/sessions';
 import { createDatabase, instanceUrl } from '../dev/postgres';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
 import { extractionLanes } from '../etl/order';
 import { transformSite, type TransformResult } from '../etl/transform';
 import { migrateMart } from '../mart/migrate';
-import { COPY_SELECT, COPY_TABLE_COLUMNS, EVENT_TABLES } from '../sources/idb';
+import { copyAllSql, COPY_TABLE_COLUMNS, EVENT_TABLES, type EventTable } from '../sources/idb';
 import { startEtl } from '../temporal/connection';
 import { etlWorkflowId } from '../workflows/names';
 import type { Backlog } from './load';
@@ -37,51 +40,81 @@ export interface RawResult {
   seconds: number;
   rows: number;
   eventsPerSecond: number;
+  /** Rows and COPY bytes read from each member copied. */
+  members: Record<string, { site: string; rows: number; bytes: number }>;
   statements: StatementProfile | null;
   waits: WaitProfile | null;
 }
 
-/** The raw PostgreSQL limit: each member's tables COPYed straight into plain tables of the mart's database. */
-export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Promise<RawResult> {
+/** Staging's natural keys (primary keys of stg_call_event and stg_agent_event), which the keyed baseline's tables carry. */
+const NATURAL_KEYS: Record<EventTable, string> = { call_event: 'call_id, seq', agent_event: 'source_id, agent_id, seq' };
+
+/**
+ * The given members' tables COPYed straight into tables of the mart's database, every
+ * member in parallel; `keyed`: the tables have staging's natural key, else no index at all.
+ */
+async function copyBaseline(w: BenchWorld, site: string, members: Member[], keyed: boolean): Promise<RawResult> {
   const mart = w.mart(site);
+  const table = (t: EventTable) => `bench_${keyed ? 'keyed' : 'raw'}_${t}`;
   for (const t of EVENT_TABLES) {
-    await mart.query(`create table if not exists bench_raw_${t} (${COPY_TABLE_COLUMNS[t]})`);
-    await mart.query(`truncate bench_raw_${t}`);
+    await mart.query(`drop table if exists ${table(t)}`);
+    await mart.query(`create table ${table(t)} (${COPY_TABLE_COLUMNS[t]}${keyed ? `, primary key (${NATURAL_KEYS[t]})` : ''})`);
   }
   await resetStatements(w);
   const sampler = sampleWaits(w);
   const t0 = Date.now();
   const counts = await Promise.all(
-    w.config.members.map(async (m) => {
-      let rows = 0;
+    members.map(async (m) => {
+      const c = { site: m.site, rows: 0, bytes: 0 };
       for (const t of EVENT_TABLES) {
-        rows += await withClient(w.idb(m), (src) =>
+        await withClient(w.idb(m), (src) =>
           withClient(mart, async (dst) => {
-            const sink = dst.query(copyFrom(`copy bench_raw_${t} from stdin ${COPY_FORMAT}`));
-            await pipeline(src.query(copyTo(`copy (select ${COPY_SELECT[t]} from idb.${t}) to stdout ${COPY_FORMAT}`)), sink);
-            return Number(sink.rowCount ?? 0);
+            const sink = dst.query(copyFrom(`copy ${table(t)} from stdin ${COPY_FORMAT}`));
+            const counter = byteCounter();
+            await pipeline(src.query(copyTo(copyAllSql(t))), counter.stream, sink);
+            c.rows += Number(sink.rowCount ?? 0);
+            c.bytes += counter.bytes();
           }),
         );
       }
-      return rows;
+      return [m.id, c] as const;
     }),
   );
   const ms = Date.now() - t0;
   const waits = await sampler.stop();
   const statements = await readStatements(w);
-  for (const t of EVENT_TABLES) await mart.query(`drop table bench_raw_${t}`);
-  const rows = counts.reduce((a, b) => a + b, 0);
-  if (rows !== backlog.memberRows) log.warn(`raw copy moved ${rows} rows, the backlog has ${backlog.memberRows}`);
-  const r = { seconds: seconds(ms), rows, eventsPerSecond: Math.round((rows * 1000) / ms), statements, waits };
-  log.info(`raw COPY: ${rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s`);
+  for (const t of EVENT_TABLES) await mart.query(`drop table ${table(t)}`);
+  const rows = counts.reduce((a, [, c]) => a + c.rows, 0);
+  return { seconds: seconds(ms), rows, eventsPerSecond: Math.round((rows * 1000) / ms), members: Object.fromEntries(counts), statements, waits };
+}
+
+/** The raw PostgreSQL limit: each member's tables COPYed straight into unindexed tables of the mart's database. */
+export async function rawCopy(w: BenchWorld, site: string, backlog: Backlog): Promise<RawResult> {
+  const r = await copyBaseline(w, site, w.config.members, false);
+  if (r.rows !== backlog.memberRows) log.warn(`raw copy moved ${r.rows} rows, the backlog has ${backlog.memberRows}`);
+  log.info(`raw COPY: ${r.rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s`);
+  return r;
+}
+
+/**
+ * One copy of every event landed under a unique key: the first member of each HA set
+ * (whose rows are its set's events), sets in parallel as the ETL's lanes, COPYed into
+ * tables with staging's natural key. What landing each event once costs PostgreSQL
+ * before any merge between partners.
+ */
+export async function keyedRawCopy(w: BenchWorld, site: string, backlog: Backlog): Promise<RawResult> {
+  const firsts = w.config.members.filter((m) => m.index === 0);
+  const r = await copyBaseline(w, site, firsts, true);
+  const events = backlog.callEvents + backlog.agentEvents;
+  if (r.rows !== events) log.warn(`keyed raw copy moved ${r.rows} rows, the sets emitted ${events} events`);
+  log.info(`keyed raw COPY (one member per set): ${r.rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s`);
   return r;
 }
 
 /** One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in parallel, then the transform. */
 export async function plainCycle(
   config: Config,
-  mart: Pool,
-  idb: (m: Member) => Pool,
+  { site, mart, idb }: PlainMart,
 ): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
   const t0 = Date.now();
   const members: Record<string, number> = {};
@@ -91,7 +124,7 @@ export async function plainCycle(
     extractionLanes(config.members).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
-        const r = await extractMember(mart, idb(m), m, { chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
+        const r = await extractMember(mart, idb(m), m, { site, chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
         results.push(r);
@@ -114,6 +147,8 @@ export async function plainCycle(
 }
 
 export interface PlainMart {
+  /** The site whose mart this stands in for (member locality is relative to it). */
+  site: string;
   pools: Pools;
   mart: Pool;
   idb: (m: Member) => Pool;
@@ -127,7 +162,7 @@ export async function openPlainMart(w: BenchWorld, site: string, database = 'ben
   const mart = pools.get(instanceUrl(w.state.pg[site]!, database));
   await migrateMart(mart);
   const idb = (m: Member) => pools.get(m.url, idbReadSession(w.config.etl, 'twinmart-bench-extract'));
-  return { pools, mart, idb, database };
+  return { site, pools, mart, idb, database };
 }
 
 export interface PlainResult {
@@ -156,7 +191,7 @@ export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlo
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, pm);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;
@@ -307,16 +342,26 @@ export interface CatchupSummary {
   eventsPerSecond: number | null;
   distinctEventsPerSecond: number | null;
   rawCopyEventsPerSecond: number | null;
+  /** Distinct events per second into tables with staging's natural key, one member per set (keyedRawCopy). */
+  keyedRawCopyEventsPerSecond: number | null;
   noTemporalEventsPerSecond: number | null;
   ratioToRawCopy: number | null;
+  /** Distinct events per second of the catch-up against the keyed raw COPY: both land each event once. */
+  ratioToKeyedCopy: number | null;
   ratioToNoTemporal: number | null;
-  seconds: { temporal: number | null; rawCopy: number | null; noTemporal: number | null };
+  seconds: { temporal: number | null; rawCopy: number | null; keyedRawCopy: number | null; noTemporal: number | null };
 }
 
 export const EVENTS_MEANING =
   'rows extracted by one site: call + agent events summed over every member IDB (each event of a two-member set counts twice)';
 
-export function summarize(backlog: Backlog, raw: RawResult | null, plain: PlainResult | null, t: TemporalResult | null): CatchupSummary {
+export function summarize(
+  backlog: Backlog,
+  raw: RawResult | null,
+  keyed: RawResult | null,
+  plain: PlainResult | null,
+  t: TemporalResult | null,
+): CatchupSummary {
   return {
     events: EVENTS_MEANING,
     callEvents: backlog.callEvents,
@@ -325,9 +370,11 @@ export function summarize(backlog: Backlog, raw: RawResult | null, plain: PlainR
     eventsPerSecond: t?.eventsPerSecond ?? null,
     distinctEventsPerSecond: t?.distinctEventsPerSecond ?? null,
     rawCopyEventsPerSecond: raw?.eventsPerSecond ?? null,
+    keyedRawCopyEventsPerSecond: keyed?.eventsPerSecond ?? null,
     noTemporalEventsPerSecond: plain?.eventsPerSecond ?? null,
     ratioToRawCopy: ratio(t?.eventsPerSecond ?? null, raw?.eventsPerSecond ?? null),
+    ratioToKeyedCopy: ratio(t?.distinctEventsPerSecond ?? null, keyed?.eventsPerSecond ?? null),
     ratioToNoTemporal: ratio(t?.eventsPerSecond ?? null, plain?.eventsPerSecond ?? null),
-    seconds: { temporal: t?.seconds ?? null, rawCopy: raw?.seconds ?? null, noTemporal: plain?.seconds ?? null },
+    seconds: { temporal: t?.seconds ?? null, rawCopy: raw?.seconds ?? null, keyedRawCopy: keyed?.seconds ?? null, noTemporal: plain?.seconds ?? null },
   };
 }

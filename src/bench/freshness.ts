@@ -15,6 +15,7 @@ import type { Member } from '../config';
 import { repoRoot } from '../paths';
 import { mediaOf } from '../sim/model';
 import { etlWorkflowId } from '../workflows/names';
+import { cpuWindow, type CpuCost } from './cpu';
 import { historyGrowth, historyPoint, type HistoryGrowth } from './footprint';
 import { cyclesInRow, waitIdle } from './idle';
 import type { Profile } from './profile';
@@ -52,6 +53,8 @@ export interface FreshnessLevel extends Distribution {
   steady: boolean | null;
   windowSeconds: number;
   sites: Record<string, SiteFreshness>;
+  /** CPU of each component in the window, per 1,000 events; null when not measured. */
+  cpu: CpuCost | null;
   note?: string;
 }
 
@@ -75,6 +78,7 @@ export function unmeasured(rate: number, note: string): FreshnessLevel {
     maxSeconds: null,
     meanSeconds: null,
     sites: {},
+    cpu: null,
     note,
   };
 }
@@ -107,7 +111,7 @@ async function waitSteady(w: BenchWorld, sites: string[], maxSeconds: number): P
 function startTraffic(
   w: BenchWorld,
   traffic: { callsPerSecond: number; calls: number; historySeconds: number; seed: number },
-): { stop(): Promise<void>; exited: () => boolean } {
+): { stop(): Promise<void>; exited: () => boolean; pid: number | null } {
   const args = ['--calls', traffic.calls, '--rate', traffic.callsPerSecond, '--history-seconds', traffic.historySeconds, '--seed', traffic.seed];
   const child: ChildProcess = spawn(
     process.execPath,
@@ -128,6 +132,7 @@ function startTraffic(
   );
   return {
     exited: () => done,
+    pid: child.pid ?? null,
     async stop() {
       if (done) return;
       child.kill('SIGINT');
@@ -191,6 +196,7 @@ export async function freshnessLevel(
     if (!settle.steady) log.warn(`  the ETLs did not run steady cycles within ${profile.steadyMaxSeconds} s after the warm-up; measuring anyway`);
     else log.info(`  steady ${settle.seconds} s after the warm-up`);
     const rows0 = await rowsPerMember(w);
+    const cpu = await cpuWindow(w);
     const h0 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
     const t0 = Date.now();
 
@@ -245,6 +251,7 @@ export async function freshnessLevel(
     await writer;
     const t1 = Date.now();
     const rows1 = await rowsPerMember(w);
+    const cpuEnd = cpu.stop(traffic.pid);
     const h1 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
     // The traffic goes on while the last probes drain, so they see the same load.
     const drainUntil = Date.now() + profile.drainSeconds * 1000;
@@ -284,6 +291,7 @@ export async function freshnessLevel(
       windowSeconds: round(windowS, 1),
       ...distribution(Object.values(latencies).flat()),
       sites: bySite,
+      cpu: (await cpuEnd)(distinct),
     };
     log.info(
       `  achieved ${level.achievedEventsPerSecond} events/s; ${level.probes} probes; p50 ${level.p50Seconds} s, ` +

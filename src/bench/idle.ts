@@ -26,14 +26,14 @@ export interface PlainIdle {
 }
 
 export async function plainIdle(w: BenchWorld, pm: PlainMart, cycles: number): Promise<PlainIdle> {
-  for (let i = 0; i < 2; i++) await plainCycle(w.config, pm.mart, pm.idb); // warm pools and plans
+  for (let i = 0; i < 2; i++) await plainCycle(w.config, pm); // warm pools and plans
   await resetStatements(w);
   const ms: number[] = [];
   let extract = 0;
   let transform = 0;
   for (let i = 0; i < cycles; i++) {
     const t0 = Date.now();
-    const c = await plainCycle(w.config, pm.mart, pm.idb);
+    const c = await plainCycle(w.config, pm);
     ms.push(Date.now() - t0);
     extract += c.extractMs;
     transform += c.transformMs;

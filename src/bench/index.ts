@@ -13,7 +13,9 @@ import { parseArgs } from 'node:util';
 import { DEV_LAYOUT, sitesOf, stopOnSignals } from '../dev/world';
 import { startAll } from '../temporal/connection';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
+import { catchupBandwidth } from './bandwidth';
 import {
+  keyedRawCopy,
   openPlainMart,
   plainCatchup,
   rawCopy,
@@ -26,7 +28,7 @@ import { footprint } from './footprint';
 import { freshness, unmeasured } from './freshness';
 import { plainIdle, temporalIdle, waitIdle } from './idle';
 import { loadBacklog, type Backlog } from './load';
-import { finishMachine, machine, versions } from './machine';
+import { finishMachine, machine, postgresSettings, UNREAD_SETTINGS, versions } from './machine';
 import { FULL, QUICK, type Profile } from './profile';
 import { renderMarkdown, writeResults } from './report';
 import { rebuildPoint, scalingPoint } from './scaling';
@@ -58,6 +60,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
     note: NOTE,
     machine: machine(),
     versions: { node: process.version, postgres: null, temporalCli: null, twinmart: { commit: null, dirty: null } },
+    postgres: { ...UNREAD_SETTINGS },
     settings: { layout: '', cycleSeconds: 1, chunkRows: 0, cycleChunks: 0, transformBatch: 0, postgres: '', pgStatStatements: false },
     sizes: {
       catchupCallEvents: profile.catchupSizes,
@@ -74,10 +77,11 @@ function emptyResult(profile: Profile, command: string): BenchResult {
       drBehindCalls: profile.drBehindCalls,
     },
     catchup: {
-      ...summarize({ callEvents: 0, agentEvents: 0, memberRows: 0 } as Backlog, null, null, null),
+      ...summarize({ callEvents: 0, agentEvents: 0, memberRows: 0 } as Backlog, null, null, null, null),
       bySize: {},
       stages: { noTemporal: null, databaseShares: {}, temporalOutsideActivitiesSeconds: null, waits: {} },
     },
+    bandwidth: null,
     freshness: Object.fromEntries(profile.freshness.allRates.map((r) => [String(r), unmeasured(r, 'not measured')])),
     idle: { msPerCycle: null, dbMsPerCycle: null, historyEventsPerCycle: null, historyBytesPerCycle: null, noTemporal: null, temporal: null },
     memory: { peakRssMb: null, workers: {}, afterCatchupMb: {} },
@@ -88,17 +92,21 @@ function emptyResult(profile: Profile, command: string): BenchResult {
   };
 }
 
-/** Raw COPY, the no-Temporal loop (and its idle cost), then the site's ETL on Temporal, on one loaded world. */
+/**
+ * Raw COPY and keyed raw COPY, the no-Temporal loop (and its idle cost), then the site's
+ * ETL on Temporal (and what it read, with `bandwidth`), on one loaded world.
+ */
 async function catchupSuite(
   w: BenchWorld,
   backlog: Backlog,
   profile: Profile,
   result: BenchResult,
-  opts: { idle: boolean; otherSite: boolean },
+  opts: { idle: boolean; otherSite: boolean; bandwidth: boolean },
 ): Promise<CatchupDetail> {
   const errors = result.errors;
   const size = String(profile.catchupSizes.find((s) => Math.abs(s - backlog.callEvents) / s < 0.2) ?? backlog.callEvents);
   const raw = await stage(`catchup ${size}: raw COPY`, errors, () => rawCopy(w, 'dc1', backlog));
+  const keyedRaw = await stage(`catchup ${size}: keyed raw COPY`, errors, () => keyedRawCopy(w, 'dc1', backlog));
   const pm = await openPlainMart(w, 'dc1');
   let plain = null;
   try {
@@ -113,13 +121,24 @@ async function catchupSuite(
     await pm.pools.end();
   }
   const temporal = await stage(`catchup ${size}: Temporal dc1`, errors, () => temporalCatchup(w, 'dc1', backlog, profile.catchupTimeoutSeconds));
+  if (opts.bandwidth && temporal) {
+    result.bandwidth = await stage(`catchup ${size}: bandwidth of dc1`, errors, () => catchupBandwidth(w, 'dc1', backlog, keyedRaw));
+  }
   let otherSite: TemporalResult | null = null;
   if (opts.otherSite) {
     otherSite = await stage(`catchup ${size}: Temporal dc2 (with the DR workflow)`, errors, () =>
       temporalCatchup(w, 'dc2', backlog, profile.catchupTimeoutSeconds, () => startAll(w.client, w.config)),
     );
   }
-  const detail: CatchupDetail = { ...summarize(backlog, raw, plain, temporal), backlog, raw, noTemporal: plain, temporal, otherSite };
+  const detail: CatchupDetail = {
+    ...summarize(backlog, raw, keyedRaw, plain, temporal),
+    backlog,
+    raw,
+    keyedRaw,
+    noTemporal: plain,
+    temporal,
+    otherSite,
+  };
   result.catchup.bySize[size] = detail;
   return detail;
 }
@@ -127,7 +146,7 @@ async function catchupSuite(
 function headline(result: BenchResult, d: CatchupDetail): void {
   const { bySize } = result.catchup;
   result.catchup = {
-    ...summarize(d.backlog, d.raw, d.noTemporal, d.temporal),
+    ...summarize(d.backlog, d.raw, d.keyedRaw, d.noTemporal, d.temporal),
     bySize,
     stages: {
       noTemporal: d.noTemporal
@@ -139,11 +158,12 @@ function headline(result: BenchResult, d: CatchupDetail): void {
         : null,
       databaseShares: {
         rawCopy: shares(d.raw?.statements),
+        keyedRawCopy: shares(d.keyedRaw?.statements),
         noTemporal: shares(d.noTemporal?.statements),
         temporal: shares(d.temporal?.statements),
       },
       temporalOutsideActivitiesSeconds: d.temporal?.timings ? seconds(d.temporal.timings.outsideActivitiesMs) : null,
-      waits: { rawCopy: d.raw?.waits ?? null, noTemporal: d.noTemporal?.waits ?? null, temporal: d.temporal?.waits ?? null },
+      waits: { rawCopy: d.raw?.waits ?? null, keyedRawCopy: d.keyedRaw?.waits ?? null, noTemporal: d.noTemporal?.waits ?? null, temporal: d.temporal?.waits ?? null },
     },
   };
 }
@@ -154,6 +174,8 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
   const w = await openBenchWorld('main', { layout: DEV_LAYOUT, reporting: true, temporal: profile.temporal });
   try {
     result.versions = await versions(w.binary, w.config.sites.dc1!.mart);
+    result.postgres = await postgresSettings(Object.fromEntries(Object.keys(w.state.pg).map((name) => [name, w.admin(name)])));
+    const pg = result.postgres;
     result.settings = {
       layout:
         'dev layout: 2 sites, 3 HA sets (sw-voice-1 split across sites, sw-voice-2 both at dc1, sw-chat-1 both at dc2), 6 member IDBs' +
@@ -162,7 +184,10 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
       chunkRows: w.config.etl.chunkRows,
       cycleChunks: w.config.etl.cycleChunks,
       transformBatch: w.config.etl.transformBatch,
-      postgres: 'one instance per site on this machine; dev settings: shared_buffers=1GB, random_page_cost=1.1, fsync=off, full_page_writes=off, synchronous_commit=on',
+      postgres:
+        'one instance per site on this machine, holding its mart and its IDBs; as the servers report them: ' +
+        `shared_buffers=${pg.sharedBuffers}, random_page_cost=${pg.randomPageCost}, fsync=${pg.fsync}, ` +
+        `full_page_writes=${pg.fullPageWrites}, synchronous_commit=${pg.synchronousCommit}`,
       pgStatStatements: w.statements,
     };
     const backlog = await stage(`load ${size}`, errors, () =>
@@ -173,7 +198,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
     const sites = sitesOf(w.state.layout);
 
     if (only.has('catchup')) {
-      const d = await catchupSuite(w, backlog, profile, result, { idle: only.has('idle'), otherSite: true });
+      const d = await catchupSuite(w, backlog, profile, result, { idle: only.has('idle'), otherSite: true, bandwidth: true });
       headline(result, d);
     } else {
       // The later stages need loaded, running ETLs.
@@ -237,7 +262,7 @@ async function smallerBacklogs(profile: Profile, result: BenchResult): Promise<v
       const backlog = await stage(`load ${size}`, result.errors, () =>
         loadBacklog(w, size, { callsPerSecond: profile.backfillCallsPerSecond, batch: profile.backfillBatch, seed: 41 }),
       );
-      if (backlog) await catchupSuite(w, backlog, profile, result, { idle: false, otherSite: false });
+      if (backlog) await catchupSuite(w, backlog, profile, result, { idle: false, otherSite: false, bandwidth: false });
     } finally {
       await w.close();
     }

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { cpus, loadavg, release, totalmem, type as osType } from 'node:os';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
+import { Client, type Pool } from 'pg';
 import { repoRoot } from '../paths';
 import { round } from './util';
 
@@ -73,4 +73,43 @@ export async function versions(temporalBinary: string | null, martUrl: string | 
 
 export function finishMachine(m: Machine): void {
   m.loadAverageEnd = round(loadavg()[0]!, 2);
+}
+
+/** What a commit and a page write cost on the servers measured, as they report it (SHOW). */
+export interface PostgresSettings {
+  fsync: string | null;
+  synchronousCommit: string | null;
+  fullPageWrites: string | null;
+  sharedBuffers: string | null;
+  randomPageCost: string | null;
+}
+
+const SHOWN: Record<keyof PostgresSettings, string> = {
+  fsync: 'fsync',
+  synchronousCommit: 'synchronous_commit',
+  fullPageWrites: 'full_page_writes',
+  sharedBuffers: 'shared_buffers',
+  randomPageCost: 'random_page_cost',
+};
+
+export const UNREAD_SETTINGS: PostgresSettings = { fsync: null, synchronousCommit: null, fullPageWrites: null, sharedBuffers: null, randomPageCost: null };
+
+/**
+ * Each setting as every instance reports it with SHOW: its value where they agree, else
+ * `dc1=on, dc2=off`. Read back rather than assumed from what the harness wrote.
+ */
+export async function postgresSettings(instances: Record<string, Pool>): Promise<PostgresSettings> {
+  const out = { ...UNREAD_SETTINGS };
+  for (const [key, name] of Object.entries(SHOWN) as [keyof PostgresSettings, string][]) {
+    const values = await Promise.all(
+      Object.entries(instances).map(async ([instance, pool]) => {
+        // SHOW takes no parameters; `name` is one of the constants above.
+        const { rows } = await pool.query<Record<string, string>>(`show ${name}`);
+        return [instance, rows[0]![name]!] as const;
+      }),
+    );
+    const distinct = new Set(values.map(([, v]) => v));
+    out[key] = distinct.size === 1 ? values[0]![1] : values.map(([i, v]) => `${i}=${v}`).join(', ');
+  }
+  return out;
 }

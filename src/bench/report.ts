@@ -50,20 +50,32 @@ export function renderMarkdown(r: BenchResult): string {
   const sizes = Object.entries(r.catchup.bySize);
   out.push(
     table(
-      ['backlog', 'member rows', 'raw COPY', 'no Temporal', 'Temporal (dc1)', 'Temporal / raw', 'Temporal / no Temporal', 'dc2 on Temporal'],
+      ['backlog', 'member rows', 'raw COPY', 'keyed raw COPY (distinct events)', 'no Temporal', 'Temporal (dc1)', 'Temporal / raw', 'Temporal / keyed (distinct events)', 'Temporal / no Temporal', 'dc2 on Temporal'],
       sizes.map(([, d]) => [
         `${fmt(d.callEvents)} call + ${fmt(d.agentEvents)} agent events`,
         fmt(d.memberRows),
         d.raw ? `${fmt(d.raw.eventsPerSecond)}/s (${fmt(d.raw.seconds, 1)} s)` : dash,
+        d.keyedRaw ? `${fmt(d.keyedRaw.eventsPerSecond)}/s (${fmt(d.keyedRaw.seconds, 1)} s)` : dash,
         d.noTemporal ? `${fmt(d.noTemporal.eventsPerSecond)}/s (${fmt(d.noTemporal.seconds, 1)} s)` : dash,
         d.temporal ? `${fmt(d.temporal.eventsPerSecond)}/s (${fmt(d.temporal.seconds, 1)} s, ${d.temporal.cycles} cycles)` : dash,
         fmt(d.ratioToRawCopy, 2),
+        fmt(d.ratioToKeyedCopy, 2),
         fmt(d.ratioToNoTemporal, 2),
         d.otherSite ? `${fmt(d.otherSite.eventsPerSecond)}/s (${fmt(d.otherSite.seconds, 1)} s)` : dash,
       ]),
     ),
     '',
   );
+
+  const bw = r.bandwidth;
+  if (bw) {
+    out.push(
+      `Bytes read by ${bw.site}'s catch-up (COPY data, as \`twinmart status\` counts it) per event landed: ` +
+        `${fmt(bw.remoteBytesPerEvent)} from remote members (the WAN), ${fmt(bw.localBytesPerEvent)} from local ones; ` +
+        `one full copy of an event is ${fmt(bw.fullRowBytesPerEvent)} bytes, so ${fmt(bw.remoteCopiesPerEvent, 2)} copies of each event crossed the WAN.`,
+      '',
+    );
+  }
 
   const st = r.catchup.stages;
   if (st.noTemporal || Object.values(st.databaseShares).some((x) => x.length)) {
@@ -149,6 +161,17 @@ export function renderMarkdown(r: BenchResult): string {
     ),
     '',
   );
+
+  for (const f of Object.values(r.freshness)) {
+    if (!f.cpu) continue;
+    const c = f.cpu;
+    out.push(
+      `CPU seconds per 1,000 events at ${fmt(f.targetEventsPerSecond)} events/s (${fmt(c.events)} events in ${fmt(c.windowSeconds, 1)} s): ` +
+        Object.entries(c.cpuSecondsPer1000Events).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') +
+        ` (${c.note}).`,
+      '',
+    );
+  }
 
   out.push('#### Idle cost (nothing new)', '');
   const ni = r.idle.noTemporal;

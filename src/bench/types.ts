@@ -1,17 +1,19 @@
 /** The shape of a benchmark result: bench/results/<date>.json and the last line of `--json`. */
+import type { BandwidthResult } from './bandwidth';
 import type { CatchupSummary, PlainResult, RawResult, TemporalResult } from './catchup';
 import type { DrResult } from './dr';
 import type { Footprint, HistoryGrowth } from './footprint';
 import type { FreshnessLevel } from './freshness';
 import type { PlainIdle, TemporalIdle } from './idle';
 import type { Backlog } from './load';
-import type { Machine, Versions } from './machine';
+import type { Machine, PostgresSettings, Versions } from './machine';
 import type { RebuildPoint, ScalingPoint } from './scaling';
 import type { WaitProfile } from './statements';
 
 export interface CatchupDetail extends CatchupSummary {
   backlog: Backlog;
   raw: RawResult | null;
+  keyedRaw: RawResult | null;
   noTemporal: PlainResult | null;
   temporal: TemporalResult | null;
   /** The other site's ETL catching up on the same backlog, started with the DR workflow while the first ran idle cycles. */
@@ -28,6 +30,8 @@ export interface BenchResult {
   note: string;
   machine: Machine;
   versions: Versions;
+  /** The site instances' durability settings as they report them (SHOW), not as configured. */
+  postgres: PostgresSettings;
   settings: {
     layout: string;
     cycleSeconds: number;
@@ -63,6 +67,8 @@ export interface BenchResult {
       waits: Record<string, WaitProfile | null>;
     };
   };
+  /** What the main world's catch-up (dc1, on Temporal) read from local and remote members. */
+  bandwidth: BandwidthResult | null;
   freshness: Record<string, FreshnessLevel>;
   idle: {
     /** The no-Temporal loop on an idle, fully loaded mart. */

@@ -2,7 +2,8 @@
  * Benchmark worlds: the same real world as `twinmart dev` and the tests (a PostgreSQL
  * instance per site, a Temporal dev server, worker processes), created under the
  * system's temp directory and removed at the end, also when a stage failed. The site
- * instances get pg_stat_statements, so a run can tell where the database time went.
+ * instances get pg_stat_statements, so a run can tell where the database time went, and
+ * run durable (fsync and full_page_writes on, as in production; dev and tests run them off).
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,6 +107,7 @@ export async function openBenchWorld(name: string, options: WorldOptions): Promi
     dr: options.dr ?? {},
     temporal: options.temporal,
     runHistoryEvents: options.runHistoryEvents,
+    durable: true,
   });
   const sites = sitesOf(state.layout);
   const pools = new Pools();

@@ -3,6 +3,7 @@
  * URL and application_name (created on first use), transactions, and database errors
  * described without their URL, so credentials never reach logs or workflow history.
  */
+import { Transform } from 'node:stream';
 import { Client, Pool, type ClientBase, type PoolClient, type PoolConfig } from 'pg';
 
 /** Anything that runs a query: a pool (autocommit) or a client inside a transaction. */
@@ -14,6 +15,21 @@ export type Queryable = Pool | ClientBase;
  * the column types of both ends to match exactly.
  */
 export const COPY_FORMAT = '(format binary)';
+
+/**
+ * Counts what passes through: the COPY data read from an IDB, what a site's link carries
+ * for it (the protocol's 5-byte message headers, TLS and TCP not included).
+ */
+export function byteCounter(): { stream: Transform; bytes: () => number } {
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  return { stream, bytes: () => bytes };
+}
 
 /** Query parameters that carry no secret; any other value (`?password=`, `?sslkey=`) is kept out of messages. */
 const PLAIN_PARAMS = new Set(['sslmode', 'application_name', 'connect_timeout', 'target_session_attrs']);

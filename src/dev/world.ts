@@ -103,6 +103,11 @@ export interface WorldState {
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
   runHistoryEvents?: number;
+  /**
+   * PostgreSQL as in production: fsync and full_page_writes on (the benchmark's worlds).
+   * Dev and test worlds keep them off (see initInstance).
+   */
+  durable?: boolean;
 }
 
 export const memberId = (db: string, site: string): string => `${db.replace(/_/g, '-')}-${site}`;
@@ -248,6 +253,7 @@ export async function planWorld(
     temporalDynamicConfig?: Record<string, unknown>;
     /** 'per-site': a Temporal cluster per site with one replicated namespace (the production shape). */
     temporal?: TemporalMode;
+    durable?: boolean;
   } = {},
 ): Promise<WorldState> {
   const layout = options.layout ?? DEV_LAYOUT;
@@ -279,6 +285,7 @@ export async function planWorld(
     etl: options.etl ?? {},
     ...(options.dr ? { dr: options.dr } : {}),
     ...(options.runHistoryEvents ? { runHistoryEvents: options.runHistoryEvents } : {}),
+    ...(options.durable ? { durable: true } : {}),
   };
 }
 
@@ -289,7 +296,7 @@ export async function startInstanceDatabases(state: WorldState, name: string, lo
   if (!existsSync(join(inst.dataDir, 'PG_VERSION'))) {
     logger.info(`creating PostgreSQL instance ${name}`, { port: inst.port, dataDir: inst.dataDir });
     if (dirname(inst.dataDir) !== state.root) await createServerDir(dirname(inst.dataDir));
-    await initInstance(inst);
+    await initInstance(inst, { fsync: state.durable });
   }
   await startInstance(inst);
   await createRoles(inst);

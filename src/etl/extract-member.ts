@@ -39,6 +39,8 @@ import { qualityBase } from './order';
 import { snapshotXmax, snapshotXmin } from './snapshot';
 
 export interface ExtractOptions {
+  /** The site whose mart loads: a member at another site is read across the WAN. */
+  site: string;
   chunkRows: number;
   /** A statement on the IDB fails when the IDB sends nothing for this long (etl.idbTimeoutSeconds). */
   idbTimeoutSeconds: number;
@@ -77,6 +79,13 @@ export interface ExtractResult {
   sessionRows: number;
   discarded: number;
   chunks: number;
+  /**
+   * COPY data read from the member's IDB (event rows; sessions and control statements
+   * not counted), committed or not: what crossed the link.
+   */
+  bytes: number;
+  /** The member is at the loading site (member.site): its bytes stayed on the site's network. */
+  local: boolean;
   reset: string | null;
   error: string | null;
 }
@@ -172,7 +181,7 @@ interface Delta {
   position: Position;
 }
 
-export const emptyResult = (memberId: string): ExtractResult => ({
+export const emptyResult = (memberId: string, local: boolean): ExtractResult => ({
   memberId,
   state: 'ok',
   callRows: 0,
@@ -180,12 +189,14 @@ export const emptyResult = (memberId: string): ExtractResult => ({
   sessionRows: 0,
   discarded: 0,
   chunks: 0,
+  bytes: 0,
+  local,
   reset: null,
   error: null,
 });
 
 export async function extractMember(mart: Pool, idb: Pool, member: Member, options: ExtractOptions): Promise<ExtractResult> {
-  const result = emptyResult(member.id);
+  const result = emptyResult(member.id, member.site === options.site);
   let idbClient: PoolClient;
   try {
     idbClient = await idb.connect();
@@ -282,6 +293,7 @@ async function extractDeltas(
         const position: Position = table === delta.table ? delta.position : START;
         const startCopy = await copyDeltaChunk(idb, table, delta.prev, delta.target, position, budget);
         const copied = await copyIntoTemp(c, table, startCopy);
+        result.bytes += copied.bytes;
         const merged = table === 'call_event' ? await mergeCallEvents(c, merge) : await mergeAgentEvents(c, merge);
         if (table === 'call_event') callRows = copied.rows;
         else agentRows = copied.rows;

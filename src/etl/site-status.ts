@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { Pools } from '../db';
 import { martCursors, rowsBehind, type MemberCursor } from './backlog';
+import { siteBandwidth, type Bandwidth } from './bandwidth';
 import { etlStatusQuery, type EtlStatus } from '../workflows/etl-messages';
 import { etlWorkflowId } from '../workflows/names';
 
@@ -17,6 +18,8 @@ export interface MemberView {
   state: string;
   cursorAgeSeconds: number | null;
   eventsLoaded: number;
+  /** COPY bytes this site's ETL read from the member (its workflow's count); null when the workflow did not answer. */
+  bytesRead: number | null;
   behind: number | null;
   lastError: string | null;
 }
@@ -29,6 +32,8 @@ export interface SiteView {
   lastCycleAt: string | null;
   excludedSites: string[];
   facts: number | null;
+  /** Bytes read from local and remote members, per event landed; null when the workflow did not answer. */
+  bandwidth: Bandwidth | null;
   members: MemberView[];
   error: string | null;
 }
@@ -69,6 +74,7 @@ export async function collectStatus(config: Config, client: Client, pools: Pools
             state: w?.state ?? 'unknown',
             cursorAgeSeconds: c?.age ?? null,
             eventsLoaded: Number(c?.rows_total ?? 0),
+            bytesRead: w ? (w.bytesRead ?? 0) : null,
             behind: c && w?.state !== 'excluded' ? await rowsBehind(pools, config.etl, m.url, c.snapshot) : null,
             lastError: w?.lastError ?? null,
           };
@@ -82,12 +88,15 @@ export async function collectStatus(config: Config, client: Client, pools: Pools
         lastCycleAt: wf?.lastCycle?.finishedAt ?? null,
         excludedSites: wf?.excludedSites ?? [],
         facts: wf?.totals.facts ?? null,
+        bandwidth: wf ? siteBandwidth(site, wf.members) : null,
         members,
         error,
       };
     }),
   );
 }
+
+const megabytes = (bytes: number | null): string => (bytes === null ? '-' : (bytes / 1e6).toFixed(1));
 
 export function formatStatus(sites: SiteView[]): string {
   const out: string[] = [];
@@ -97,12 +106,19 @@ export function formatStatus(sites: SiteView[]): string {
       `site ${s.site}: ETL ${s.workflow}${s.paused ? ' (paused)' : ''}, cycle ${s.cycle ?? '-'}, last cycle ${age}` +
         `${s.excludedSites.length ? `, excluding ${s.excludedSites.join(', ')}` : ''}${s.error ? ` — ${s.error}` : ''}`,
     );
-    out.push('  member                  site  source        state        cursor age  events loaded  lag (rows)');
+    const b = s.bandwidth;
+    if (b) {
+      out.push(
+        `  read ${megabytes(b.localBytes)} MB from local members, ${megabytes(b.remoteBytes)} MB from remote ones (WAN); ` +
+          `per event landed: ${b.localBytesPerEvent ?? '-'} B local, ${b.remoteBytesPerEvent ?? '-'} B remote (${b.eventsLanded} events)`,
+      );
+    }
+    out.push('  member                  site  source        state        cursor age  events loaded  MB read  lag (rows)');
     for (const m of s.members) {
       out.push(
         `  ${m.id.padEnd(23)} ${m.site.padEnd(5)} ${m.sourceId.padEnd(13)} ${m.state.padEnd(12)} ` +
           `${(m.cursorAgeSeconds === null ? '-' : m.cursorAgeSeconds.toFixed(1) + 's').padStart(10)}  ` +
-          `${String(m.eventsLoaded).padStart(13)}  ${String(m.behind ?? '-').padStart(10)}` +
+          `${String(m.eventsLoaded).padStart(13)}  ${megabytes(m.bytesRead).padStart(7)}  ${String(m.behind ?? '-').padStart(10)}` +
           ((m.state === 'unreachable' || m.state === 'error') && m.lastError ? `  ${m.lastError.slice(0, 80)}` : ''),
       );
     }

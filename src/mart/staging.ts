@@ -4,7 +4,7 @@
  * transaction so rows, work queues and cursor commit together.
  */
 import type { PoolClient } from 'pg';
-import { COPY_FORMAT, type Queryable } from '../db';
+import { byteCounter, COPY_FORMAT, type Queryable } from '../db';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -162,24 +162,27 @@ const tempDdl = (table: EventTable): string =>
   `create temp table if not exists tmp_${table} (${COPY_TABLE_COLUMNS[table]}) on commit delete rows`;
 
 /**
- * Streams a COPY from the IDB into this transaction's temp table; returns rows and last
- * position. The source starts only once the sink is ready, and is piped at once.
+ * Streams a COPY from the IDB into this transaction's temp table; returns rows, the bytes
+ * read and the last position. The source starts only once the sink is ready, and is
+ * piped at once.
  */
 export async function copyIntoTemp(
   client: PoolClient,
   table: EventTable,
   startSource: () => Readable,
-): Promise<{ rows: number; last: Position | null }> {
+): Promise<{ rows: number; bytes: number; last: Position | null }> {
   await client.query(tempDdl(table));
   const sink = client.query(copyFrom(`copy tmp_${table} from stdin ${COPY_FORMAT}`));
-  await pipeline(startSource(), sink);
+  const counter = byteCounter();
+  await pipeline(startSource(), counter.stream, sink);
+  const bytes = counter.bytes();
   const rows = Number(sink.rowCount ?? 0);
-  if (!rows) return { rows: 0, last: null };
+  if (!rows) return { rows: 0, bytes, last: null };
   // Qualified: a bare `order by xid` would sort the text output columns ("99" > "400").
   const { rows: last } = await client.query<Position>(
     `select t.xid::text as xid, t.id::text as id from tmp_${table} t order by t.xid desc, t.id desc limit 1`,
   );
-  return { rows, last: last[0]! };
+  return { rows, bytes, last: last[0]! };
 }
 
 /** Why a row cannot be used, checked per row at load; null when it is fine. */

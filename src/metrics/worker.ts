@@ -9,10 +9,11 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import type { EtlStatus } from '../workflows/etl-messages';
+import type { ExtractResult } from '../etl/extract-member';
 
 /** What the activities report as they go. */
 export interface EtlMetrics {
-  extracted(member: string, callRows: number, agentRows: number): void;
+  extracted(member: string, counts: Pick<ExtractResult, 'callRows' | 'agentRows' | 'bytes'>): void;
   cycle(seconds: number): void;
   transformed(seconds: number, facts: number): void;
 }
@@ -67,6 +68,8 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
   registry.setDefaultLabels({ site });
   const registers = [registry];
   const members = config.members.map((m) => m.id);
+  // A member's locality is fixed by the config, so each member has one series.
+  const locality = (id: string) => (config.members.find((m) => m.id === id)?.site === site ? 'local' : 'remote');
 
   // One reading of the mart and the workflow serves every gauge of a scrape.
   let view: Promise<{ mart: MartView | null; etl: EtlStatus | null }> | null = null;
@@ -83,6 +86,12 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
     labelNames: ['member', 'table'],
     registers,
   });
+  const bytesRead = new Counter({
+    name: 'twinmart_member_bytes_read_total',
+    help: 'COPY data bytes this worker read from a member IDB; locality "remote" when the member is at another site (crossed the WAN).',
+    labelNames: ['member', 'locality'],
+    registers,
+  });
   const cycleSeconds = new Histogram({
     name: 'twinmart_cycle_duration_seconds',
     help: 'Seconds from the start of an ETL cycle to the end of its transform.',
@@ -96,7 +105,10 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
     registers,
   });
   const facts = new Counter({ name: 'twinmart_facts_written_total', help: 'Interaction facts written by transforms.', registers });
-  for (const m of members) for (const table of ['call_event', 'agent_event']) rowsExtracted.labels(m, table).inc(0);
+  for (const m of members) {
+    for (const table of ['call_event', 'agent_event']) rowsExtracted.labels(m, table).inc(0);
+    bytesRead.labels(m, locality(m)).inc(0);
+  }
 
   new Gauge({
     name: 'twinmart_mart_up',
@@ -184,9 +196,10 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
   return {
     registry,
     etl: {
-      extracted(member, callRows, agentRows) {
+      extracted(member, { callRows, agentRows, bytes }) {
         rowsExtracted.labels(member, 'call_event').inc(callRows);
         rowsExtracted.labels(member, 'agent_event').inc(agentRows);
+        bytesRead.labels(member, locality(member)).inc(bytes);
       },
       cycle: (seconds) => cycleSeconds.observe(seconds),
       transformed(seconds, n) {

@@ -230,6 +230,10 @@ export async function copyDeltaChunk(
   );
 }
 
+/** Every row of a table as an extraction reads it, as one COPY: the full copy of each event (baselines, tests). */
+export const copyAllSql = (table: EventTable): string =>
+  `copy (select ${COPY_SELECT[table]} from idb.${table}) to stdout ${COPY_FORMAT}`;
+
 /** Rows not yet extracted behind a cursor: cheap (index range on xid), for status and lag. */
 export async function countBehind(client: PoolClient, prev: string): Promise<number> {
   await client.query('begin isolation level repeatable read read only');

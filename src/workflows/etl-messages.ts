@@ -54,6 +54,8 @@ export interface MemberStatus {
   lastReset: string | null;
   rowsTotal: number;
   lastRows: number;
+  /** COPY bytes read from the member (ExtractResult.bytes), summed like rowsTotal; absent from ETLs of before. */
+  bytesRead?: number;
 }
 
 export interface EtlConfirmation {

@@ -342,6 +342,8 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
       m.lastError = r.error;
       m.lastRows = n;
       m.rowsTotal += n;
+      // Results recorded before bytes were counted have none.
+      m.bytesRead = (m.bytesRead ?? 0) + (r.bytes ?? 0);
       if (r.reset) m.lastReset = r.reset;
       if (r.state === 'ok') m.lastOkAt = now();
       state.totals.callRows += r.callRows;
@@ -410,6 +412,7 @@ function syncMembers(state: EtlState, desc: SiteDescription): void {
       lastReset: prev?.lastReset ?? null,
       rowsTotal: prev?.rowsTotal ?? 0,
       lastRows: prev?.lastRows ?? 0,
+      bytesRead: prev?.bytesRead ?? 0,
     };
   }
   state.members = next;

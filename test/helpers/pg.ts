@@ -1,5 +1,10 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { byteCounter } from '../../src/db';
+import { copyAllSql, EVENT_TABLES } from '../../src/sources/idb';
 
 /** One connection for one piece of work, closed afterwards whatever happens. */
 export async function withPgClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
@@ -42,4 +47,17 @@ export async function resettableRelay(url: string): Promise<{ url: string; reset
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Bytes of one binary COPY of every row of a member's event tables: one full copy of its events, as an extraction reads them. */
+export async function fullCopyBytes(url: string): Promise<number> {
+  let bytes = 0;
+  for (const table of EVENT_TABLES) {
+    bytes += await withPgClient(url, async (client) => {
+      const counter = byteCounter();
+      await pipeline(client.query(copyTo(copyAllSql(table))), counter.stream, new Writable({ write: (_chunk, _encoding, done) => done() }));
+      return counter.bytes();
+    });
+  }
+  return bytes;
 }
