@@ -96,7 +96,7 @@ function killQuietly(pid: number): void {
  */
 async function keep(ctx: ChaosContext, m: Member, stoppedAt?: number): Promise<void> {
   const inst = instanceOf(ctx.w.state, m);
-  await stopInstance(inst, 'immediate');
+  await stopMember(inst);
   const end = stoppedAt ?? Date.now();
   ctx.wipes.set(m.id, (ctx.wipes.get(m.id) ?? 0) + 1);
   const port = await freeLowPort();
@@ -126,8 +126,26 @@ function pausePostgres(inst: PgInstance, signal: 'STOP' | 'CONT'): boolean {
     // no backends
   }
   const pids = [postmaster, ...children.split('\n').map((s) => Number(s.trim())).filter(Boolean)];
-  execFileSync('kill', [`-${signal}`, ...pids.map(String)]);
+  // One by one: a backend that ended since pgrep listed it must not leave the others
+  // stopped with no one to resume them (seed 42, per-site: one `kill` of the whole list
+  // failed on a gone pid, and the frozen server then refused every stop after it).
+  for (const pid of pids) {
+    try {
+      process.kill(pid, `SIG${signal}`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
   return true;
+}
+
+/**
+ * A member's server stopped `immediate`, resumed first if an overlapping `member-pause`
+ * froze it: a stopped process never sees the stop, and pg_ctl gave up on it.
+ */
+async function stopMember(inst: PgInstance): Promise<void> {
+  pausePostgres(inst, 'CONT');
+  await stopInstance(inst, 'immediate');
 }
 
 /** A collector's own transaction: a few one-event calls, held open, then committed or rolled back. */
@@ -336,7 +354,7 @@ export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
     },
     'member-stop': async () => {
       const inst = instanceOf(w.state, member!);
-      await stopInstance(inst, 'immediate');
+      await stopMember(inst);
       await hold();
       await startInstance(inst);
     },
