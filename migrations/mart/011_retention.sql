@@ -26,17 +26,17 @@ create table ctl_purged_agent (
 create index ctl_load_audit_committed on ctl_load_audit (committed_at);
 create index ctl_discard_discarded on ctl_discard (discarded_at);
 
--- Retention runs as twinmart_etl; ANALYZE is the owner's, so like ctl_analyze (008) this
--- analyzes only the tables retention deletes from.
-create function ctl_retention_analyze(tables text[]) returns void
+-- Retention runs as twinmart_etl; ANALYZE is the owner's, so ctl_analyze (008) now also
+-- analyzes the tables retention deletes from, and still no others. Its grants stay.
+create or replace function ctl_analyze(tables text[]) returns void
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
   t text;
 begin
   foreach t in array tables loop
-    if t not in ('stg_call_event', 'stg_agent_event', 'stg_dss_session', 'ctl_load_audit', 'ctl_discard',
-                 'ctl_data_gap', 'ctl_purged_call', 'interaction_fact', 'agent_state_fact', 'ag_queue_15min') then
-      raise exception 'ctl_retention_analyze: % is not a table retention purges', t;
+    if t not in ('stg_call_event', 'stg_agent_event', 'interaction_fact', 'agent_state_fact',
+                 'stg_dss_session', 'ctl_load_audit', 'ctl_discard', 'ctl_data_gap', 'ctl_purged_call', 'ag_queue_15min') then
+      raise exception 'ctl_analyze: % is not a table the transform or retention analyzes', t;
     end if;
   end loop;
   if cardinality(tables) > 0 then
@@ -44,5 +44,3 @@ begin
   end if;
 end
 $$;
-revoke all on function ctl_retention_analyze(text[]) from public;
-grant execute on function ctl_retention_analyze(text[]) to twinmart_etl;

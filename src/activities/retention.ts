@@ -1,7 +1,7 @@
 /**
  * Retention's activities, built per site like the ETL's: on that site's task queue, as the
  * ETL's role (twinmart_etl may delete what it loaded; ANALYZE goes through
- * ctl_retention_analyze). Each purges one bounded batch and is idempotent: a retried batch
+ * ctl_analyze). Each purges one bounded batch and is idempotent: a retried batch
  * finds what is left to purge under the same cutoffs. Inputs and results: ids and counts.
  */
 import { ApplicationFailure } from '@temporalio/common';

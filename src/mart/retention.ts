@@ -277,5 +277,5 @@ export async function purgeBatch(
 export async function analyzePurged(mart: Pool, tables: string[]): Promise<void> {
   // Purged calls were recorded in ctl_purged_call, which the transform joins.
   const changed = tables.includes('stg_call_event') ? [...tables, 'ctl_purged_call'] : tables;
-  await mart.query('select ctl_retention_analyze($1::text[])', [[...new Set(changed)]]);
+  await mart.query('select ctl_analyze($1::text[])', [[...new Set(changed)]]);
 }
