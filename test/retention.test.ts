@@ -108,7 +108,7 @@ describe('retention on a real two-site world', { timeout: 240_000 }, () => {
   });
 
   it(
-    'has a retention schedule per site after startAll, which skips a run while one runs',
+    'has a retention schedule per site after startAll, with overlap policy skip',
     step(async () => {
       const ids: string[] = [];
       for await (const s of w.client.schedule.list()) ids.push(s.scheduleId);
