@@ -74,6 +74,17 @@ test('a bad key is named by its path, with what was expected', () => {
   rejects(h, /temporal\.runHistoryEvents/);
 });
 
+test('retention: defaults, an interval or a cron schedule, and an error naming the key', () => {
+  assert.deepEqual(parseConfig(valid(), 'test.yaml', env).retention, { stagingDays: 30, factDays: 400, batchRows: 10_000, schedule: '1h' });
+  for (const schedule of ['30m', '1d', '0 3 * * *', '@daily']) {
+    assert.equal(parseConfig({ ...valid(), retention: { schedule } }, 'test.yaml', env).retention.schedule, schedule);
+  }
+  rejects({ ...valid(), retention: { schedule: 'nightly' } }, /retention\.schedule/, /an interval such as "1h"/);
+  rejects({ ...valid(), retention: { stagingDays: 0 } }, /retention\.stagingDays/);
+  rejects({ ...valid(), retention: { stagingDays: 30, factDays: 7 } }, /retention\.factDays: must be at least retention\.stagingDays/);
+  rejects({ ...valid(), retention: { keepForever: true } }, /retention/, /keepForever/);
+});
+
 test('duplicate member ids, a missing environment variable and a non-postgres URL are refused', () => {
   const c = valid();
   c.sources['sw-voice-1'][1]!.id = 'idb-voice-1-dc1';

@@ -155,7 +155,7 @@ export function createDrActivities({ config, site, pools, logger }: { config: Co
       const report = await compareMarts(
         { name: site, pool: mart() },
         { name: parityWith, pool: mart(parityWith) },
-        { closedBefore, maxExamples: 0 },
+        { closedBefore, maxExamples: 0, retention: config.retention },
       );
       parity = {
         match: report.match,

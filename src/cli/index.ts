@@ -144,7 +144,7 @@ async function parity(args: string[]): Promise<number> {
     const report = await compareMarts(
       { name: a, pool: pools.get(config.sites[a]!.mart) },
       { name: b, pool: pools.get(config.sites[b]!.mart) },
-      { closedBefore: new Date(Date.now() - settle * 1000) },
+      { closedBefore: new Date(Date.now() - settle * 1000), retention: config.retention },
     );
     process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatParityReport(report) + '\n');
     return report.match ? 0 : 1;

@@ -7,7 +7,7 @@ const hash = (value: unknown): string => createHash('sha256').update(JSON.string
 /**
  * The parts of a site's configuration that decide what its mart keeps, which every site
  * must share: the sites, each HA set's members in their order (the best-quality rule's
- * tie-break), and the fact rules. URLs are left out (each site may reach an IDB by its own
+ * tie-break), and the fact and retention rules. URLs are left out (each site may reach an IDB by its own
  * address), and so is tuning (cycle, chunk sizes, timeouts) that changes speed, not facts.
  */
 export function configFingerprint(config: Config): ConfigFingerprint {
@@ -16,6 +16,11 @@ export function configFingerprint(config: Config): ConfigFingerprint {
     'reporting.primary': config.reporting.primary,
     'etl.serviceLevelSeconds': config.etl.serviceLevelSeconds,
     'etl.maxCallSeconds': config.etl.maxCallSeconds,
+    // Both decide facts: factDays which facts a mart still has (parity compares them), and
+    // stagingDays from when a call's fact is final, a late event for it ignored
+    // (docs/retention.md). batchRows and schedule only pace the purge.
+    'retention.stagingDays': config.retention.stagingDays,
+    'retention.factDays': config.retention.factDays,
   };
   for (const [sourceId, members] of Object.entries(config.sources)) {
     parts[`sources.${sourceId}`] = members.map((m) => [m.id, m.site]);

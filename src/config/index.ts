@@ -20,6 +20,11 @@ const pgUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL (secrets as ${VAR})');
 
+/** A schedule given as an interval: `30m`, `1h`, `1d`. */
+export const SCHEDULE_INTERVAL = /^[1-9][0-9]*[smhd]$/;
+/** Else a cron expression of 5 to 7 fields, or a @-macro; Temporal checks the fields themselves. */
+const SCHEDULE_CRON = /^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+( \S+){4,6})$/;
+
 const memberSchema = z.strictObject({
   id: objectId,
   site: siteId,
@@ -97,6 +102,28 @@ const configSchema = z
         paritySettleSeconds: z.number().min(0).default(60),
       })
       .prefault({}),
+    /**
+     * What the mart keeps (docs/retention.md). Staging, the load audit and discards only
+     * serve loading and the transform, and would otherwise grow without end; facts and
+     * aggregates are what reports read, kept longer. Whole days: the cutoffs are dates, not tuning.
+     */
+    retention: z
+      .strictObject({
+        stagingDays: z.number().int().min(1).max(3650).default(30),
+        factDays: z.number().int().min(1).max(36500).default(400),
+        /** Rows one purge batch deletes at most, each batch a transaction of its own under the transform lock. */
+        batchRows: z.number().int().min(100).max(1_000_000).default(10_000),
+        /** When each site's retention runs: an interval (`30m`, `1h`, `1d`) or a cron expression (UTC). */
+        schedule: z
+          .string()
+          .refine((v) => SCHEDULE_INTERVAL.test(v) || SCHEDULE_CRON.test(v), 'an interval such as "1h" or "30m", or a cron expression such as "0 3 * * *"')
+          .default('1h'),
+      })
+      .prefault({})
+      .refine((r) => r.factDays >= r.stagingDays, {
+        path: ['factDays'],
+        message: 'must be at least retention.stagingDays: a fact whose staged events are kept could be recomputed after it was purged',
+      }),
     reporting: z.strictObject({
       primary: siteId,
       /** Who may use the reporting services; required to listen beyond loopback (README, Security). */

@@ -102,6 +102,7 @@ export interface WorldState {
   metrics?: Record<string, number>;
   etl: Partial<ConfigInput['etl']>;
   dr?: Partial<ConfigInput['dr']>;
+  retention?: Partial<ConfigInput['retention']>;
   runHistoryEvents?: number;
   /**
    * PostgreSQL as in production: fsync and full_page_writes on (the benchmark's worlds).
@@ -155,6 +156,7 @@ export function worldConfig(state: WorldState): ConfigInput {
     etl: { cycleSeconds: 1, serviceLevelSeconds: 20, ...state.etl },
     // A local world notices a stopped site within seconds.
     dr: { probeSeconds: 3, ...state.dr },
+    ...(state.retention && { retention: state.retention }),
     reporting: { primary: state.primary },
     // Each process connects as the role its job needs (README, Security); the simulator as the collectors' superuser.
     sites: Object.fromEntries(
@@ -249,6 +251,7 @@ export async function planWorld(
     preferredPorts?: boolean;
     etl?: WorldState['etl'];
     dr?: WorldState['dr'];
+    retention?: WorldState['retention'];
     runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
     /** 'per-site': a Temporal cluster per site with one replicated namespace (the production shape). */
@@ -284,6 +287,7 @@ export async function planWorld(
     metrics: Object.fromEntries(await Promise.all(sites.map(async (s, i) => [s, await pick(9464 + i)] as const))),
     etl: options.etl ?? {},
     ...(options.dr ? { dr: options.dr } : {}),
+    ...(options.retention ? { retention: options.retention } : {}),
     ...(options.runHistoryEvents ? { runHistoryEvents: options.runHistoryEvents } : {}),
     ...(options.durable ? { durable: true } : {}),
   };

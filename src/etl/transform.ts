@@ -18,6 +18,9 @@ import {
   upsertInteractionFacts,
 } from '../mart/facts';
 
+/** Held by each transform batch, and by each retention batch (src/mart/retention.ts), which must not interleave with one. */
+export const TRANSFORM_LOCK = `hashtext('twinmart.transform')`;
+
 export interface TransformOptions {
   batch: number;
   serviceLevelSeconds: number;
@@ -50,7 +53,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
     withTransaction(mart, async (c) => {
       // One transform at a time per mart (a retried activity may overlap a late one): the
       // aggregates move by deltas, which two transforms of the same call would count twice.
-      await c.query(`select pg_advisory_xact_lock(hashtext('twinmart.transform'))`);
+      await c.query(`select pg_advisory_xact_lock(${TRANSFORM_LOCK})`);
       return work(c);
     }, { signal: options.signal }).catch((e: unknown) => {
       if (options.signal?.aborted) return null;

@@ -51,6 +51,9 @@ export async function claimDirtyCalls(client: PoolClient, limit: number): Promis
   // Temp tables are never analyzed by autovacuum; without statistics the joins against
   // staging and facts may be planned as scans of those whole tables.
   await client.query('analyze tmp_dirty_call');
+  // A purged call's fact is final (migration 011): its late event stays staged until the
+  // next retention run, and the fact is not rebuilt from that event alone.
+  await client.query('delete from tmp_dirty_call t using ctl_purged_call p where p.call_id = t.call_id');
   return rowCount;
 }
 
@@ -284,6 +287,13 @@ export async function claimDirtyAgents(client: PoolClient, limit: number): Promi
         set from_seq = coalesce((select max(e.seq) from stg_agent_event e
                                   where e.source_id = t.source_id and e.agent_id = t.agent_id and e.seq < t.from_seq),
                                 t.from_seq)`,
+  );
+  // Never from below what retention purged (migration 011): those spans have no staged
+  // events left to be rebuilt from, and would be deleted as spans that no longer exist.
+  await client.query(
+    `update tmp_dirty_agent t set from_seq = p.below_seq
+       from ctl_purged_agent p
+      where p.source_id = t.source_id and p.agent_id = t.agent_id and t.from_seq < p.below_seq`,
   );
   return rowCount;
 }

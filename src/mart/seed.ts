@@ -24,6 +24,9 @@ export const SEEDED_TABLES = [
   'interaction_fact',
   'agent_state_fact',
   'ag_queue_15min',
+  // What retention purged decides how the transform treats late events (migration 011).
+  'ctl_purged_call',
+  'ctl_purged_agent',
 ] as const;
 
 /** Column list from the catalog, without identity columns, quoted. */

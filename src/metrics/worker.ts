@@ -18,6 +18,13 @@ export interface EtlMetrics {
   transformed(seconds: number, facts: number): void;
 }
 
+/** What retention reports as it purges (src/activities/retention.ts). */
+export interface RetentionMetrics {
+  purged(table: string, rows: number): void;
+  /** A batch gave way to the ETL's transform lock and its run stopped. */
+  busy(): void;
+}
+
 export const MEMBER_STATES = ['ok', 'unreachable', 'error', 'excluded', 'pending', 'superseded', 'removed'] as const;
 
 /** A discard's reason holds the row's values; its kind (the label) is the phrase it starts with. */
@@ -63,7 +70,11 @@ export interface WorkerMetricsDeps {
   etlStatus: () => Promise<EtlStatus | null>;
 }
 
-export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMetricsDeps): { registry: Registry; etl: EtlMetrics } {
+export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMetricsDeps): {
+  registry: Registry;
+  etl: EtlMetrics;
+  retention: RetentionMetrics;
+} {
   const registry = new Registry();
   registry.setDefaultLabels({ site });
   const registers = [registry];
@@ -109,6 +120,17 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
     for (const table of ['call_event', 'agent_event']) rowsExtracted.labels(m, table).inc(0);
     bytesRead.labels(m, locality(m)).inc(0);
   }
+  const rowsPurged = new Counter({
+    name: 'twinmart_retention_rows_purged_total',
+    help: 'Rows retention deleted from the site mart, by table.',
+    labelNames: ['table'],
+    registers,
+  });
+  const retentionBusy = new Counter({
+    name: 'twinmart_retention_skipped_total',
+    help: 'Retention runs that gave way to the ETL: the transform lock stayed taken.',
+    registers,
+  });
 
   new Gauge({
     name: 'twinmart_mart_up',
@@ -206,6 +228,10 @@ export function createWorkerMetrics({ config, site, mart, etlStatus }: WorkerMet
         transformSeconds.observe(seconds);
         facts.inc(n);
       },
+    },
+    retention: {
+      purged: (table, rows) => rowsPurged.labels(table).inc(rows),
+      busy: () => retentionBusy.inc(),
     },
   };
 }

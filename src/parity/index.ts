@@ -9,6 +9,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { withTransaction } from '../db';
+import { retentionCutoffs, type RetentionDays } from '../mart/retention';
 
 export type ParityKind = 'interaction_fact' | 'stg_call_event' | 'agent_state_fact' | 'ag_queue_15min';
 
@@ -60,6 +61,11 @@ export interface ParityOptions {
   from?: Date;
   /** Cap on examples per mismatch; default 10. */
   maxExamples?: number;
+  /**
+   * The marts' retention: intervals either may already have purged are left out, since two
+   * marts purge at their own moments (staged events past stagingDays, facts past factDays).
+   */
+  retention?: RetentionDays;
 }
 
 const DEFAULT_MAX_EXAMPLES = 10;
@@ -96,6 +102,8 @@ interface KindSpec {
   orderBy: string;
   /** Content columns, as SQL expressions with deterministic text forms. */
   content: string[];
+  /** Which retention cutoff purges this kind. */
+  purged: 'stagingBefore' | 'factsBefore';
 }
 
 const KINDS: readonly KindSpec[] = [
@@ -121,6 +129,7 @@ const KINDS: readonly KindSpec[] = [
       'talk_s',
       'event_count',
     ],
+    purged: 'factsBefore',
   },
   {
     kind: 'stg_call_event',
@@ -131,6 +140,7 @@ const KINDS: readonly KindSpec[] = [
     key: ['call_id', 'seq'],
     orderBy: 'call_id, seq',
     content: ['event', 'event_ts'],
+    purged: 'stagingBefore',
   },
   {
     kind: 'agent_state_fact',
@@ -141,6 +151,7 @@ const KINDS: readonly KindSpec[] = [
     key: ['source_id', 'agent_id', 'seq'],
     orderBy: 'source_id collate "C", agent_id collate "C", seq',
     content: ['state', 'reason', 'start_ts', 'end_ts'],
+    purged: 'factsBefore',
   },
   {
     kind: 'ag_queue_15min',
@@ -151,6 +162,7 @@ const KINDS: readonly KindSpec[] = [
     key: ['queue', instant('interval_start')],
     orderBy: 'queue collate "C", interval_start',
     content: ['offered', 'answered', 'abandoned', 'answered_in_sl', 'total_wait_s', 'total_talk_s'],
+    purged: 'factsBefore',
   },
 ];
 
@@ -185,10 +197,25 @@ function detailSql(spec: KindSpec): string {
 
 type Summaries = Map<ParityKind, Map<string, IntervalSummary>>;
 
-async function summarise(client: PoolClient, closedBefore: string, from: string | null): Promise<Summaries> {
+/**
+ * Where comparing a kind starts: `from`, or past the interval holding the kind's retention
+ * cutoff, one interval later still in case the purging worker's clock ran ahead of ours.
+ */
+function kindsFrom(from: string | null, retention: RetentionDays | undefined): Map<ParityKind, string | null> {
+  const cutoffs = retention && retentionCutoffs(retention);
+  return new Map(
+    KINDS.map((spec) => {
+      if (!cutoffs) return [spec.kind, from];
+      const kept = new Date(Date.parse(cutoffs[spec.purged]) + 15 * 60_000).toISOString();
+      return [spec.kind, from && from > kept ? from : kept];
+    }),
+  );
+}
+
+async function summarise(client: PoolClient, closedBefore: string, from: Map<ParityKind, string | null>): Promise<Summaries> {
   const result: Summaries = new Map();
   for (const spec of KINDS) {
-    const { rows } = await client.query<{ interval: string } & IntervalSummary>(summarySql(spec), [closedBefore, from]);
+    const { rows } = await client.query<{ interval: string } & IntervalSummary>(summarySql(spec), [closedBefore, from.get(spec.kind)]);
     result.set(spec.kind, new Map(rows.map((r) => [r.interval, { rows: r.rows, checksum: r.checksum }])));
   }
   return result;
@@ -275,7 +302,8 @@ export async function compareMarts(a: MartRef, b: MartRef, options: ParityOption
   // the same states of the marts as the checksums that flagged them.
   return inSnapshot(a.pool, (ca) =>
     inSnapshot(b.pool, async (cb) => {
-      const [sa, sb] = await Promise.all([summarise(ca, closedBefore, from), summarise(cb, closedBefore, from)]);
+      const kinds = kindsFrom(from, options.retention);
+      const [sa, sb] = await Promise.all([summarise(ca, closedBefore, kinds), summarise(cb, closedBefore, kinds)]);
       const intervals = [...intervalsOf(sa, sb)].sort();
 
       const mismatches: ParityMismatch[] = [];

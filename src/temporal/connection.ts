@@ -1,15 +1,25 @@
 /**
  * Connections to Temporal from the config (address, namespace, optional TLS and API key
- * taken from an environment variable), and the idempotent start of the ETL workflows.
+ * taken from an environment variable), and the idempotent start of the ETL workflows and
+ * retention schedules.
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { Client, Connection, QueryNotRegisteredError, WorkflowIdConflictPolicy } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  QueryNotRegisteredError,
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  WorkflowIdConflictPolicy,
+  type ScheduleUpdateOptions,
+} from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { temporal as proto } from '@temporalio/proto';
-import { runLimits, siteClusters, siteIds, temporalAddress, type Config } from '../config';
+import { runLimits, SCHEDULE_INTERVAL, siteClusters, siteIds, temporalAddress, type Config } from '../config';
 import type { Logger } from '../logger';
-import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/names';
+import { CONTROL_QUEUE, DR_WORKFLOW_ID, etlWorkflowId, retentionScheduleId, SEARCH_ATTRIBUTES } from '../workflows/names';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { taskTimeoutOption } from '../workflows/runs';
 
@@ -137,7 +147,39 @@ export async function startAll(client: Client, config: Config): Promise<string[]
   const dr = await drStatusWhenReady(client);
   const started = siteIds(config).filter((s) => (dr.sites[s] ?? 'active') === 'active');
   for (const site of started) await startEtl(client, config, site);
+  for (const site of siteIds(config)) await ensureRetentionSchedule(client, config, site);
   return started;
+}
+
+/**
+ * Creates the site's retention schedule, or brings an existing one in line with the config
+ * (idempotent). Every site has one, failed or not: a run against a site whose worker is
+ * gone waits at most its run timeout, and the next run after the site's return purges it.
+ * Its state is kept, so a schedule an operator paused stays paused.
+ */
+export async function ensureRetentionSchedule(client: Client, config: Config, site: string): Promise<void> {
+  const { schedule } = config.retention;
+  const options: Omit<ScheduleUpdateOptions, 'state'> = {
+    spec: SCHEDULE_INTERVAL.test(schedule) ? { intervals: [{ every: schedule as Duration }] } : { cronExpressions: [schedule] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'retentionWorkflow',
+      workflowId: retentionScheduleId(site),
+      // Workflow tasks on the control queue like every workflow's; the purge runs on the site's queue.
+      taskQueue: CONTROL_QUEUE,
+      args: [{ site }],
+      workflowRunTimeout: '1 hour',
+      ...taskTimeoutOption(runLimits(config)),
+    },
+    // A run still purging (a large first purge) is not joined by a second one.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+  };
+  try {
+    await client.schedule.create({ scheduleId: retentionScheduleId(site), ...options });
+  } catch (e) {
+    if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+    await client.schedule.getHandle(retentionScheduleId(site)).update((prev) => ({ ...prev, ...options }));
+  }
 }
 
 /** The DR workflow answers `status` once it has described the deployment (one activity). */

@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import { createEtlActivities } from '../activities/etl';
 import { createControlActivities, createDrActivities } from '../activities/dr';
 import { createDrillActivities } from '../activities/drill';
+import { createRetentionActivities } from '../activities/retention';
 import { connectWorker } from '../temporal/connection';
 import { CONTROL_QUEUE, etlWorkflowId, siteQueue } from '../workflows/names';
 import { etlStatusQuery } from '../workflows/etl-messages';
@@ -84,6 +85,7 @@ export async function createSiteWorkers(
       ...createEtlActivities({ config, site, pools, logger: activityLog, metrics: metrics.etl }),
       ...createDrActivities({ config, site, pools, logger: activityLog }),
       ...createDrillActivities({ config, site, pools }),
+      ...createRetentionActivities({ config, site, pools, logger: activityLog, metrics: metrics.retention }),
     },
     identity: `twinmart-${site}@${process.pid}`,
     shutdownGraceTime: '20s',

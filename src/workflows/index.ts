@@ -2,3 +2,4 @@
 export { siteEtlWorkflow } from './etl';
 export { drWorkflow } from './dr';
 export { drProbeWorkflow } from './probes';
+export { retentionWorkflow } from './retention';

@@ -36,7 +36,7 @@ import { connectClient, startAll } from '../../src/temporal/connection';
 import { membersBehind } from '../../src/etl/backlog';
 import { loadBacklog } from '../../src/mart/control';
 import { repoRoot } from '../../src/paths';
-import { etlWorkflowId } from '../../src/workflows/names';
+import { etlWorkflowId, retentionScheduleId } from '../../src/workflows/names';
 
 export interface TestWorld {
   state: WorldState;
@@ -82,6 +82,7 @@ export async function openWorld(
     layout: Layout;
     etl?: WorldState['etl'];
     dr?: WorldState['dr'];
+    retention?: WorldState['retention'];
     runHistoryEvents?: number;
     temporalDynamicConfig?: Record<string, unknown>;
     temporal?: TemporalMode;
@@ -94,6 +95,7 @@ export async function openWorld(
     layout: options.layout,
     etl: { cycleSeconds: 0.5, heartbeatSeconds: 3, connectTimeoutSeconds: 1, ...options.etl },
     dr: { probeSeconds: 2, confirmationTimeoutSeconds: 30, paritySettleSeconds: 0, ...options.dr },
+    retention: options.retention,
     runHistoryEvents: options.runHistoryEvents,
     temporalDynamicConfig: options.temporalDynamicConfig,
     temporal: options.temporal,
@@ -122,6 +124,8 @@ export async function openWorld(
     }
     client = await connectClient(config);
     await startAll(client, config);
+    // Tests trigger retention themselves: a scheduled run would purge their backdated data at any moment.
+    for (const site of sitesOf(state.layout)) await client.schedule.getHandle(retentionScheduleId(site)).pause('test world');
   } catch (e) {
     anyFailed = true;
     await close();
