@@ -346,7 +346,12 @@ export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
         await stopCluster(w.state.temporal.clusters[f.site]!, 'kill');
         const moved = await namespaceAwayFrom(w, f.site);
         await hold();
-        await startSiteCluster(w.state, f.site, silentLogger);
+        // Its databases live in the site's PostgreSQL, which an overlapping mart-stop may
+        // hold down: the cluster starts once that is back (seed 42, per-site, left it dead).
+        await waitFor(`the Temporal cluster of ${f.site} started`, async () => {
+          await startSiteCluster(w.state, f.site, silentLogger);
+          return true;
+        }, 180_000, 2000);
         if (moved) await handOverNamespace(w.config, f.site);
       } finally {
         done();
