@@ -2,7 +2,8 @@
  * Messages to the ETL and DR workflows at their worst moments: rejected updates and a
  * worker restart (replay), two updates with one request id at one boundary, malformed
  * confirmations while a failover waits for them, a reintroduction whose parity keeps
- * failing (its wait continues as new and says what differs), and who sent each command.
+ * failing (its wait continues as new and says what differs), one whose ETL run ends while
+ * it waits for the catch-up (started again), and who sent each command.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,6 +157,42 @@ describe('workflow messages', { timeout: 600_000 }, () => {
         return s.phase === 'normal' && s;
       }, 180_000);
       assert.equal(normal.sites.dc2, 'active');
+    }),
+  );
+
+  it(
+    'starts the ETL of a site being reintroduced again when its run ends while the reintroduction waits for it to catch up',
+    step(async () => {
+      const handle = w.client.workflow.getHandle(DR_WORKFLOW_ID);
+      await handle.executeUpdate(drUpdates.declareSiteFailure, { args: [{ site: 'dc2', reason: 'test' }] });
+      await waitFor('degraded', async () => (await dr()).phase === 'degraded');
+      await handle.executeUpdate(drUpdates.siteRebuilt, { args: [{ site: 'dc2' }] });
+      await waitFor('dc2 seeded', async () => steps(await dr()).includes('mart-seeded'), 120_000);
+      // dc2's worker frozen, the new ETL run of dc2 can read nothing; it is ended while the
+      // reintroduction waits for its catch-up, as a returning cluster's history once did.
+      const worker = w.state.workers.dc2!;
+      process.kill(worker, 'SIGSTOP');
+      try {
+        const started = await waitFor('the ETL of dc2 started', async () => {
+          const s = await dr();
+          return s.timeline.some((t) => t.step === 'etl-started' && t.site === 'dc2') && s;
+        }, 60_000);
+        assert.equal(started.phase, 'reintroducing');
+        await etl('dc2').terminate('ended under the reintroduction (test)');
+      } finally {
+        process.kill(worker, 'SIGCONT');
+      }
+      const restarted = await waitFor('the ETL of dc2 started again', async () => {
+        const s = await dr();
+        return steps(s).includes('etl-restarted') && s;
+      }, 120_000);
+      assert.equal(restarted.timeline.find((t) => t.step === 'etl-restarted')!.site, 'dc2');
+      const normal = await waitFor('normal', async () => {
+        const s = await dr();
+        return s.phase === 'normal' && s;
+      }, 180_000);
+      assert.equal(normal.sites.dc2, 'active');
+      assert.equal((await etl('dc2').describe()).status.name, 'RUNNING');
     }),
   );
 

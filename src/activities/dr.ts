@@ -59,8 +59,23 @@ export interface ReintroductionCheck {
   } | null;
 }
 
+/** Whether a run of the site's ETL is open. */
+async function etlRunning(site: string): Promise<boolean> {
+  try {
+    return (await Context.current().client.workflow.getHandle(etlWorkflowId(site)).describe()).status.name === 'RUNNING';
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return false;
+    throw e;
+  }
+}
+
 export function createControlActivities({ config }: { config: Config }) {
   return {
+    /** Whether the site's ETL has a run open: a reintroduction waits on a run that exists. */
+    async etlRunning(input: { site: string }): Promise<boolean> {
+      return etlRunning(input.site);
+    },
+
     async describeDeployment(): Promise<Deployment> {
       const sources: Deployment['sources'] = {};
       for (const m of config.members) (sources[m.sourceId] ??= []).push({ id: m.id, site: m.site });
@@ -76,14 +91,7 @@ export function createControlActivities({ config }: { config: Config }) {
     async stopEtl(input: { site: string; graceSeconds: number }): Promise<'not running' | 'cancelled' | 'terminated'> {
       const ctx = Context.current();
       const handle = ctx.client.workflow.getHandle(etlWorkflowId(input.site));
-      const running = async () => {
-        try {
-          return (await handle.describe()).status.name === 'RUNNING';
-        } catch (e) {
-          if (e instanceof WorkflowNotFoundError) return false;
-          throw e;
-        }
-      };
+      const running = () => etlRunning(input.site);
       if (!(await running())) return 'not running';
       await handle.cancel();
       const deadline = Date.now() + input.graceSeconds * 1000;

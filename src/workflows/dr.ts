@@ -538,6 +538,11 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
     );
     note('mart-seeded', site, `from ${survivor}: ${copied.stg_call_event} call events, ${copied.interaction_fact} interactions`);
     const etlStartedAt = now();
+    await startEtl(site, 'etl-started');
+    await reintroductionWaits(site, { wait: 'catch-up', survivor, etlStartedAt });
+  }
+
+  async function startEtl(site: string, step: 'etl-started' | 'etl-restarted'): Promise<void> {
     try {
       await startChild(siteEtlWorkflow, {
         workflowId: etlWorkflowId(site),
@@ -546,20 +551,26 @@ export async function drWorkflow(input: DrInput = {}): Promise<void> {
         ...taskTimeoutOption(dep.runs),
         parentClosePolicy: ParentClosePolicy.ABANDON,
       });
-      note('etl-started', site);
+      note(step, site, step === 'etl-restarted' ? 'its run had ended while the reintroduction waited for it' : undefined);
     } catch (e) {
       if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-      note('etl-started', site, 'it was already running');
+      note(step, site, 'it was already running');
     }
-    await reintroductionWaits(site, { wait: 'catch-up', survivor, etlStartedAt });
   }
 
   /** The rest of a reintroduction from one of its waits, where a continued run resumes it. */
   async function reintroductionWaits(site: string, at: ReintroductionWait): Promise<void> {
     const { survivor, etlStartedAt } = at;
     if (at.wait === 'catch-up') {
+      // A run that ended meanwhile would be waited on for ever: with a cluster per site, a
+      // returning cluster's replicated history cancelled the run just started (seed 42,
+      // per-site chaos). `patched`: a reintroduction that waited before this replays as it ran.
+      const restarts = patched('reintroduction-restarts-etl');
       await waiting({ kind: 'activity', what: `the ETL of ${site} to catch up`, site }, () =>
-        pollReintroduction(site, at, async () => (await check(site, etlStartedAt)).caughtUp),
+        pollReintroduction(site, at, async () => {
+          if (restarts && !(await control.etlRunning({ site }))) await startEtl(site, 'etl-restarted');
+          return (await check(site, etlStartedAt)).caughtUp;
+        }),
       );
       note('caught-up', site);
       await commandEtls(activeSites(), 'includeSite', site);
