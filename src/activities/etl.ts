@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { martOwnerUrl, runLimits, siteIds, type Config } from '../config';
+import { martOwnerUrl, runLimits, siteIds, type Config, type Member } from '../config';
 import type { RunLimits } from '../workflows/runs';
 import { withTransaction, type Pools } from '../db';
 import { etlMartSession, idbReadSession } from '../db/sessions';
@@ -28,6 +28,8 @@ export interface SiteDescription {
   martVersion: number;
   /** Absent in results recorded before runs were bounded (see boundRun). */
   runs?: RunLimits;
+  /** etl.extraction; absent in results recorded before it existed (full). */
+  extraction?: 'full' | 'lean';
 }
 
 export interface EtlActivityDeps {
@@ -55,6 +57,12 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
     }
   }
 
+  /** Lean extraction reads a member lean when a partner at this site loads first in full (extractionLanes). */
+  const readsLean = (member: Member): boolean =>
+    config.etl.extraction === 'lean' &&
+    member.site !== site &&
+    config.members.some((m) => m.sourceId === member.sourceId && m.site === site);
+
   async function extract(memberId: string, maxChunks: number, progress: Progress, after?: Promise<unknown>): Promise<ExtractResult> {
     const member = config.members.find((m) => m.id === memberId);
     // The run's member list predates this worker's config: the workflow starts a new run, which reads it.
@@ -68,6 +76,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
       onChunk: progress,
       signal: Context.current().cancellationSignal,
       ...(after && { after }),
+      lean: readsLean(member),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
     metrics?.extracted(member.id, result);
@@ -121,6 +130,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
         heartbeatSeconds: config.etl.heartbeatSeconds,
         martVersion: version,
         runs: runLimits(config),
+        extraction: config.etl.extraction,
       };
     },
 
