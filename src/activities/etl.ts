@@ -5,11 +5,12 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { martOwnerUrl, runLimits, siteIds, type Config, type Member } from '../config';
+import { martOwnerUrl, runLimits, siteIds, type Config } from '../config';
 import type { RunLimits } from '../workflows/runs';
 import { withTransaction, type Pools } from '../db';
 import { etlMartSession, idbReadSession } from '../db/sessions';
 import { emptyResult, extractMember, type ExtractResult } from '../etl/extract-member';
+import { readsLean } from '../etl/order';
 import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
@@ -57,12 +58,6 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
     }
   }
 
-  /** Lean extraction reads a member lean when a partner at this site loads first in full (extractionLanes). */
-  const readsLean = (member: Member): boolean =>
-    config.etl.extraction === 'lean' &&
-    member.site !== site &&
-    config.members.some((m) => m.sourceId === member.sourceId && m.site === site);
-
   async function extract(memberId: string, maxChunks: number, progress: Progress, after?: Promise<unknown>): Promise<ExtractResult> {
     const member = config.members.find((m) => m.id === memberId);
     // The run's member list predates this worker's config: the workflow starts a new run, which reads it.
@@ -76,7 +71,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
       onChunk: progress,
       signal: Context.current().cancellationSignal,
       ...(after && { after }),
-      lean: readsLean(member),
+      lean: config.etl.extraction === 'lean' && readsLean(member, config.members, site),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
     metrics?.extracted(member.id, result);

@@ -68,8 +68,8 @@ export interface ExtractOptions {
   after?: Promise<unknown>;
   /**
    * Read the delta as keys and checksums, and in full only the rows this mart does not
-   * hold with the same content (etl.extraction: lean, for a member whose set has one at
-   * the loading site, which loads first and in full). The mart ends as a full read leaves it.
+   * hold with the same content (etl.extraction: lean, for every member of a set but the
+   * one that loads first and in full: readsLean). The mart ends as a full read leaves it.
    */
   lean?: boolean;
 }

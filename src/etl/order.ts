@@ -54,3 +54,13 @@ export function extractionLanes<T extends Ranked>(
     return [...(up.length ? [up] : []), ...alone];
   });
 }
+
+/**
+ * Whether lean extraction at `localSite` reads `member` as keys and checksums: every
+ * member but the one its set loads first (extractionLanes), the local one where there is
+ * one. When that one is down this one's keys are all missing and it reads them in full.
+ */
+export function readsLean<T extends Ranked>(member: T, members: T[], localSite: string): boolean {
+  const set = members.filter((m) => m.sourceId === member.sourceId);
+  return extractionLanes(set, () => false, localSite)[0]![0]!.id !== member.id;
+}
