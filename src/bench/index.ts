@@ -120,9 +120,22 @@ async function catchupSuite(
   } finally {
     await pm.pools.end();
   }
+  // The other extraction side by side: the same loop and backlog into a mart of its own.
+  const other = w.config.etl.extraction === 'full' ? 'lean' : 'full';
+  let plainOther = null;
+  if (opts.bandwidth) {
+    const po = await openPlainMart(w, 'dc1', `bench_plain_${other}_mart`);
+    try {
+      const config = { ...w.config, etl: { ...w.config.etl, extraction: other } } as const;
+      plainOther = await stage(`catchup ${size}: no Temporal, ${other} extraction`, errors, () => plainCatchup(w, po, backlog, config));
+    } finally {
+      await po.pools.end();
+    }
+  }
   const temporal = await stage(`catchup ${size}: Temporal dc1`, errors, () => temporalCatchup(w, 'dc1', backlog, profile.catchupTimeoutSeconds));
   if (opts.bandwidth && temporal) {
-    result.bandwidth = await stage(`catchup ${size}: bandwidth of dc1`, errors, () => catchupBandwidth(w, 'dc1', backlog, keyedRaw));
+    const byExtraction = other === 'lean' ? { full: plain, lean: plainOther } : { full: plainOther, lean: plain };
+    result.bandwidth = await stage(`catchup ${size}: bandwidth of dc1`, errors, () => catchupBandwidth(w, 'dc1', backlog, keyedRaw, byExtraction));
   }
   let otherSite: TemporalResult | null = null;
   if (opts.otherSite) {
