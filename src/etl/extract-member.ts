@@ -28,10 +28,9 @@ import {
   copyIntoTemp,
   copyLeanIntoTemp,
   ensureCursor,
-  keysToFetch,
   mergeAgentEvents,
   mergeCallEvents,
-  mergeSameRows,
+  mergeLeanChunk,
   openSessionIds,
   readCursor,
   upsertSessions,
@@ -395,10 +394,10 @@ const loadLean: LoadTable = async (c, idb, table, delta, limit, merge) => {
   const lean = await copyLeanIntoTemp(c, table, await copyDeltaChunk(idb, table, delta.prev, delta.target, delta.position, limit, 'keys'));
   const loaded: Loaded = { ...lean, discarded: 0, maxEventTs: null };
   if (!lean.rows) return loaded;
-  const keys = await keysToFetch(c, table);
-  loaded.maxEventTs = await mergeSameRows(c, table, merge);
-  if (!keys) return loaded;
-  const fetched = await copyIntoTemp(c, table, await copyRowsByKey(idb, table, keys));
+  const { fetch, maxEventTs } = await mergeLeanChunk(c, table, merge);
+  loaded.maxEventTs = maxEventTs;
+  if (!fetch) return loaded;
+  const fetched = await copyIntoTemp(c, table, await copyRowsByKey(idb, table, fetch));
   const merged = await mergeTemp(c, table, merge);
   loaded.bytes += fetched.bytes;
   loaded.discarded = merged.discarded;

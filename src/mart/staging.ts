@@ -220,42 +220,37 @@ const sameRow = (table: EventTable): string =>
   `${NATURAL_KEY[table].map((n) => `t.${n} = k.${n}`).join(' and ')} and ${contentChecksum(table, 't')} = k.checksum`;
 
 /**
- * The keys of the lean chunk this mart does not hold with the same content: one array
- * literal per key column for copyRowsByKey, or null when it holds them all. A copy that
+ * Merges a lean chunk with what the mart holds. Its rows the mart holds with the same
+ * content take this member's quality where it wins, as a full read's merge would give
+ * them, without their content crossing the link. Returns the others' keys, one array
+ * literal per key column for copyRowsByKey (null when there are none): a copy that
  * differs is read whether or not it wins, so its merge records what a full read would
- * (a malformed copy in ctl_discard); members that agree make these few.
+ * (a malformed copy in ctl_discard); members that agree make these few. Also returns the
+ * newest event_ts of the rows held the same. One statement, so each key probes staging
+ * and computes its checksum once (twice made lean catch-up half as fast).
  */
-export async function keysToFetch(client: PoolClient, table: EventTable): Promise<string[] | null> {
+export async function mergeLeanChunk(
+  client: PoolClient,
+  table: EventTable,
+  m: MergeInput,
+): Promise<{ fetch: string[] | null; maxEventTs: Date | null }> {
   const key = NATURAL_KEY[table];
-  const { rows } = await client.query<Record<string, string | null>>(
-    `select ${key.map((n) => `array_agg(k.${n})::text as ${n}`).join(', ')}
-       from ${leanRows(table)}
-      where not exists (select 1 from stg_${table} t where ${sameRow(table)})`,
-  );
-  const arrays = key.map((n) => rows[0]![n] ?? null);
-  return arrays[0] === null ? null : (arrays as string[]);
-}
-
-/**
- * The lean chunk's rows the mart holds with the same content: where this member's copy
- * is better it becomes the kept one, as a full read's merge would make it, without its
- * content crossing the link. Returns their newest event_ts.
- */
-export async function mergeSameRows(client: PoolClient, table: EventTable, m: MergeInput): Promise<Date | null> {
-  const key = NATURAL_KEY[table];
-  const { rows } = await client.query<{ ts: Date | null }>(
-    `with m as (
-       select ${key.map((n) => `t.${n}`).join(', ')}, t.event_ts, ${quality('$1', '$2', '$3')} as quality
-         from ${leanRows(table)} join stg_${table} t on ${sameRow(table)}),
+  const { rows } = await client.query<Record<string, string | null> & { ts: Date | null }>(
+    `with l as (
+       select ${key.map((n) => `k.${n}`).join(', ')}, t.event_ts, ${quality('$1', '$2', '$3')} as quality
+         from ${leanRows(table)} left join stg_${table} t on ${sameRow(table)}),
      up as (
-       update stg_${table} s set member_id = $1, quality = m.quality, discard_reason = null, loaded_at = now()
-         from m where ${key.map((n) => `s.${n} = m.${n}`).join(' and ')} and m.quality < s.quality
+       update stg_${table} s set member_id = $1, quality = l.quality, discard_reason = null, loaded_at = now()
+         from l where ${key.map((n) => `s.${n} = l.${n}`).join(' and ')} and l.event_ts is not null and l.quality < s.quality
        returning ${key.map((n) => `s.${n}`).join(', ')}),
      dirty as (${MARK_DIRTY[table]('up')})
-     select max(event_ts) as ts from m`,
+     select ${key.map((n) => `(array_agg(l.${n}) filter (where l.event_ts is null))::text as ${n}`).join(', ')}, max(l.event_ts) as ts
+       from l`,
     [m.memberId, m.qualityBase, m.incarnation],
   );
-  return rows[0]!.ts;
+  const r = rows[0]!;
+  const arrays = key.map((n) => r[n] ?? null);
+  return { fetch: arrays[0] === null ? null : (arrays as string[]), maxEventTs: r.ts };
 }
 
 /** Queues the transform's work for the staged rows `updated` returns (its natural keys). */
