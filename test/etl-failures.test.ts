@@ -25,7 +25,7 @@ import { etlWorkflowId } from '../src/workflows/names';
 import { startEtl } from '../src/temporal/connection';
 import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { resettableRelay } from './helpers/pg';
-import { diffFacts, expectedFacts, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
+import { auditedRows, diffFacts, expectedFacts, idbRows, martFacts, martKeys, unionCallEvents, unusableRows } from './helpers/truth';
 
 const LAYOUT = {
   // idb_a at dc1 has a PostgreSQL server of its own, so it can stop without its site.
@@ -51,20 +51,6 @@ async function allStaged(w: TestWorld, down: string[] = []): Promise<boolean> {
     if ([...union.keys()].some((k) => !keys.has(k))) return false;
   }
   return true;
-}
-
-/** Committed loads of a member never overlap: their row counts add up to the IDB's rows. */
-async function auditedRows(w: TestWorld, site: string, member: string): Promise<number> {
-  const { rows } = await w
-    .mart(site)
-    .query<{ n: string }>('select coalesce(sum(call_rows), 0) as n from ctl_load_audit where member_id = $1', [member]);
-  return Number(rows[0]!.n);
-}
-
-async function idbRows(w: TestWorld, member: string): Promise<number> {
-  const m = w.config.members.find((x) => x.id === member)!;
-  const { rows } = await w.pools.get(m.url).query<{ n: string }>('select count(*) as n from idb.call_event');
-  return Number(rows[0]!.n);
 }
 
 /** A site's facts are what the union of every IDB gives: none missing, none counted twice. */
@@ -196,7 +182,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
         assert.equal(keys.size, union.size, `${site}: no extra keys`);
         assert.deepEqual(diffFacts(expected, await martFacts(w.mart(site))), []);
         for (const m of w.config.members) {
-          assert.equal(await auditedRows(w, site, m.id), await idbRows(w, m.id), `${site}: ${m.id} loaded once, no overlapping chunks`);
+          assert.equal(await auditedRows(w.mart(site), m.id), await idbRows(w.config, w.pools, m.id), `${site}: ${m.id} loaded once, no overlapping chunks`);
         }
       }
       const report = await compareMarts({ name: 'dc1', pool: w.mart('dc1') }, { name: 'dc2', pool: w.mart('dc2') }, { closedBefore: new Date() });
@@ -224,7 +210,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       for (const site of ['dc1', 'dc2']) {
         await waitFor(`${site} extracts idb-a-dc1 again`, async () => (await memberState(w, site, 'idb-a-dc1')) === 'ok');
         await waitFor(`${site} caught up with idb-a-dc1`, async () =>
-          (await auditedRows(w, site, 'idb-a-dc1')) === (await idbRows(w, 'idb-a-dc1')));
+          (await auditedRows(w.mart(site), 'idb-a-dc1')) === (await idbRows(w.config, w.pools, 'idb-a-dc1')));
       }
       await waitFor('everything staged', () => allStaged(w));
     }),
@@ -266,7 +252,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       const mart = w.db('dc1', 'chunk_cap_mart');
       await migrateMart(mart);
       const member = w.config.members.find((m) => m.id === 'idb-b-dc1')!;
-      const total = await idbRows(w, member.id);
+      const total = await idbRows(w.config, w.pools, member.id);
       const agents = Number((await w.pools.get(member.url).query('select count(*) as n from idb.agent_event')).rows[0]!.n);
       assert.ok(total + agents > 300, `the member holds more than three chunks of 100 rows (${total + agents})`);
       const calls: number[] = [];
@@ -310,9 +296,9 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
 
       const sim = (seed: number) =>
         runSim(w.config, { calls: 20, rate: 5, seed, sources: ['sw-b'], startTs: new Date(Date.now() - 600_000) }, silentLogger);
-      const before = await idbRows(w, member.id);
+      const before = await idbRows(w.config, w.pools, member.id);
       await sim(16);
-      const heldAtSnapshot = (await idbRows(w, member.id)) - before;
+      const heldAtSnapshot = (await idbRows(w.config, w.pools, member.id)) - before;
       let release!: () => void;
       const gate = new Promise<void>((ok) => (release = ok));
       const waiting = extract(gate);
@@ -326,7 +312,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
         return rows[0]!.n > 0;
       });
       await sim(17);
-      const committedWhileWaiting = (await idbRows(w, member.id)) - before - heldAtSnapshot;
+      const committedWhileWaiting = (await idbRows(w.config, w.pools, member.id)) - before - heldAtSnapshot;
       assert.ok(committedWhileWaiting > 0, 'rows were committed while it waited');
       assert.equal(settled, false, 'it waits for its partner');
       release();
@@ -416,7 +402,7 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
         return rows.length > 0;
       });
       // The member was replaced earlier in this world: count from here, so only this test's loads are compared.
-      const [auditedBefore, idbBefore] = [await auditedRows(w, 'dc1', member), await idbRows(w, member)];
+      const [auditedBefore, idbBefore] = [await auditedRows(w.mart('dc1'), member), await idbRows(w.config, w.pools, member)];
       const lock = await w.mart('dc1').connect();
       try {
         // The cursor row held as a hung attempt's chunk would hold it (a retry used to wait
@@ -438,8 +424,8 @@ describe('ETL under real failures', { timeout: 420_000 }, () => {
       }
       await waitFor('dc1 to settle', () => settled(w, 'dc1'), 60_000);
       assert.equal(
-        (await auditedRows(w, 'dc1', member)) - auditedBefore,
-        (await idbRows(w, member)) - idbBefore,
+        (await auditedRows(w.mart('dc1'), member)) - auditedBefore,
+        (await idbRows(w.config, w.pools, member)) - idbBefore,
         `${member} loaded once`,
       );
       await waitFor('everything staged', () => allStaged(w));

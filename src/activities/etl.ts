@@ -10,6 +10,7 @@ import type { RunLimits } from '../workflows/runs';
 import { withTransaction, type Pools } from '../db';
 import { etlMartSession, idbReadSession } from '../db/sessions';
 import { emptyResult, extractMember, type ExtractResult } from '../etl/extract-member';
+import { readsLean } from '../etl/order';
 import { transformSite, type TransformResult } from '../etl/transform';
 import type { Logger } from '../logger';
 import { migrateMart } from '../mart/migrate';
@@ -28,6 +29,8 @@ export interface SiteDescription {
   martVersion: number;
   /** Absent in results recorded before runs were bounded (see boundRun). */
   runs?: RunLimits;
+  /** etl.extraction; absent in results recorded before it existed (full). */
+  extraction?: 'full' | 'lean';
 }
 
 export interface EtlActivityDeps {
@@ -68,6 +71,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
       onChunk: progress,
       signal: Context.current().cancellationSignal,
       ...(after && { after }),
+      lean: config.etl.extraction === 'lean' && readsLean(member, config.members, site),
     });
     if (result.state !== 'ok') logger.warn('member not extracted', { site, member: member.id, state: result.state, error: result.error });
     metrics?.extracted(member.id, result);
@@ -121,6 +125,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
         heartbeatSeconds: config.etl.heartbeatSeconds,
         martVersion: version,
         runs: runLimits(config),
+        extraction: config.etl.extraction,
       };
     },
 

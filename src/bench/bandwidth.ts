@@ -7,7 +7,7 @@
 import { siteBandwidth } from '../etl/bandwidth';
 import { etlStatusQuery } from '../workflows/etl-messages';
 import { etlWorkflowId } from '../workflows/names';
-import type { RawResult } from './catchup';
+import type { PlainResult, RawResult } from './catchup';
 import type { Backlog } from './load';
 import type { BenchWorld } from './world';
 import { round, waitFor } from './util';
@@ -25,9 +25,43 @@ export interface BandwidthResult {
   /** Full copies of each event that crossed the WAN (remote over full bytes per event). */
   remoteCopiesPerEvent: number | null;
   members: Record<string, { site: string; rows: number; bytes: number }>;
+  /** Full and lean extraction side by side: the no-Temporal loop's catch-up of the same backlog, each into a fresh mart of the site. */
+  full: ExtractionBandwidth | null;
+  lean: ExtractionBandwidth | null;
 }
 
-export async function catchupBandwidth(w: BenchWorld, site: string, backlog: Backlog, keyed: RawResult | null): Promise<BandwidthResult> {
+export interface ExtractionBandwidth {
+  eventsPerSecond: number;
+  seconds: number;
+  localBytesPerEvent: number;
+  remoteBytesPerEvent: number;
+  localCopiesPerEvent: number | null;
+  remoteCopiesPerEvent: number | null;
+}
+
+/** What a no-Temporal catch-up read per event of the backlog (each event once), against one full copy. */
+function extractionBandwidth(plain: PlainResult | null, backlog: Backlog, fullRowBytesPerEvent: number | null): ExtractionBandwidth | null {
+  if (!plain) return null;
+  const events = backlog.callEvents + backlog.agentEvents;
+  const per = (bytes: number) => round(bytes / events, 1);
+  const copies = (bytes: number) => (fullRowBytesPerEvent ? round(per(bytes) / fullRowBytesPerEvent, 2) : null);
+  return {
+    eventsPerSecond: plain.eventsPerSecond,
+    seconds: plain.seconds,
+    localBytesPerEvent: per(plain.localBytes),
+    remoteBytesPerEvent: per(plain.remoteBytes),
+    localCopiesPerEvent: copies(plain.localBytes),
+    remoteCopiesPerEvent: copies(plain.remoteBytes),
+  };
+}
+
+export async function catchupBandwidth(
+  w: BenchWorld,
+  site: string,
+  backlog: Backlog,
+  keyed: RawResult | null,
+  plain: { full: PlainResult | null; lean: PlainResult | null },
+): Promise<BandwidthResult> {
   const handle = w.client.workflow.getHandle(etlWorkflowId(site));
   // The mart is complete at the last chunk's commit; the workflow counts the cycle when its activity returns.
   const status = await waitFor(
@@ -48,5 +82,7 @@ export async function catchupBandwidth(w: BenchWorld, site: string, backlog: Bac
     fullRowBytesPerEvent,
     remoteCopiesPerEvent: fullRowBytesPerEvent && b.remoteBytesPerEvent !== null ? round(b.remoteBytesPerEvent / fullRowBytesPerEvent, 2) : null,
     members: Object.fromEntries(Object.entries(status.members).map(([id, m]) => [id, { site: m.site, rows: m.rowsTotal, bytes: m.bytesRead ?? 0 }])),
+    full: extractionBandwidth(plain.full, backlog, fullRowBytesPerEvent),
+    lean: extractionBandwidth(plain.lean, backlog, fullRowBytesPerEvent),
   };
 }

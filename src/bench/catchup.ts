@@ -24,7 +24,7 @@ import { byteCounter, COPY_FORMAT, Pools, withClient } from '../db';
 import { idbReadSession } from '../db/sessions';
 import { createDatabase, instanceUrl } from '../dev/postgres';
 import { extractMember, type ExtractResult } from '../etl/extract-member';
-import { extractionLanes } from '../etl/order';
+import { extractionLanes, readsLean } from '../etl/order';
 import { transformSite, type TransformResult } from '../etl/transform';
 import { migrateMart } from '../mart/migrate';
 import { copyAllSql, COPY_TABLE_COLUMNS, EVENT_TABLES, type EventTable } from '../sources/idb';
@@ -111,20 +111,37 @@ export async function keyedRawCopy(w: BenchWorld, site: string, backlog: Backlog
   return r;
 }
 
-/** One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in parallel, then the transform. */
+/**
+ * One cycle of the ETL without Temporal, as the workflow runs it: the extraction lanes in
+ * parallel (in config.etl.extraction's order and form), then the transform.
+ */
 export async function plainCycle(
   config: Config,
   { site, mart, idb }: PlainMart,
-): Promise<{ rows: number; extractMs: number; transformMs: number; transform: TransformResult; members: Record<string, number> }> {
+): Promise<{
+  rows: number;
+  extractMs: number;
+  transformMs: number;
+  transform: TransformResult;
+  members: Record<string, number>;
+  bytes: { local: number; remote: number };
+}> {
   const t0 = Date.now();
   const members: Record<string, number> = {};
   const results: ExtractResult[] = [];
   const { chunkRows, cycleChunks } = config.etl;
+  const lean = config.etl.extraction === 'lean';
   await Promise.all(
-    extractionLanes(config.members).map(async (lane) => {
+    extractionLanes(config.members, undefined, lean ? site : undefined).map(async (lane) => {
       for (const m of lane) {
         const s = Date.now();
-        const r = await extractMember(mart, idb(m), m, { site, chunkRows, maxChunks: cycleChunks, idbTimeoutSeconds: config.etl.idbTimeoutSeconds });
+        const r = await extractMember(mart, idb(m), m, {
+          site,
+          chunkRows,
+          maxChunks: cycleChunks,
+          idbTimeoutSeconds: config.etl.idbTimeoutSeconds,
+          lean: lean && readsLean(m, config.members, site),
+        });
         members[m.id] = Date.now() - s;
         if (r.state !== 'ok') throw new Error(`member ${m.id} was not extracted: ${r.state} ${r.error ?? ''}`);
         results.push(r);
@@ -143,6 +160,10 @@ export async function plainCycle(
     transformMs: Date.now() - t1,
     transform,
     members,
+    bytes: {
+      local: results.reduce((a, r) => a + (r.local ? r.bytes : 0), 0),
+      remote: results.reduce((a, r) => a + (r.local ? 0 : r.bytes), 0),
+    },
   };
 }
 
@@ -175,11 +196,16 @@ export interface PlainResult {
   /** Slowest and fastest member's extraction in the first cycle, seconds. */
   memberExtractSeconds: { max: number; min: number };
   transform: { batches: number; facts: number; agentSpans: number };
+  /** etl.extraction of the run, and the COPY bytes it read from local and remote members. */
+  extraction: 'full' | 'lean';
+  localBytes: number;
+  remoteBytes: number;
   statements: StatementProfile | null;
   waits: WaitProfile | null;
 }
 
-export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlog): Promise<PlainResult> {
+/** The backlog loaded by the ETL without Temporal into `pm`; `config` defaults to the world's. */
+export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlog, config: Config = w.config): Promise<PlainResult> {
   await resetStatements(w);
   const sampler = sampleWaits(w);
   const t0 = Date.now();
@@ -190,8 +216,9 @@ export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlo
   let transformMs = 0;
   let memberMs: number[] = [];
   const tr = { batches: 0, facts: 0, agentSpans: 0 };
+  const bytes = { local: 0, remote: 0 };
   for (let i = 0; i < 100; i++) {
-    const c = await plainCycle(w.config, pm);
+    const c = await plainCycle(config, pm);
     if (!c.rows && !c.transform.calls && !c.transform.agents) break;
     if (i === 0) memberMs = Object.values(c.members);
     cycles++;
@@ -201,6 +228,8 @@ export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlo
     tr.batches += c.transform.batches;
     tr.facts += c.transform.facts;
     tr.agentSpans += c.transform.agentSpans;
+    bytes.local += c.bytes.local;
+    bytes.remote += c.bytes.remote;
     end = Date.now();
     log.info(`  plain cycle ${cycles}: ${c.rows} rows, extract ${seconds(c.extractMs)} s, transform ${seconds(c.transformMs)} s`);
   }
@@ -218,10 +247,13 @@ export async function plainCatchup(w: BenchWorld, pm: PlainMart, backlog: Backlo
     transformSeconds: seconds(transformMs),
     memberExtractSeconds: { max: seconds(Math.max(0, ...memberMs)), min: seconds(memberMs.length ? Math.min(...memberMs) : 0) },
     transform: tr,
+    extraction: config.etl.extraction,
+    localBytes: bytes.local,
+    remoteBytes: bytes.remote,
     statements,
     waits,
   };
-  log.info(`no-Temporal loop: ${rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s (extract ${r.extractSeconds} s, transform ${r.transformSeconds} s)`);
+  log.info(`no-Temporal loop (${config.etl.extraction}): ${rows} rows in ${r.seconds} s = ${r.eventsPerSecond} rows/s (extract ${r.extractSeconds} s, transform ${r.transformSeconds} s)`);
   return r;
 }
 

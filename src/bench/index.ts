@@ -120,9 +120,22 @@ async function catchupSuite(
   } finally {
     await pm.pools.end();
   }
+  // The other extraction side by side: the same loop and backlog into a mart of its own.
+  const other = w.config.etl.extraction === 'full' ? 'lean' : 'full';
+  let plainOther = null;
+  if (opts.bandwidth) {
+    const po = await openPlainMart(w, 'dc1', `bench_plain_${other}_mart`);
+    try {
+      const config = { ...w.config, etl: { ...w.config.etl, extraction: other } } as const;
+      plainOther = await stage(`catchup ${size}: no Temporal, ${other} extraction`, errors, () => plainCatchup(w, po, backlog, config));
+    } finally {
+      await po.pools.end();
+    }
+  }
   const temporal = await stage(`catchup ${size}: Temporal dc1`, errors, () => temporalCatchup(w, 'dc1', backlog, profile.catchupTimeoutSeconds));
   if (opts.bandwidth && temporal) {
-    result.bandwidth = await stage(`catchup ${size}: bandwidth of dc1`, errors, () => catchupBandwidth(w, 'dc1', backlog, keyedRaw));
+    const byExtraction = other === 'lean' ? { full: plain, lean: plainOther } : { full: plainOther, lean: plain };
+    result.bandwidth = await stage(`catchup ${size}: bandwidth of dc1`, errors, () => catchupBandwidth(w, 'dc1', backlog, keyedRaw, byExtraction));
   }
   let otherSite: TemporalResult | null = null;
   if (opts.otherSite) {
@@ -171,7 +184,7 @@ function headline(result: BenchResult, d: CatchupDetail): void {
 async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>): Promise<void> {
   const errors = result.errors;
   const size = profile.catchupSizes.at(-1)!;
-  const w = await openBenchWorld('main', { layout: DEV_LAYOUT, reporting: true, temporal: profile.temporal });
+  const w = await openBenchWorld('main', { layout: DEV_LAYOUT, reporting: true, temporal: profile.temporal, etl: { extraction: profile.extraction } });
   try {
     result.versions = await versions(w.binary, w.config.sites.dc1!.mart);
     result.postgres = await postgresSettings(Object.fromEntries(Object.keys(w.state.pg).map((name) => [name, w.admin(name)])));
@@ -304,11 +317,13 @@ export async function main(argv: string[]): Promise<number> {
       'no-write': { type: 'boolean', default: false },
       only: { type: 'string' },
       temporal: { type: 'string', default: 'dev' },
+      extraction: { type: 'string', default: 'full' },
     },
     strict: true,
   });
   if (values.temporal !== 'dev' && values.temporal !== 'per-site') throw new Error(`--temporal must be dev or per-site, got "${values.temporal}"`);
-  const profile: Profile = { ...(values.quick ? QUICK : FULL), temporal: values.temporal };
+  if (values.extraction !== 'full' && values.extraction !== 'lean') throw new Error(`--extraction must be full or lean, got "${values.extraction}"`);
+  const profile: Profile = { ...(values.quick ? QUICK : FULL), temporal: values.temporal, extraction: values.extraction };
   const only = new Set<Stage>(
     values.only ? (values.only.split(',').map((s) => s.trim()) as Stage[]) : [...STAGES],
   );

@@ -4,6 +4,8 @@ export interface Profile {
   kind: 'quick' | 'full';
   /** `--temporal per-site`: every world runs a Temporal cluster per site (default: one dev server). */
   temporal?: TemporalMode;
+  /** `--extraction lean`: the main world's etl.extraction (default full); the catch-up measures the other beside it anyway. */
+  extraction?: 'full' | 'lean';
   /** Call events (distinct, as the data sources emit them) in the backlog of each catch-up; the last is the main world's. */
   catchupSizes: number[];
   /** Arrival rate of the backfilled calls (calls per second of event time). */

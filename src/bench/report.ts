@@ -75,6 +75,23 @@ export function renderMarkdown(r: BenchResult): string {
         `one full copy of an event is ${fmt(bw.fullRowBytesPerEvent)} bytes, so ${fmt(bw.remoteCopiesPerEvent, 2)} copies of each event crossed the WAN.`,
       '',
     );
+    const side = (['full', 'lean'] as const).flatMap((k) => (bw[k] ? [[k, bw[k]] as const] : []));
+    if (side.length) {
+      out.push(
+        `Full and lean extraction side by side (etl.extraction; no-Temporal loop, the same backlog into a fresh mart of ${bw.site}):`,
+        '',
+        table(
+          ['extraction', 'catch-up events/s', 'remote B/event (copies)', 'local B/event (copies)'],
+          side.map(([k, x]) => [
+            k,
+            `${fmt(x.eventsPerSecond)}/s (${fmt(x.seconds, 1)} s)`,
+            `${fmt(x.remoteBytesPerEvent)} (${fmt(x.remoteCopiesPerEvent, 2)})`,
+            `${fmt(x.localBytesPerEvent)} (${fmt(x.localCopiesPerEvent, 2)})`,
+          ]),
+        ),
+        '',
+      );
+    }
   }
 
   const st = r.catchup.stages;

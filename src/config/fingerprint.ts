@@ -8,7 +8,8 @@ const hash = (value: unknown): string => createHash('sha256').update(JSON.string
  * The parts of a site's configuration that decide what its mart keeps, which every site
  * must share: the sites, each HA set's members in their order (the best-quality rule's
  * tie-break), and the fact and retention rules. URLs are left out (each site may reach an IDB by its own
- * address), and so is tuning (cycle, chunk sizes, timeouts) that changes speed, not facts.
+ * address), and so is tuning (cycle, chunk sizes, timeouts, etl.extraction) that changes
+ * speed or bytes read, not facts.
  */
 export function configFingerprint(config: Config): ConfigFingerprint {
   const parts: Record<string, unknown> = {

@@ -86,6 +86,14 @@ const configSchema = z
         idbTimeoutSeconds: z.number().positive().max(600).default(30),
         /** A call longer than this is an absurd duration: its late events are discarded. */
         maxCallSeconds: z.number().int().positive().default(86_400),
+        /**
+         * How the members of a set are read: `full`, every row of each; `lean`, one member
+         * in full (the local one where there is one) and the others as keys and checksums,
+         * and in full only the rows the mart does not hold with the same content
+         * (docs/architecture.md, "Lean extraction").
+         * The marts end the same either way. `full` until lean has run in production.
+         */
+        extraction: z.enum(['full', 'lean']).default('full'),
       })
       .prefault({}),
     dr: z

@@ -13,6 +13,7 @@ import {
   beginSnapshot,
   checkWitness,
   copyDeltaChunk,
+  copyRowsByKey,
   newestRow,
   EMPTY_SNAPSHOT,
   EVENT_TABLES,
@@ -25,15 +26,18 @@ import {
 } from '../sources/idb';
 import {
   copyIntoTemp,
+  copyLeanIntoTemp,
   ensureCursor,
   mergeAgentEvents,
   mergeCallEvents,
+  mergeLeanChunk,
   openSessionIds,
   readCursor,
   upsertSessions,
   writeAudit,
   writeCursor,
   type CursorRow,
+  type MergeInput,
 } from '../mart/staging';
 import { qualityBase } from './order';
 import { snapshotXmax, snapshotXmin } from './snapshot';
@@ -61,6 +65,12 @@ export interface ExtractOptions {
    * rows at 5,000 events/s), each rewritten by the better partner a cycle later.
    */
   after?: Promise<unknown>;
+  /**
+   * Read the delta as keys and checksums, and in full only the rows this mart does not
+   * hold with the same content (etl.extraction: lean, for every member of a set but the
+   * one that loads first and in full: readsLean). The mart ends as a full read leaves it.
+   */
+  lean?: boolean;
 }
 
 export interface ChunkProgress {
@@ -291,17 +301,16 @@ async function extractDeltas(
       let next: Delta | null = delta;
       for (const table of EVENT_TABLES.slice(EVENT_TABLES.indexOf(delta.table))) {
         const position: Position = table === delta.table ? delta.position : START;
-        const startCopy = await copyDeltaChunk(idb, table, delta.prev, delta.target, position, budget);
-        const copied = await copyIntoTemp(c, table, startCopy);
-        result.bytes += copied.bytes;
-        const merged = table === 'call_event' ? await mergeCallEvents(c, merge) : await mergeAgentEvents(c, merge);
-        if (table === 'call_event') callRows = copied.rows;
-        else agentRows = copied.rows;
-        discarded += merged.discarded;
-        if (merged.maxEventTs && (!lastEventTs || merged.maxEventTs > lastEventTs)) lastEventTs = merged.maxEventTs;
-        budget -= copied.rows;
+        const load = options.lean ? loadLean : loadFull;
+        const loaded = await load(c, idb, table, { ...delta, position }, budget, merge);
+        result.bytes += loaded.bytes;
+        if (table === 'call_event') callRows = loaded.rows;
+        else agentRows = loaded.rows;
+        discarded += loaded.discarded;
+        if (loaded.maxEventTs && (!lastEventTs || loaded.maxEventTs > lastEventTs)) lastEventTs = loaded.maxEventTs;
+        budget -= loaded.rows;
         if (budget <= 0) {
-          next = { ...delta, table, position: copied.last! };
+          next = { ...delta, table, position: loaded.last! };
           break;
         }
         next = null;
@@ -354,6 +363,47 @@ async function extractDeltas(
     } else return;
   }
 }
+
+/** One table's part of a chunk: rows of the delta read, bytes read, the last position. */
+interface Loaded {
+  rows: number;
+  bytes: number;
+  last: Position | null;
+  discarded: number;
+  maxEventTs: Date | null;
+}
+
+type LoadTable = (c: PoolClient, idb: PoolClient, table: EventTable, delta: Delta, limit: number, merge: MergeInput) => Promise<Loaded>;
+
+const mergeTemp = (c: PoolClient, table: EventTable, merge: MergeInput) =>
+  table === 'call_event' ? mergeCallEvents(c, merge) : mergeAgentEvents(c, merge);
+
+/** Every row of the chunk read in full and merged. */
+const loadFull: LoadTable = async (c, idb, table, delta, limit, merge) => {
+  const copied = await copyIntoTemp(c, table, await copyDeltaChunk(idb, table, delta.prev, delta.target, delta.position, limit));
+  const merged = await mergeTemp(c, table, merge);
+  return { ...copied, discarded: merged.discarded, maxEventTs: merged.maxEventTs };
+};
+
+/**
+ * The chunk's keys and checksums, then in full, in the same IDB snapshot, only the rows
+ * the mart does not hold with the same content; the rows it holds take this member's
+ * quality where it wins, as loadFull's merge would give them.
+ */
+const loadLean: LoadTable = async (c, idb, table, delta, limit, merge) => {
+  const lean = await copyLeanIntoTemp(c, table, await copyDeltaChunk(idb, table, delta.prev, delta.target, delta.position, limit, 'keys'));
+  const loaded: Loaded = { ...lean, discarded: 0, maxEventTs: null };
+  if (!lean.rows) return loaded;
+  const { fetch, maxEventTs } = await mergeLeanChunk(c, table, merge);
+  loaded.maxEventTs = maxEventTs;
+  if (!fetch) return loaded;
+  const fetched = await copyIntoTemp(c, table, await copyRowsByKey(idb, table, fetch));
+  const merged = await mergeTemp(c, table, merge);
+  loaded.bytes += fetched.bytes;
+  loaded.discarded = merged.discarded;
+  if (merged.maxEventTs && (!loaded.maxEventTs || merged.maxEventTs > loaded.maxEventTs)) loaded.maxEventTs = merged.maxEventTs;
+  return loaded;
+};
 
 async function answers(pool: Pool): Promise<boolean> {
   try {

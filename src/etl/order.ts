@@ -35,16 +35,32 @@ export function caughtUp(lastRows: number | null, chunkRows: number): boolean {
  * connection timeout never holds up its partner. Best is the same at every site, so a
  * mart may read a remote member first: reading its own first made the better remote copy
  * rewrite those rows.
+ *
+ * `localSite` (lean extraction): that site's members load first, in full, and their
+ * partners as keys and checksums after them, so little of a set crosses the WAN; a better
+ * partner then only takes over the kept version of rows it holds the same.
  */
 export function extractionLanes<T extends Ranked>(
   members: T[],
   down: (memberId: string) => boolean = () => false,
+  localSite?: string,
 ): T[][] {
   const sets = new Map<string, T[]>();
   for (const m of members) sets.set(m.sourceId, [...(sets.get(m.sourceId) ?? []), m]);
   return [...sets.values()].flatMap((set) => {
-    const up = set.filter((m) => !down(m.id)).sort((a, b) => qualityBase(a) - qualityBase(b));
+    const remote = (m: T) => (localSite !== undefined && m.site !== localSite ? 1 : 0);
+    const up = set.filter((m) => !down(m.id)).sort((a, b) => remote(a) - remote(b) || qualityBase(a) - qualityBase(b));
     const alone = set.filter((m) => down(m.id)).map((m) => [m]);
     return [...(up.length ? [up] : []), ...alone];
   });
+}
+
+/**
+ * Whether lean extraction at `localSite` reads `member` as keys and checksums: every
+ * member but the one its set loads first (extractionLanes), the local one where there is
+ * one. When that one is down this one's keys are all missing and it reads them in full.
+ */
+export function readsLean<T extends Ranked>(member: T, members: T[], localSite: string): boolean {
+  const set = members.filter((m) => m.sourceId === member.sourceId);
+  return extractionLanes(set, () => false, localSite)[0]![0]!.id !== member.id;
 }

@@ -29,15 +29,51 @@ const COLUMNS: Record<EventTable, [name: string, type: string][]> = {
   ],
 };
 
-const map = (f: (cols: [string, string][]) => string): Record<EventTable, string> => ({
-  call_event: f(COLUMNS.call_event),
-  agent_event: f(COLUMNS.agent_event),
+const map = (f: (cols: [string, string][], table: EventTable) => string): Record<EventTable, string> => ({
+  call_event: f(COLUMNS.call_event, 'call_event'),
+  agent_event: f(COLUMNS.agent_event, 'agent_event'),
 });
 
 /** Select list of an extraction: each column cast to its contract type. */
 export const COPY_SELECT = map((cols) => cols.map(([n, t]) => `${n}::${t} as ${n}`).join(', '));
 /** Column definitions of a table that receives the extraction's COPY. */
 export const COPY_TABLE_COLUMNS = map((cols) => cols.map(([n, t]) => `${n} ${t}`).join(', '));
+
+/** The natural key of each table, as the mart's staging tables have it. */
+export const NATURAL_KEY: Record<EventTable, string[]> = {
+  call_event: ['call_id', 'seq'],
+  agent_event: ['source_id', 'agent_id', 'seq'],
+};
+
+/** The columns the mart stages from a row (the natural key and the content). */
+const STAGED: Record<EventTable, string[]> = {
+  call_event: ['call_id', 'seq', 'source_id', 'event', 'event_ts', 'media', 'direction', 'ani', 'dnis', 'queue', 'agent_id', 'attrs'],
+  agent_event: ['source_id', 'agent_id', 'seq', 'event', 'event_ts', 'reason'],
+};
+
+const typeOf = (table: EventTable, column: string): string => COLUMNS[table].find(([n]) => n === column)![1];
+
+/**
+ * SQL of a 64-bit checksum of the staged columns of row `alias`, the same expression on
+ * the IDB and on the mart's staging tables, so equal checksums mean equal staged rows.
+ * Each column is cast to its contract type; a timestamptz goes in as its epoch, since its
+ * text depends on the session's TimeZone and DateStyle.
+ */
+export function contentChecksum(table: EventTable, alias: string): string {
+  const cols = STAGED[table].map((n) => {
+    const type = typeOf(table, n);
+    return type === 'timestamptz' ? `extract(epoch from ${alias}.${n}::timestamptz)` : `${alias}.${n}::${type}`;
+  });
+  return `('x' || left(md5(row(${cols.join(', ')})::text), 16))::bit(64)::bigint`;
+}
+
+/**
+ * Column definitions of the one row a lean chunk's COPY sends: each key column and the
+ * checksums as arrays in (xid, id) order, the row count and the chunk's last position.
+ */
+export const LEAN_TABLE_COLUMNS = map((_, table) =>
+  [...NATURAL_KEY[table].map((n) => `${n} ${typeOf(table, n)}[]`), 'sums bigint[]', 'n integer', 'last_xid xid8', 'last_id bigint'].join(', '),
+);
 
 /** The cursor value meaning "nothing extracted yet": nothing is visible in it. */
 export const EMPTY_SNAPSHOT = '1:1:';
@@ -193,20 +229,8 @@ export async function readSessions(
   return rows;
 }
 
-/**
- * Sets up the next chunk of the delta of one table, ordered by (xid, id) after `after`,
- * and returns what starts its COPY stream. Call that only where the stream is piped at
- * once: an error (the IDB's site failing) on a stream nobody listens to yet crashes the
- * process, and that was the survivor's worker in a demo failover.
- */
-export async function copyDeltaChunk(
-  client: PoolClient,
-  table: EventTable,
-  prev: string,
-  cur: string,
-  after: Position,
-  limit: number,
-): Promise<() => Readable> {
+/** Sets the delta and the position after which, and how many rows, its next chunk reads. */
+async function setChunk(client: PoolClient, prev: string, cur: string, after: Position, limit: number): Promise<void> {
   await setDelta(client, prev, cur);
   // The position never starts below the delta's first xid: btree starts the scan at the
   // row comparison, and from (0, 0) that was the whole index, read on every cycle
@@ -218,16 +242,68 @@ export async function copyDeltaChunk(
             set_config('twinmart.limit', $3::integer::text, true)`,
     [after.xid, after.id, limit, prev],
   );
-  // `table` is one of two constants, never input.
-  return () => client.query(
-    copyTo(`copy (
-      select ${COPY_SELECT[table]} from idb.${table}
-       where ${DELTA}
-         and (xid, id) > (current_setting('twinmart.after_xid')::xid8, current_setting('twinmart.after_id')::bigint)
-       order by xid, id
-       limit current_setting('twinmart.limit')::integer
-    ) to stdout ${COPY_FORMAT}`),
+}
+
+/** The rows of the chunk set by setChunk, with `select` as their select list; `table` is one of two constants. */
+const chunkRows = (table: EventTable, select: string): string => `
+  select ${select} from idb.${table} t
+   where ${DELTA}
+     and (xid, id) > (current_setting('twinmart.after_xid')::xid8, current_setting('twinmart.after_id')::bigint)
+   order by xid, id
+   limit current_setting('twinmart.limit')::integer`;
+
+/**
+ * A chunk as natural keys and content checksums only (etl.extraction: lean): one row of
+ * arrays (LEAN_TABLE_COLUMNS), about a fifth of the rows' bytes, from which the mart picks
+ * the rows it must read in full (copyRowsByKey).
+ */
+function keysOfChunk(table: EventTable): string {
+  const key = NATURAL_KEY[table];
+  const select = [...key, `${contentChecksum(table, 't')} as checksum`, 'xid', 'id'].join(', ');
+  const agg = (col: string) => `array_agg(${col} order by xid, id)`;
+  return `with c as (${chunkRows(table, select)})
+    select ${key.map(agg).join(', ')}, ${agg('checksum')}, count(*)::integer,
+           (select xid from c order by xid desc, id desc limit 1), (select id from c order by xid desc, id desc limit 1)
+      from c`;
+}
+
+/**
+ * Sets up the next chunk of the delta of one table, ordered by (xid, id) after `after`,
+ * and returns what starts its COPY stream: the rows, or (`keys`) keysOfChunk. Call that
+ * only where the stream is piped at once: an error (the IDB's site failing) on a stream
+ * nobody listens to yet crashes the process, and that was the survivor's worker in a demo
+ * failover.
+ */
+export async function copyDeltaChunk(
+  client: PoolClient,
+  table: EventTable,
+  prev: string,
+  cur: string,
+  after: Position,
+  limit: number,
+  form: 'rows' | 'keys' = 'rows',
+): Promise<() => Readable> {
+  await setChunk(client, prev, cur, after, limit);
+  const select = form === 'rows' ? chunkRows(table, COPY_SELECT[table]) : keysOfChunk(table);
+  return () => client.query(copyTo(`copy (${select}) to stdout ${COPY_FORMAT}`));
+}
+
+/**
+ * Full rows of the open snapshot by natural key, `keys` holding one array literal per key
+ * column (what the mart returns as `array_agg(...)::text`). The reader role may only
+ * SELECT, so the keys travel as a transaction-local setting, as the delta's bounds do.
+ */
+export async function copyRowsByKey(client: PoolClient, table: EventTable, keys: string[]): Promise<() => Readable> {
+  const key = NATURAL_KEY[table];
+  await client.query(
+    `select ${key.map((n, i) => `set_config('twinmart.key_${n}', $${i + 1}::text, true)`).join(', ')}`,
+    keys,
   );
+  const arrays = key.map((n) => `current_setting('twinmart.key_${n}')::${typeOf(table, n)}[]`);
+  return () => client.query(copyTo(`copy (
+    select ${COPY_SELECT[table]} from idb.${table}
+     where (${key.join(', ')}) in (select * from unnest(${arrays.join(', ')}))
+  ) to stdout ${COPY_FORMAT}`));
 }
 
 /** Every row of a table as an extraction reads it, as one COPY: the full copy of each event (baselines, tests). */

@@ -293,7 +293,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     const results: ExtractResult[] = [];
     const lastRows = (id: string) => (state.members[id]!.state === 'pending' ? null : state.members[id]!.lastRows);
     const down = (id: string) => ['unreachable', 'error'].includes(state.members[id]!.state);
-    const lanes = extractionLanes(included, down);
+    const lanes = extractionLanes(included, down, desc.extraction === 'lean' ? site : undefined);
     let t: TransformResult | null;
     const outer = CancellationScope.current();
     const cycle = new CancellationScope();

@@ -37,6 +37,18 @@ export async function memberKeys(config: Config, pools: Pools, memberId: string)
   return new Set(rows.map((r) => r.k));
 }
 
+/** Committed loads of a member never overlap: their row counts add up to the IDB's rows. */
+export async function auditedRows(mart: Pool, memberId: string): Promise<number> {
+  const { rows } = await mart.query<{ n: string }>('select coalesce(sum(call_rows), 0) as n from ctl_load_audit where member_id = $1', [memberId]);
+  return Number(rows[0]!.n);
+}
+
+export async function idbRows(config: Config, pools: Pools, memberId: string): Promise<number> {
+  const m = config.members.find((x) => x.id === memberId)!;
+  const { rows } = await pools.get(m.url).query<{ n: string }>('select count(*) as n from idb.call_event');
+  return Number(rows[0]!.n);
+}
+
 /** Keys staged in a mart, with how many rows each has (the primary key makes >1 impossible; counted anyway). */
 export async function martKeys(mart: Pool): Promise<Map<string, number>> {
   const { rows } = await mart.query<{ k: string; n: string }>(
@@ -218,3 +230,38 @@ export async function queueAggregateDiff(mart: Pool, serviceLevelSeconds: number
   );
   return rows.map((r) => `${r.side}: ${r.row}`);
 }
+
+/**
+ * The version of each call event a mart must keep, by the best-quality rule computed
+ * here from the IDBs: the member's list position, plus 1000 when none of that member's
+ * sessions covers the event; lowest wins. Keyed `call_id/seq`: the member and a hash of
+ * what is staged (hashed the same way by stagedVersions).
+ */
+export async function keptVersions(config: Config, pools: Pools): Promise<Map<string, { member: string; hash: string }>> {
+  const best = new Map<string, { member: string; hash: string; quality: number }>();
+  for (const m of config.members) {
+    const { rows } = await pools.get(m.url).query<{ k: string; h: string; covered: boolean }>(
+      `select call_id::text || '/' || seq as k, ${VERSION_HASH} as h,
+              exists (select 1 from idb.dss_session s where s.source_id = e.source_id and s.conn_start <= e.event_ts
+                         and (s.conn_end is null or s.conn_end >= e.event_ts)) as covered
+         from idb.call_event e`,
+    );
+    for (const r of rows) {
+      const quality = m.index + (r.covered ? 0 : 1000);
+      const was = best.get(r.k);
+      if (!was || quality < was.quality) best.set(r.k, { member: m.id, hash: r.h, quality });
+    }
+  }
+  return new Map([...best].map(([k, v]) => [k, { member: v.member, hash: v.hash }]));
+}
+
+/** What a mart staged of each call event: the member it kept and a hash of the row (as keptVersions hashes it). */
+export async function stagedVersions(mart: Pool): Promise<Map<string, { member: string; hash: string }>> {
+  const { rows } = await mart.query<{ k: string; member: string; h: string }>(
+    `select call_id::text || '/' || seq as k, member_id as member, ${VERSION_HASH} as h from stg_call_event e`,
+  );
+  return new Map(rows.map((r) => [r.k, { member: r.member, hash: r.h }]));
+}
+
+const VERSION_HASH = `md5(row(e.source_id, e.event, extract(epoch from e.event_ts), e.media, e.direction, e.ani, e.dnis,
+  e.queue, e.agent_id, e.attrs)::text)`;
