@@ -209,8 +209,12 @@ describe('workflow messages', { timeout: 600_000 }, () => {
       const { events } = await handle.fetchHistory();
       assert.equal(probeSites(events), 0, 'no probe in the DR history');
       assert.equal(recent(events).filter((e) => e.timerStartedEventAttributes).length, 0, 'no probe timer either');
-      const probes = await w.client.workflow.getHandle(DR_PROBES_WORKFLOW_ID).fetchHistory();
-      assert.ok(probeSites(probes.events) >= 2 * 3, 'the probe workflow probed both sites');
+      // The probes' runs continue as new every few rounds here (runHistoryEvents 100): count over all of them.
+      const runIds = new Set([(await w.client.workflow.getHandle(DR_PROBES_WORKFLOW_ID).describe()).runId]);
+      for await (const r of w.client.workflow.list({ query: `WorkflowId = "${DR_PROBES_WORKFLOW_ID}"` })) runIds.add(r.runId);
+      let probed = 0;
+      for (const runId of runIds) probed += probeSites((await w.client.workflow.getHandle(DR_PROBES_WORKFLOW_ID, runId).fetchHistory()).events);
+      assert.ok(probed >= 2 * 3, `the probe workflow probed both sites (${probed} probes in 10 s)`);
 
       // Its signal is checked like any: a malformed one is recorded, not obeyed.
       const before = (await dr()).rejected.length;
