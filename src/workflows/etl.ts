@@ -27,7 +27,6 @@ import type { EtlActivities, SiteDescription } from '../activities/etl';
 import type { ExtractResult } from '../etl/extract-member';
 import type { TransformResult } from '../etl/transform';
 import { caughtUp, extractionLanes } from '../etl/order';
-import { SITE_ID } from '../config/ids';
 import {
   controlCommandSchema,
   etlConfirmationSignal,
@@ -55,6 +54,7 @@ import {
   type MemberStatus,
 } from './etl-messages';
 import { SEARCH_ATTRIBUTES, siteQueue } from './names';
+import { siteOf } from './site-input';
 import { boundRun } from './runs';
 
 export interface SiteEtlInput {
@@ -118,10 +118,7 @@ export async function siteEtlWorkflow(input: SiteEtlInput): Promise<void> {
 }
 
 async function runEtl(input: SiteEtlInput): Promise<void> {
-  if (typeof input?.site !== 'string' || !SITE_ID.test(input.site)) {
-    throw ApplicationFailure.nonRetryable(`siteEtlWorkflow input needs {"site": "<id matching ${SITE_ID}>"}`);
-  }
-  const site = input.site;
+  const site = siteOf('siteEtlWorkflow', input);
   const state = input.state ?? initialState(site);
   state.excludedMembers ??= []; // a run continued from before members could be excluded
   const now = () => new Date().toISOString();

@@ -5,11 +5,11 @@
  * early (the ETL kept the transform lock, or MAX_BATCHES) leaves the rest to the next run.
  * History holds steps, cutoffs, positions and counts only.
  */
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { RetentionActivities } from '../activities/retention';
 import type { BatchPosition, RetentionCutoffs } from '../mart/retention';
-import { SITE_ID } from '../config/ids';
 import { siteQueue } from './names';
+import { siteOf } from './site-input';
 
 /** In this order: staging before facts, so no fact goes while its call's events could still rebuild it. */
 export const RETENTION_STEPS = [
@@ -45,10 +45,7 @@ export interface RetentionResult {
 const MAX_BATCHES = 300;
 
 export async function retentionWorkflow(input: RetentionInput): Promise<RetentionResult> {
-  if (typeof input?.site !== 'string' || !SITE_ID.test(input.site)) {
-    throw ApplicationFailure.nonRetryable(`retentionWorkflow input needs {"site": "<id matching ${SITE_ID}>"}`);
-  }
-  const { site } = input;
+  const site = siteOf('retentionWorkflow', input);
   const acts = proxyActivities<RetentionActivities>({
     taskQueue: siteQueue(site),
     startToCloseTimeout: '10 minutes',
