@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { withPgClient } from './helpers/pg';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import {
   type PgInstance,
 } from '../src/dev/postgres';
 import { freeLowPort, freePort } from '../src/dev/ports';
-import { stopWorld, type WorldState } from '../src/dev/world';
+import { planWorld, stopWorld, type WorldState } from '../src/dev/world';
 import { waitFor } from '../src/wait';
 import { findTemporalCli, isAlive, startDevServer, type DevServer } from '../src/dev/temporal';
 import { silentLogger } from '../src/logger';
@@ -208,6 +208,26 @@ describe('an interrupted test run', () => {
         await stopWorld(state, false).catch(() => undefined);
         await rm(state.root, { recursive: true, force: true });
       }
+    }
+  });
+});
+
+describe('ports of a world', () => {
+  // A worker, a reporting service or a server stopped in a test binds its port again when
+  // it starts: in the kernel's ephemeral range any outgoing connection or port-0 listener
+  // (the Temporal dev server's internal services) may hold it by then (a restarted worker
+  // died with EADDRINUSE on its metrics port).
+  test('plans every port it binds again after a restart outside the ephemeral range', async () => {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+    for (const temporal of ['dev', 'per-site'] as const) {
+      const w = await planWorld(join(tmpdir(), 'twinmart-ports-plan'), { temporal });
+      const ports = {
+        ...Object.fromEntries(Object.values(w.pg).map((p) => [`pg ${p.name}`, p.port])),
+        temporal: w.temporal.port,
+        ...Object.fromEntries(Object.entries(w.reporting).map(([s, r]) => [`reporting ${s}`, r.port])),
+        ...Object.fromEntries(Object.entries(w.metrics ?? {}).map(([s, p]) => [`metrics ${s}`, p])),
+      };
+      for (const [what, port] of Object.entries(ports)) assert.ok(port < low || port > high, `${temporal}: ${what} port ${port} is outside ${low}-${high}`);
     }
   });
 });

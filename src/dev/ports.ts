@@ -36,8 +36,9 @@ const handedOut = new Set<number>();
 
 /**
  * A free port below 32768, outside Linux's ephemeral range (the kernel's picks for
- * port 0 are above it): Temporal stores membership ports as smallint. Never one this
- * process picked before: a cluster plans eleven of them before any is bound.
+ * port 0 and for outgoing connections are above it): a world's processes bind their
+ * ports again after each restart, and Temporal stores membership ports as smallint.
+ * Never one this process picked before: a cluster plans eleven of them before any is bound.
  */
 export async function freeLowPort(): Promise<number> {
   for (let i = 0; i < 200; i++) {

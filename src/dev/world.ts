@@ -15,7 +15,7 @@ import { parseConfig, type Config, type ConfigInput } from '../config';
 import type { Logger } from '../logger';
 import { repoRoot } from '../paths';
 import { applyIdbSchema } from '../sim/idb';
-import { freeLowPort, freePort } from './ports';
+import { freeLowPort } from './ports';
 import {
   createDatabase,
   createServerDir,
@@ -214,7 +214,7 @@ async function portOr(preferred: number): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((ok) => {
     const srv = createServer();
-    srv.once('error', () => void freePort().then(ok));
+    srv.once('error', () => void freeLowPort().then(ok));
     srv.listen(preferred, '127.0.0.1', () => srv.close(() => ok(preferred)));
   });
 }
@@ -261,7 +261,9 @@ export async function planWorld(
 ): Promise<WorldState> {
   const layout = options.layout ?? DEV_LAYOUT;
   const sites = sitesOf(layout);
-  const pick = (p: number) => (options.preferredPorts ? portOr(p) : freePort());
+  // Below the ephemeral range: a process of the world binds its port again after a
+  // restart, and by then an outgoing connection or a port-0 listener may hold one above.
+  const pick = (p: number) => (options.preferredPorts ? portOr(p) : freeLowPort());
   const pg: Record<string, PgInstance> = {};
   const names = [...new Set(sites.flatMap((s) => instancesOf(layout, s)))];
   for (const [i, name] of names.entries()) {
