@@ -59,6 +59,15 @@ test('the fault schedule is a function of the seed: each kind in the first round
   assert.ok(losses.length >= 2 && losses[0]!.wipe === false && losses[1]!.wipe === true, 'intact one time, wiped the next');
 });
 
+test('a schedule of N faults of every kind: kinds in shuffled rounds, as long as it takes', () => {
+  const input = { seconds: 60, sites: ['dc1', 'dc2'], members: [{ id: 'a-dc1', site: 'dc1' }, { id: 'a-dc2', site: 'dc2' }], seed: 5 };
+  const a = planFaults({ ...input, perKind: 4, meanGapSeconds: 2 });
+  for (const k of FAULT_KINDS) assert.equal(a.filter((f) => f.kind === k).length, 4, `4 of ${k}`);
+  assert.ok(a.at(-1)!.at > input.seconds, 'runs past --minutes');
+  assert.deepEqual(planFaults({ ...input, perKind: 4, meanGapSeconds: 2 }), a, 'the same seed, the same schedule');
+  assert.ok(planFaults(input).every((f) => f.at < input.seconds), 'without perKind, seconds bounds it');
+});
+
 test('the traffic\'s own troubles are a function of the seed: gaps and late commits per member, apart within a member', () => {
   const input = { seconds: 300, rate: 4, members: ['a-dc1', 'a-dc2'], offsetCalls: 120 };
   const a = planTraffic({ ...input, seed: 5 });

@@ -1,6 +1,6 @@
 /**
- * `npm run chaos -- --minutes M --seed S [--temporal dev|per-site] [--keep] [--kinds a,b]`
- * (docs/chaos.md): the two-site world under steady traffic while the seed's schedule
+ * `npm run chaos -- --minutes M --seed S [--temporal dev|per-site] [--keep] [--kinds a,b]
+ * [--per-kind N] [--gap S]` (docs/chaos.md): the two-site world under steady traffic while the seed's schedule
  * injects real faults, several at once where possible; each fault is printed as it
  * fires with how long the system took to recover; then the traffic stops, every live
  * site drains, and the check compares what the collectors recorded with every mart.
@@ -55,6 +55,10 @@ export interface ChaosOptions {
   kinds?: FaultKind[];
   /** Calls per second of steady traffic (default 4). */
   rate?: number;
+  /** Run until each kind has fired this many times (`minutes` then only bounds nothing; see planFaults). */
+  perKind?: number;
+  /** Mean seconds between fault starts (default 6). */
+  meanGapSeconds?: number;
 }
 
 export interface ChaosSummary {
@@ -144,13 +148,23 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
   try {
     await startAll(w.client, w.config);
     const memberFaultable = w.config.members.filter((m) => ownInstance(w.state, m)).map((m) => ({ id: m.id, site: m.site }));
-    const faults = planFaults({ seed: opts.seed, seconds: opts.minutes * 60, sites: Object.keys(w.config.sites), members: memberFaultable, kinds: opts.kinds });
-    print(`chaos seed ${opts.seed}, ${opts.minutes} min, ${faults.length} faults (world at ${w.state.root}):\n${formatSchedule(faults)}`);
+    const faults = planFaults({
+      seed: opts.seed,
+      seconds: opts.minutes * 60,
+      sites: Object.keys(w.config.sites),
+      members: memberFaultable,
+      kinds: opts.kinds,
+      perKind: opts.perKind,
+      meanGapSeconds: opts.meanGapSeconds,
+    });
+    // With perKind the schedule sets the length: traffic runs until its last fault settled.
+    const seconds = opts.perKind === undefined ? opts.minutes * 60 : Math.max(...faults.map((f) => f.at + faultSpan(f)));
+    print(`chaos seed ${opts.seed}, ${(seconds / 60).toFixed(1)} min, ${faults.length} faults (world at ${w.state.root}):\n${formatSchedule(faults)}`);
     const backupDir = join(w.state.root, 'backups');
     mkdirSync(backupDir, { recursive: true });
     const traffic = new AbortController();
     const rate = opts.rate ?? 4;
-    const troubles = planTraffic({ seed: opts.seed, seconds: opts.minutes * 60, rate, members: w.config.members.map((m) => m.id), offsetCalls: HISTORY_SECONDS * rate });
+    const troubles = planTraffic({ seed: opts.seed, seconds, rate, members: w.config.members.map((m) => m.id), offsetCalls: HISTORY_SECONDS * rate });
     print(`traffic: ${rate} calls/s, ${troubles.gaps.length} collector gaps, ${troubles.lateCommits.length} late commits, ${DIVERGENT * 100}% of events recorded differently by one member`);
     const sim = runSim(
       w.config,
@@ -233,7 +247,7 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     const summary: ChaosSummary = {
       seed: opts.seed,
-      minutes: opts.minutes,
+      minutes: Math.round(seconds / 6) / 10,
       faultsByKind: Object.fromEntries(FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length]).filter(([, n]) => n)),
       eventsWritten: new Set([...surviving.keys(), ...wiped.keys()]).size,
       eventsLost: sum(v.lost),
@@ -279,6 +293,8 @@ export async function main(argv: string[]): Promise<number> {
       keep: { type: 'boolean', default: false },
       kinds: { type: 'string' },
       rate: { type: 'string' },
+      'per-kind': { type: 'string' },
+      gap: { type: 'string' },
     },
     strict: true,
   });
@@ -290,7 +306,13 @@ export async function main(argv: string[]): Promise<number> {
   const kinds = values.kinds?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
   for (const k of kinds ?? []) if (!FAULT_KINDS.includes(k)) throw new Error(`--kinds: unknown fault kind "${k}" (kinds: ${FAULT_KINDS.join(', ')})`);
   const rate = values.rate === undefined ? undefined : Number(values.rate);
-  const summary = await runChaos({ minutes, seed, temporal: values.temporal, keep: values.keep, kinds, rate }, (l) => process.stdout.write(l + '\n'));
+  const perKind = values['per-kind'] === undefined ? undefined : Number(values['per-kind']);
+  if (perKind !== undefined && !(Number.isInteger(perKind) && perKind > 0)) throw new Error(`--per-kind needs a positive integer, got ${values['per-kind']}`);
+  const meanGapSeconds = values.gap === undefined ? undefined : Number(values.gap);
+  if (meanGapSeconds !== undefined && !(meanGapSeconds >= 0.5)) throw new Error(`--gap needs a number of seconds of at least 0.5, got ${values.gap}`);
+  const summary = await runChaos({ minutes, seed, temporal: values.temporal, keep: values.keep, kinds, rate, perKind, meanGapSeconds }, (l) =>
+    process.stdout.write(l + '\n'),
+  );
   process.stdout.write(JSON.stringify(summary) + '\n');
   const bad = summary.eventsLost + summary.eventsDuplicated + summary.phantoms + summary.chunksTwice + summary.wrongFacts + summary.versionsDiffer + summary.violations.length;
   return bad ? 1 : 0;

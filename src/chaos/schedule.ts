@@ -49,6 +49,11 @@ export interface ScheduleInput {
   kinds?: readonly FaultKind[];
   /** Mean seconds between fault starts (default 6). */
   meanGapSeconds?: number;
+  /**
+   * Draw kinds in shuffled rounds until each has come this many times, however long that
+   * takes (`seconds` is then no limit): the shortest schedule that holds N of every kind.
+   */
+  perKind?: number;
 }
 
 /** How long a fault keeps the world busy after it starts (its hold plus what it needs to settle). */
@@ -85,28 +90,37 @@ function draw(rng: Rng, kind: FaultKind, at: number, input: ScheduleInput, wipeN
 
 /**
  * The faults of a run, in start order. Kinds first come in a shuffled round (so a short
- * run holds each kind), then at random. A fault that would overlap an exclusive one is
+ * run holds each kind), then at random (with perKind: in shuffled rounds throughout). A fault that would overlap an exclusive one is
  * moved after it; an exclusive one waits until everything before it has settled.
  */
 export function planFaults(input: ScheduleInput): Fault[] {
   const rng = rngStream(input.seed, 'chaos-schedule');
   const kinds = [...(input.kinds ?? FAULT_KINDS)];
   const gap = input.meanGapSeconds ?? 6;
-  const round = [...kinds];
-  for (let i = round.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [round[i], round[j]] = [round[j]!, round[i]!];
-  }
+  const shuffled = (): FaultKind[] => {
+    const round = [...kinds];
+    for (let i = round.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1));
+      [round[i], round[j]] = [round[j]!, round[i]!];
+    }
+    return round;
+  };
+  let round = shuffled();
   const faults: Fault[] = [];
   let t = 5;
   let busyUntil = 0; // the end of the last fault
   let exclusiveUntil = 0;
   let wipeNext = false;
-  while (t < input.seconds) {
+  const limit = input.perKind === undefined ? input.seconds : Infinity;
+  while (t < limit) {
+    if (input.perKind !== undefined && !round.length) {
+      if (faults.length >= kinds.length * input.perKind) break;
+      round = shuffled();
+    }
     const kind = round.shift() ?? pick(rng, kinds);
     const exclusive = EXCLUSIVE.has(kind);
     const at = Math.round(Math.max(t, exclusiveUntil, exclusive ? busyUntil : 0) * 10) / 10;
-    if (at >= input.seconds) break;
+    if (at >= limit) break;
     const f = draw(rng, kind, at, input, wipeNext);
     if (kind === 'site-loss') wipeNext = !wipeNext; // intact one time, wiped the next
     faults.push(f);
