@@ -53,6 +53,9 @@ test('npm run bench -- --quick --json measures every figure of the output contra
   })();
   assert.equal(r.code, 0, `bench exited ${r.code}: errors ${errors}\n${tail}`);
   const result = JSON.parse(last) as Record<string, unknown>;
+  // A few figures in the test's output, so a CI log says what this machine measured.
+  const figures = ['catchup.ratioToRawCopy', 'catchup.ratioToKeyedCopy', 'freshness.1000.p99Seconds', 'freshness.1000.logicalReplication.p99Seconds', 'freshness.1000.logicalReplication.ratioP99'];
+  process.stdout.write(`# ${figures.map((p) => `${p} ${JSON.stringify(at(result, p))}`).join(', ')}\n`);
   assert.deepEqual(result.errors, [], 'no stage failed');
   assert.equal(result.kind, 'quick');
   for (const path of [
@@ -73,6 +76,10 @@ test('npm run bench -- --quick --json measures every figure of the output contra
     'freshness.1000.cpu.cpuSecondsPer1000Events.postgresTotal',
     'freshness.1000.cpu.cpuSecondsPer1000Events.workers',
     'freshness.1000.cpu.cpuSecondsPer1000Events.temporal',
+    'freshness.200.logicalReplication.p99Seconds',
+    'freshness.1000.logicalReplication.p99Seconds',
+    'freshness.1000.logicalReplication.twinmart.p99Seconds',
+    'freshness.1000.logicalReplication.ratioP99',
     'idle.msPerCycle',
     'memory.peakRssMb',
     'dr.failoverRtoSeconds',
@@ -88,9 +95,13 @@ test('npm run bench -- --quick --json measures every figure of the output contra
   }
   // The bench's servers run as production's do, and the result says what they reported.
   assert.deepEqual(
-    ['postgres.fsync', 'postgres.synchronousCommit', 'postgres.fullPageWrites'].map((p) => at(result, p)),
-    ['on', 'on', 'on'],
+    ['postgres.fsync', 'postgres.synchronousCommit', 'postgres.fullPageWrites', 'postgres.walLevel'].map((p) => at(result, p)),
+    ['on', 'on', 'on', 'logical'],
   );
+  // The push-based anchor saw the probes of its member that twinmart's mart at the same site saw.
+  const anchor = at(result, 'freshness.1000.logicalReplication') as { member: string; site: string; samples: number; missing: number; twinmart: { samples: number } };
+  assert.ok(anchor.member && anchor.site && anchor.samples > 0 && anchor.missing === 0, `logical replication measured: ${JSON.stringify(anchor)}`);
+  assert.equal(anchor.twinmart.samples, anchor.samples, 'the same probes on both sides');
   assert.match(String(at(result, 'settings.postgres')), /fsync=on, full_page_writes=on, synchronous_commit=on/);
 
   // The catch-up reads every member in full, and each member holds its set's events: per

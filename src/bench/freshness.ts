@@ -15,6 +15,7 @@ import type { Member } from '../config';
 import { repoRoot } from '../paths';
 import { mediaOf } from '../sim/model';
 import { etlWorkflowId } from '../workflows/names';
+import { startAnchor, type Anchor } from './anchor';
 import { cpuWindow, type CpuCost } from './cpu';
 import { historyGrowth, historyPoint, type HistoryGrowth } from './footprint';
 import { cyclesInRow, waitIdle } from './idle';
@@ -36,6 +37,18 @@ export interface SiteFreshness extends Distribution {
   history: HistoryGrowth | null;
 }
 
+/** PostgreSQL's logical replication of one member, beside twinmart's freshness of the same probes (src/bench/anchor.ts). */
+export interface AnchorFreshness extends Distribution {
+  member: string;
+  /** The site whose mart server subscribes. */
+  site: string;
+  missing: number;
+  /** twinmart's freshness of the same probes in that site's mart. */
+  twinmart: Distribution;
+  /** twinmart's p99 over logical replication's. */
+  ratioP99: number | null;
+}
+
 export interface FreshnessLevel extends Distribution {
   measured: boolean;
   targetEventsPerSecond: number;
@@ -55,6 +68,7 @@ export interface FreshnessLevel extends Distribution {
   sites: Record<string, SiteFreshness>;
   /** CPU of each component in the window, per 1,000 events; null when not measured. */
   cpu: CpuCost | null;
+  logicalReplication: AnchorFreshness | null;
   note?: string;
 }
 
@@ -79,6 +93,7 @@ export function unmeasured(rate: number, note: string): FreshnessLevel {
     meanSeconds: null,
     sites: {},
     cpu: null,
+    logicalReplication: null,
     note,
   };
 }
@@ -160,7 +175,24 @@ async function rowsPerMember(w: BenchWorld): Promise<Map<string, number>> {
 interface Probe {
   member: Member;
   committedAt: number;
+  /** When each watcher (a site, or ANCHOR) first saw it. */
   seen: Map<string, number>;
+}
+
+const ANCHOR = 'logical-replication';
+
+function anchorFreshness(anchor: Anchor, probes: Map<string, Probe>, lags: number[], missing: number): AnchorFreshness {
+  const own = [...probes.values()].filter((p) => p.member.id === anchor.member.id && p.seen.has(anchor.site));
+  const twinmart = distribution(own.map((p) => p.seen.get(anchor.site)! - p.committedAt));
+  const pushed = distribution(lags);
+  return {
+    member: anchor.member.id,
+    site: anchor.site,
+    missing,
+    ...pushed,
+    twinmart,
+    ratioP99: twinmart.p99Seconds !== null && pushed.p99Seconds ? round(twinmart.p99Seconds / pushed.p99Seconds, 1) : null,
+  };
 }
 
 export async function freshnessLevel(
@@ -169,6 +201,7 @@ export async function freshnessLevel(
   profile: Profile['freshness'],
   correction: number,
   seed: number,
+  anchor: Anchor | null,
 ): Promise<FreshnessLevel> {
   const sites = Object.keys(w.config.sites);
   const callsPerSecond = round((rate / EVENTS_PER_CALL) * correction, 2);
@@ -185,7 +218,17 @@ export async function freshnessLevel(
     seed,
   });
   const probes = new Map<string, Probe>();
-  const latencies: Record<string, number[]> = Object.fromEntries(sites.map((s) => [s, []]));
+  // What each watcher polls: every site's mart for every probe, the anchor's subscriber for its member's.
+  const targets = [
+    ...sites.map((site) => ({
+      key: site,
+      wants: () => true,
+      holds: async (ids: string[]) =>
+        (await w.mart(site).query<{ call_id: string }>('select call_id::text from interaction_fact where call_id = any($1::uuid[])', [ids])).rows.map((r) => r.call_id),
+    })),
+    ...(anchor ? [{ key: ANCHOR, wants: (p: Probe) => p.member.id === anchor.member.id, holds: (ids: string[]) => anchor.holds(ids) }] : []),
+  ];
+  const latencies: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.key, []]));
   const probeRows = new Map<string, number>();
   let writing = true;
   let watching = true;
@@ -227,20 +270,18 @@ export async function freshnessLevel(
       await Promise.all(inFlight);
     })();
 
-    const watchers = sites.map(async (site) => {
-      const mart = w.mart(site);
+    const watchers = targets.map(async (target) => {
       while (watching) {
-        const open = [...probes.entries()].filter(([, p]) => !p.seen.has(site)).map(([id]) => id);
+        const open = [...probes.entries()].filter(([, p]) => target.wants(p) && !p.seen.has(target.key)).map(([id]) => id);
         if (!open.length) {
           await sleep(profile.pollEveryMs);
           continue;
         }
         const asked = Date.now();
-        const { rows } = await mart.query<{ call_id: string }>('select call_id::text from interaction_fact where call_id = any($1::uuid[])', [open]);
-        for (const r of rows) {
-          const p = probes.get(r.call_id)!;
-          p.seen.set(site, asked);
-          latencies[site]!.push(asked - p.committedAt);
+        for (const id of await target.holds(open)) {
+          const p = probes.get(id)!;
+          p.seen.set(target.key, asked);
+          latencies[target.key]!.push(asked - p.committedAt);
         }
         await sleep(Math.max(0, profile.pollEveryMs - (Date.now() - asked)));
       }
@@ -255,7 +296,7 @@ export async function freshnessLevel(
     const h1 = await Promise.all(sites.map((s) => historyPoint(w.client, etlWorkflowId(s))));
     // The traffic goes on while the last probes drain, so they see the same load.
     const drainUntil = Date.now() + profile.drainSeconds * 1000;
-    while (Date.now() < drainUntil && [...probes.values()].some((p) => p.seen.size < sites.length)) await sleep(100);
+    while (Date.now() < drainUntil && [...probes.values()].some((p) => targets.some((t) => t.wants(p) && !p.seen.has(t.key)))) await sleep(100);
     watching = false;
     await Promise.all(watchers);
 
@@ -266,7 +307,7 @@ export async function freshnessLevel(
     const delta = (m: Member) => (rows1.get(m.id) ?? 0) - (rows0.get(m.id) ?? 0) - (probeRows.get(m.id) ?? 0);
     const distinct = [...firstOfSet.values()].reduce((a, m) => a + delta(m), 0);
     const allRows = w.config.members.reduce((a, m) => a + delta(m), 0);
-    const missing = (site: string) => [...probes.values()].filter((p) => !p.seen.has(site)).length;
+    const missing = (key: string) => [...probes.values()].filter((p) => targets.find((t) => t.key === key)!.wants(p) && !p.seen.has(key)).length;
     const bySite: Record<string, SiteFreshness> = {};
     for (const [i, site] of sites.entries()) {
       let history: HistoryGrowth | null = null;
@@ -289,13 +330,15 @@ export async function freshnessLevel(
       settleSeconds: settle.seconds,
       steady: settle.steady,
       windowSeconds: round(windowS, 1),
-      ...distribution(Object.values(latencies).flat()),
+      ...distribution(sites.flatMap((site) => latencies[site]!)),
       sites: bySite,
       cpu: (await cpuEnd)(distinct),
+      logicalReplication: anchor ? anchorFreshness(anchor, probes, latencies[ANCHOR]!, missing(ANCHOR)) : null,
     };
     log.info(
       `  achieved ${level.achievedEventsPerSecond} events/s; ${level.probes} probes; p50 ${level.p50Seconds} s, ` +
-        `p99 ${level.p99Seconds} s, max ${level.maxSeconds} s; missing ${level.missing}`,
+        `p99 ${level.p99Seconds} s, max ${level.maxSeconds} s; missing ${level.missing}` +
+        (level.logicalReplication ? `; logical replication p50 ${level.logicalReplication.p50Seconds} s, p99 ${level.logicalReplication.p99Seconds} s` : ''),
     );
     return level;
   } finally {
@@ -329,22 +372,34 @@ const ATTEMPTS = 3;
  */
 export async function freshness(w: BenchWorld, profile: Profile['freshness'], kind: string): Promise<Record<string, FreshnessLevel>> {
   const out: Record<string, FreshnessLevel> = {};
-  for (const [i, rate] of profile.rates.entries()) {
-    let correction = 1;
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      for (const site of Object.keys(w.config.sites)) await waitIdle(w, site, 300_000, 1);
-      const level = await freshnessLevel(w, rate, profile, correction, 1000 + i * 10 + attempt);
-      out[String(rate)] = level;
-      if (!level.achievedEventsPerSecond) break;
-      correction = Math.min(3, Math.max(0.3, correction * (rate / level.achievedEventsPerSecond)));
-      if (Math.abs(level.achievedEventsPerSecond / rate - 1) <= RATE_TOLERANCE) break;
-      log.info(
-        attempt < ATTEMPTS - 1
-          ? `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} %: once more with correction ${round(correction, 2)}`
-          : `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} % ${ATTEMPTS} times; the last attempt stands`,
-      );
-    }
+  const anchor = await startAnchor(w).catch((e: Error) => {
+    log.warn(`the logical replication anchor did not start; freshness is measured without it: ${e.message}`);
+    return null;
+  });
+  try {
+    await levels();
+  } finally {
+    await anchor?.stop();
   }
   for (const rate of profile.allRates) out[String(rate)] ??= unmeasured(rate, `not measured in a ${kind} run`);
   return out;
+
+  async function levels(): Promise<void> {
+    for (const [i, rate] of profile.rates.entries()) {
+      let correction = 1;
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        for (const site of Object.keys(w.config.sites)) await waitIdle(w, site, 300_000, 1);
+        const level = await freshnessLevel(w, rate, profile, correction, 1000 + i * 10 + attempt, anchor);
+        out[String(rate)] = level;
+        if (!level.achievedEventsPerSecond) break;
+        correction = Math.min(3, Math.max(0.3, correction * (rate / level.achievedEventsPerSecond)));
+        if (Math.abs(level.achievedEventsPerSecond / rate - 1) <= RATE_TOLERANCE) break;
+        log.info(
+          attempt < ATTEMPTS - 1
+            ? `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} %: once more with correction ${round(correction, 2)}`
+            : `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} % ${ATTEMPTS} times; the last attempt stands`,
+        );
+      }
+    }
+  }
 }

@@ -82,6 +82,7 @@ export interface PostgresSettings {
   fullPageWrites: string | null;
   sharedBuffers: string | null;
   randomPageCost: string | null;
+  walLevel: string | null;
 }
 
 const SHOWN: Record<keyof PostgresSettings, string> = {
@@ -90,9 +91,10 @@ const SHOWN: Record<keyof PostgresSettings, string> = {
   fullPageWrites: 'full_page_writes',
   sharedBuffers: 'shared_buffers',
   randomPageCost: 'random_page_cost',
+  walLevel: 'wal_level',
 };
 
-export const UNREAD_SETTINGS: PostgresSettings = { fsync: null, synchronousCommit: null, fullPageWrites: null, sharedBuffers: null, randomPageCost: null };
+export const UNREAD_SETTINGS: PostgresSettings = { fsync: null, synchronousCommit: null, fullPageWrites: null, sharedBuffers: null, randomPageCost: null, walLevel: null };
 
 /**
  * Each setting as every instance reports it with SHOW: its value where they agree, else

@@ -179,6 +179,24 @@ export function renderMarkdown(r: BenchResult): string {
     '',
   );
 
+  const anchored = Object.values(r.freshness).filter((f) => f.logicalReplication);
+  if (anchored.length) {
+    const first = anchored[0]!.logicalReplication!;
+    out.push(
+      `The push-based anchor: PostgreSQL's logical replication of ${first.member} into a subscriber on ${first.site}'s mart server, ` +
+        `against twinmart's freshness of the same probes in ${first.site}'s mart, polled alike.`,
+      '',
+      table(
+        ['target events/s', 'probes', 'logical replication p50 / p99 s', `twinmart at ${first.site} p50 / p99 s`, 'ratio of p99s'],
+        anchored.map((f) => {
+          const a = f.logicalReplication!;
+          return [fmt(f.targetEventsPerSecond), a.samples, `${fmt(a.p50Seconds, 3)} / ${fmt(a.p99Seconds, 3)}`, `${fmt(a.twinmart.p50Seconds, 2)} / ${fmt(a.twinmart.p99Seconds, 2)}`, fmt(a.ratioP99, 1)];
+        }),
+      ),
+      '',
+    );
+  }
+
   for (const f of Object.values(r.freshness)) {
     if (!f.cpu) continue;
     const c = f.cpu;

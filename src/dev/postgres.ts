@@ -144,7 +144,7 @@ export async function createServerDir(path: string): Promise<void> {
 /** A value for postgresql.conf: single-quoted, quotes doubled. */
 const confString = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
-function settings(inst: PgInstance, fsync: boolean): string {
+function settings(inst: PgInstance, fsync: boolean, logical: boolean): string {
   const dir = dataDirOf(inst);
   const socketFits = Buffer.byteLength(join(dir, `.s.PGSQL.${inst.port}`)) <= UNIX_SOCKET_PATH_MAX;
   const lines = [
@@ -163,6 +163,8 @@ function settings(inst: PgInstance, fsync: boolean): string {
     // 10,000 dirty calls instead of probing the index per call.
     'random_page_cost = 1.1',
   ];
+  // The freshness benchmark's push-based anchor replicates a member logically.
+  if (logical) lines.push('wal_level = logical');
   if (!fsync) {
     // Dev and test data is disposable, and only an OS crash could lose what these
     // protect. synchronous_commit stays on: with it off, a crash of PostgreSQL itself
@@ -177,9 +179,10 @@ function settings(inst: PgInstance, fsync: boolean): string {
  * Creates the instance's data directory with initdb (superuser `postgres`, trust
  * authentication, UTF8, C locale) unless it already holds one, and (re)writes its
  * settings: listen on 127.0.0.1:port, socket in the data directory, 200 connections,
- * fsync off unless `opts.fsync`. Settings take effect at the next start.
+ * fsync off unless `opts.fsync`, wal_level logical with `opts.logical`. Settings take
+ * effect at the next start.
  */
-export async function initInstance(inst: PgInstance, opts: { fsync?: boolean } = {}): Promise<void> {
+export async function initInstance(inst: PgInstance, opts: { fsync?: boolean; logical?: boolean } = {}): Promise<void> {
   assertPort(inst);
   const dir = dataDirOf(inst);
   const fsync = opts.fsync ?? false;
@@ -195,7 +198,7 @@ export async function initInstance(inst: PgInstance, opts: { fsync?: boolean } =
     }
     await appendFile(join(dir, 'postgresql.conf'), `\ninclude '${SETTINGS_FILE}'\n`);
   }
-  await writeFile(join(dir, SETTINGS_FILE), settings(inst, fsync));
+  await writeFile(join(dir, SETTINGS_FILE), settings(inst, fsync, opts.logical ?? false));
   await giveToPostgres(join(dir, SETTINGS_FILE));
 }
 

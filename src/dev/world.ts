@@ -105,7 +105,8 @@ export interface WorldState {
   retention?: Partial<ConfigInput['retention']>;
   runHistoryEvents?: number;
   /**
-   * PostgreSQL as in production: fsync and full_page_writes on (the benchmark's worlds).
+   * PostgreSQL as in production: fsync and full_page_writes on (the benchmark's worlds),
+   * and wal_level logical, which a collector offering a push-based feed would run.
    * Dev and test worlds keep them off (see initInstance).
    */
   durable?: boolean;
@@ -302,7 +303,7 @@ export async function startInstanceDatabases(state: WorldState, name: string, lo
   if (!existsSync(join(inst.dataDir, 'PG_VERSION'))) {
     logger.info(`creating PostgreSQL instance ${name}`, { port: inst.port, dataDir: inst.dataDir });
     if (dirname(inst.dataDir) !== state.root) await createServerDir(dirname(inst.dataDir));
-    await initInstance(inst, { fsync: state.durable });
+    await initInstance(inst, { fsync: state.durable, logical: state.durable });
   }
   await startInstance(inst);
   await createRoles(inst);
