@@ -55,7 +55,7 @@ test('npm run bench -- --quick --json measures every figure of the output contra
   const result = JSON.parse(last) as Record<string, unknown>;
   // A few figures in the test's output, so a CI log says what this machine measured.
   const figures = ['catchup.ratioToRawCopy', 'catchup.ratioToKeyedCopy', 'freshness.1000.p99Seconds', 'freshness.1000.logicalReplication.p99Seconds', 'freshness.1000.logicalReplication.ratioP99'];
-  process.stdout.write(`# ${figures.map((p) => `${p} ${JSON.stringify(at(result, p))}`).join(', ')}\n`);
+  process.stdout.write(`quick bench: ${figures.map((p) => `${p} ${JSON.stringify(at(result, p))}`).join(', ')}\n`);
   assert.deepEqual(result.errors, [], 'no stage failed');
   assert.equal(result.kind, 'quick');
   for (const path of [

@@ -23,14 +23,6 @@ import type { Profile } from './profile';
 import type { BenchWorld } from './world';
 import { distribution, log, round, seconds, sleep, type Distribution } from './util';
 
-/**
- * Distinct events (call + agent) per call arrival once the sources are in their steady
- * state: 7.5 in the model at 100 and 670 calls/s, reached some 500 s into the traffic
- * (4.4 in the first minutes, when agents wait idle and calls have not yet ended). Each
- * level corrects it by what it measured.
- */
-export const EVENTS_PER_CALL = 7.5;
-
 export interface SiteFreshness extends Distribution {
   missing: number;
   cycles: number | null;
@@ -204,7 +196,7 @@ export async function freshnessLevel(
   anchor: Anchor | null,
 ): Promise<FreshnessLevel> {
   const sites = Object.keys(w.config.sites);
-  const callsPerSecond = round((rate / EVENTS_PER_CALL) * correction, 2);
+  const callsPerSecond = round((rate / profile.eventsPerCall) * correction, 2);
   const totalSeconds =
     profile.historySeconds + profile.warmupSeconds + profile.steadyMaxSeconds + profile.windowSeconds + profile.drainSeconds + 60;
   log.info(
@@ -355,17 +347,9 @@ export async function freshnessLevel(
  */
 const RATE_TOLERANCE = 0.05;
 /**
- * Attempts per level. At 200 and 1,000 events/s the window opens about 320 s into the
- * traffic, where the sources emit some 6.9 events per call, not yet 7.5, and a level may
- * take a second attempt. At 5,000 the achieved rate of the same calls per second varied
- * by 5 % between runs (5,043 and 5,227 events/s at 666.67 calls/s).
- */
-const ATTEMPTS = 3;
-
-/**
  * Every rate of the profile, each after the ETLs went idle again; rates beyond the profile
  * are reported unmeasured. A level that misses by more than RATE_TOLERANCE runs again with
- * the correction it measured, up to ATTEMPTS times. Each level starts from the plain
+ * the correction it measured, up to the profile's attempts. Each level starts from the plain
  * guess: a correction carried over from a lower level, whose window opened earlier in the
  * ramp, raised the 5,000 events/s level's calls per second by 8 %, past what the ETLs
  * keep up with, and cost it a second attempt on marts 1.4M events larger.
@@ -387,7 +371,7 @@ export async function freshness(w: BenchWorld, profile: Profile['freshness'], ki
   async function levels(): Promise<void> {
     for (const [i, rate] of profile.rates.entries()) {
       let correction = 1;
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      for (let attempt = 0; attempt < profile.attempts; attempt++) {
         for (const site of Object.keys(w.config.sites)) await waitIdle(w, site, 300_000, 1);
         const level = await freshnessLevel(w, rate, profile, correction, 1000 + i * 10 + attempt, anchor);
         out[String(rate)] = level;
@@ -395,9 +379,9 @@ export async function freshness(w: BenchWorld, profile: Profile['freshness'], ki
         correction = Math.min(3, Math.max(0.3, correction * (rate / level.achievedEventsPerSecond)));
         if (Math.abs(level.achievedEventsPerSecond / rate - 1) <= RATE_TOLERANCE) break;
         log.info(
-          attempt < ATTEMPTS - 1
+          attempt < profile.attempts - 1
             ? `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} %: once more with correction ${round(correction, 2)}`
-            : `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} % ${ATTEMPTS} times; the last attempt stands`,
+            : `  ${rate} events/s missed by more than ${RATE_TOLERANCE * 100} % ${profile.attempts} times; the last attempt stands`,
         );
       }
     }
