@@ -469,7 +469,7 @@ check('a standby refuses every report with 503 and the active site, and serves h
   const health = await get(port, '/health');
   assert.equal(health.status, 200);
   const { at: healthAt, ...rest } = health.body;
-  assert.deepEqual(rest, { site: SITE, role: 'standby', activeSite: 'dc2', mart: 'ok' });
+  assert.deepEqual(rest, { site: SITE, role: 'standby', activeSite: 'dc2', activeReportingUrl: 'http://127.0.0.1:8402', mart: 'ok' });
   assert.ok(Math.abs(Date.parse(healthAt) - Date.now()) < 60_000, `health.at ${healthAt} is now`);
   assert.match(healthAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   const ready = await get(port, '/ready');
@@ -823,7 +823,7 @@ check('a mart that goes away and comes back: 503 meanwhile, health keeps the las
     assert.deepEqual(r.body, { error: 'mart unreachable' });
     const health = await get(port, '/health');
     assert.equal(health.status, 200);
-    assert.deepEqual({ ...health.body, at: undefined }, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable', at: undefined });
+    assert.deepEqual({ ...health.body, at: undefined }, { site: SITE, role: 'active', activeSite: SITE, activeReportingUrl: 'http://127.0.0.1:8401', mart: 'unreachable', at: undefined });
     const ready = await get(port, '/ready');
     assert.equal(ready.status, 503, 'an active site whose mart does not answer cannot take users');
     assert.deepEqual(ready.body, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable' });

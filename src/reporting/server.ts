@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import { WorkflowNotFoundError, type Client, type QueryDefinition } from '@temporalio/client';
 import type { PoolConfig } from 'pg';
-import { assertSite, reportingMartUrl, type Config } from '../config';
+import { assertSite, reportingMartUrl, reportingUrl, type Config } from '../config';
 import { isConnectionError, type Pools } from '../db';
 import type { Logger } from '../logger';
 import { readReportingRole, type ReportingRole } from '../mart/control';
@@ -84,8 +84,11 @@ const OPS_TIMEOUT_MS = 5_000;
 /** How long the DR workflow's view of this site (see readRole) is reused. */
 const DR_VIEW_TTL_MS = 1_000;
 const WEB_DIR = join(repoRoot, 'web');
-/** Names served under /static/: one plain file of web/, never a path. */
-const STATIC_NAME = /^[a-z0-9._-]+$/;
+/**
+ * Names served under /static/: a plain file of web/ or of its module folders lib/ and
+ * views/ (the dashboard's browser modules), never any other path.
+ */
+const STATIC_NAME = /^(?:(?:lib|views)\/)?[a-z0-9_-][a-z0-9._-]*$/;
 const CHART_JS = 'chart.umd.js';
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const MAX_LOGGED_PATH = 200;
@@ -315,7 +318,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
 
   async function health(): Promise<Reply> {
     const { role, activeSite, mart } = await roleNow();
-    return json(200, { site, role, activeSite, mart, at: new Date().toISOString() });
+    // Where users of a standby should go: the dashboard of the active site (sites.<site>.reportingUrl).
+    const activeReportingUrl = config.sites[activeSite] ? reportingUrl(config, activeSite) : null;
+    return json(200, { site, role, activeSite, activeReportingUrl, mart, at: new Date().toISOString() });
   }
 
   /** For a load balancer: 200 only at the active site with a mart that answers, so users go where reports are served. */
@@ -408,8 +413,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
       logger.error('reporting: chart.js is not installed (npm ci installs it)', { site });
       return notFound();
     }
-    // The pattern admits "." and "..": a leading dot is refused, so are hidden files.
-    if (!STATIC_NAME.test(name) || name.startsWith('.')) return notFound();
+    // A name cannot start with a dot: no "..", no hidden files.
+    if (!STATIC_NAME.test(name)) return notFound();
     return (await fileReply(join(WEB_DIR, name))) ?? notFound();
   }
 
