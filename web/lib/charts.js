@@ -76,7 +76,7 @@ export function chartTable(caption, data, format) {
   table.append(el('caption', caption));
   const head = el('tr');
   head.append(el('th', '', { scope: 'col' }), ...data.datasets.map((d) => el('th', d.label, { scope: 'col', class: 'num' })));
-  table.append(el('thead')).append(head);
+  table.appendChild(el('thead')).append(head);
   const body = table.appendChild(el('tbody'));
   data.labels.forEach((label, i) => {
     const tr = body.appendChild(el('tr'));
