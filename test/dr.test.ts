@@ -406,7 +406,7 @@ describe('disaster recovery with real site failures', { timeout: 600_000 }, () =
       // Calls updated over many cycles of live traffic, a seed and two failovers: the
       // aggregates, moved by deltas, still equal what the facts add up to.
       for (const site of ['dc1', 'dc2']) {
-        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds), [], `${site}: ag_queue_15min`);
+        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl), [], `${site}: ag_queue_15min`);
       }
       // The seed drops keys and indexes while it copies and builds them again: the seeded
       // mart has every one the migrations gave the survivor's.

@@ -91,7 +91,7 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
         assert.ok([...keys.values()].every((n) => n === 1), `${site}: every key once`);
         assert.deepEqual(diffFacts(expected, await martFacts(w.mart(site))), [], `${site}: facts match the IDBs`);
         assert.deepEqual(
-          await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds),
+          await queueAggregateDiff(w.mart(site), w.config.etl),
           [],
           `${site}: ag_queue_15min equals the aggregate of interaction_fact`,
         );
@@ -304,7 +304,7 @@ describe('ETL correctness on a real two-site world', { timeout: 300_000 }, () =>
         assert.equal(row.outcome, 'answered', site);
         assert.equal(Number(row.talk_s), 60, site);
         assert.deepEqual([row.offered, row.answered, row.wait], [1, 1, 4], site);
-        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl.serviceLevelSeconds), [], site);
+        assert.deepEqual(await queueAggregateDiff(w.mart(site), w.config.etl), [], site);
       }
     }),
   );

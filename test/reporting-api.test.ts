@@ -200,10 +200,13 @@ function queueFigures(c: { offered: number; answered: number; abandoned: number;
     offered: c.offered,
     answered: c.answered,
     abandoned: c.abandoned,
+    abandonedShort: 0,
     answeredInSl: c.inSl,
-    serviceLevelPct: c.offered > 0 ? (c.inSl / c.offered) * 100 : null,
+    // The default formula: answered in SL over answered and abandoned (no short abandons here).
+    serviceLevelPct: c.answered + c.abandoned > 0 ? (c.inSl / (c.answered + c.abandoned)) * 100 : null,
     asaSeconds: c.answered > 0 ? c.waitMs / 1000 / c.answered : null,
     ahtSeconds: c.answered > 0 ? c.talkMs / 1000 / c.answered : null,
+    abandonRatePct: c.offered > 0 ? (c.abandoned / c.offered) * 100 : null,
   };
 }
 
@@ -216,7 +219,12 @@ function expectedQueueSummary(range: { from: Date; to: Date }, queues: string[] 
     site: SITE,
     from: range.from.toISOString(),
     to: range.to.toISOString(),
+    granularity: '15min',
+    tz: 'UTC',
     serviceLevelSeconds: SERVICE_LEVEL_SECONDS,
+    queueServiceLevelSeconds: {},
+    shortAbandonSeconds: 5,
+    serviceLevelFormula: 'answered-over-handled',
     rows: chosen.map((q) => ({ queue: q.queue, intervalStart: q.start.toISOString(), ...queueFigures(q) })),
     totals: queueFigures({
       offered: sum('offered'), answered: sum('answered'), abandoned: sum('abandoned'),
@@ -226,38 +234,80 @@ function expectedQueueSummary(range: { from: Date; to: Date }, queues: string[] 
   };
 }
 
-/** `now` is where an open span ends when the range reaches past it. */
+const QUARTER = 15 * 60_000;
+type AgentTotals = { callsHandled: number; talk: number; states: Record<string, number>; reasons: Record<string, number> };
+const noAgentTime = (): AgentTotals => ({ callsHandled: 0, talk: 0, states: { logged_in: 0, ready: 0, not_ready: 0, after_call_work: 0 }, reasons: {} });
+
+/** The figures of agent-summary from the sums of one row (or of all, for the totals). */
+function agentFigures(a: AgentTotals) {
+  const handle = a.talk + a.states.after_call_work!;
+  const available = a.states.ready! + a.states.after_call_work!;
+  return {
+    callsHandled: a.callsHandled,
+    talkSeconds: a.talk,
+    handleSeconds: handle,
+    ahtSeconds: a.callsHandled > 0 ? handle / a.callsHandled : null,
+    occupancyPct: available > 0 ? (100 * handle) / available : null,
+    stateSeconds: a.states,
+    notReadyByReason: a.reasons,
+  };
+}
+
+/**
+ * Per agent and 15-minute interval (UTC, the default): calls by the interval of their
+ * answer, state time clipped to each interval and the range. `now` is where an open span
+ * ends when the range reaches past it.
+ */
 function expectedAgentSummary(range: { from: Date; to: Date }, agents: string[] | null, now: number) {
-  const rows = new Map<string, { callsHandled: number; talkSeconds: number; stateSeconds: Record<string, number> }>();
-  const row = (agentId: string) => {
-    let r = rows.get(agentId);
-    if (!r) {
-      r = { callsHandled: 0, talkSeconds: 0, stateSeconds: { logged_in: 0, ready: 0, not_ready: 0, after_call_work: 0 } };
-      rows.set(agentId, r);
-    }
-    return r;
+  const rows = new Map<string, AgentTotals>();
+  const totals = noAgentTime();
+  const row = (agentId: string, bucket: number) => {
+    const key = `${agentId}|${new Date(bucket).toISOString()}`;
+    if (!rows.has(key)) rows.set(key, noAgentTime());
+    return rows.get(key)!;
   };
   const chosen = (agentId: string) => !agents || agents.includes(agentId);
   for (const f of ALL_FACTS) {
     if (f.agentId === null || f.answer === null || !inRange(f.answer, range) || !chosen(f.agentId)) continue;
-    const r = row(f.agentId);
-    r.callsHandled += 1;
-    r.talkSeconds += f.talk ?? 0;
+    for (const r of [row(f.agentId, Math.floor(f.answer.getTime() / QUARTER) * QUARTER), totals]) {
+      r.callsHandled += 1;
+      r.talk += f.talk ?? 0;
+    }
   }
   for (const s of SPANS) {
     if (!chosen(s.agentId)) continue;
-    const start = Math.max(s.start.getTime(), range.from.getTime());
-    const end = Math.min(s.end?.getTime() ?? now, range.to.getTime());
-    if (end > start) row(s.agentId).stateSeconds[s.state] += (end - start) / 1000;
+    for (let b = Math.floor(range.from.getTime() / QUARTER) * QUARTER; b < range.to.getTime(); b += QUARTER) {
+      const start = Math.max(s.start.getTime(), range.from.getTime(), b);
+      const end = Math.min(s.end?.getTime() ?? now, range.to.getTime(), b + QUARTER);
+      if (end <= start) continue;
+      for (const r of [row(s.agentId, b), totals]) {
+        r.states[s.state]! += (end - start) / 1000;
+        if (s.state === 'not_ready') r.reasons['(none)'] = (r.reasons['(none)'] ?? 0) + (end - start) / 1000;
+      }
+    }
   }
   return {
     site: SITE,
     from: range.from.toISOString(),
     to: range.to.toISOString(),
-    rows: [...rows.entries()].sort(([a], [b]) => bytewise(a, b)).map(([agentId, r]) => ({ agentId, ...r })),
+    granularity: '15min',
+    tz: 'UTC',
+    rows: [...rows.entries()]
+      .sort(([a], [b]) => bytewise(a, b))
+      .map(([key, r]) => ({ agentId: key.split('|')[0]!, intervalStart: key.split('|')[1]!, ...agentFigures(r) })),
+    totals: agentFigures(totals),
     truncated: false,
   };
 }
+
+/** An agent's rows of an agent-summary answer, summed (the figures that add up). */
+function agentSums(body: { rows: { agentId: string; callsHandled: number; stateSeconds: Record<string, number> }[] }, agentId: string) {
+  const mine = body.rows.filter((r) => r.agentId === agentId);
+  const states = Object.fromEntries(['logged_in', 'ready', 'not_ready', 'after_call_work'].map((k) => [k, mine.reduce((t, r) => t + r.stateSeconds[k]!, 0)]));
+  return { callsHandled: mine.reduce((t, r) => t + r.callsHandled, 0), stateSeconds: states };
+}
+
+const agentIds = (rows: { agentId: string }[]): string[] => [...new Set(rows.map((r) => r.agentId))];
 
 function expectedInteraction(f: Fact) {
   const usable = EVENTS.filter((e) => e.callId === f.callId && e.discardReason === null).sort((a, b) => a.seq - b.seq);
@@ -532,7 +582,8 @@ check('queue-summary of a range without intervals has empty rows and zero totals
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.rows, []);
   assert.deepEqual(r.body.totals, {
-    offered: 0, answered: 0, abandoned: 0, answeredInSl: 0, serviceLevelPct: null, asaSeconds: null, ahtSeconds: null,
+    offered: 0, answered: 0, abandoned: 0, abandonedShort: 0, answeredInSl: 0, serviceLevelPct: null, asaSeconds: null,
+    ahtSeconds: null, abandonRatePct: null,
   });
   assertClose(r.body, expectedQueueSummary(empty, null));
 });
@@ -542,26 +593,28 @@ check('agent-summary: calls, talk time and state time clipped to the range equal
   assert.equal(r.status, 200, r.text);
   const expected = expectedAgentSummary(RANGE, null, Date.now());
   assert.deepEqual(
-    expected.rows.map((a) => a.agentId),
+    agentIds(expected.rows),
     ['a1', 'a2', 'a3', 'a4'],
     'the premise: a5 and a6 only touch the range, a7 is elsewhere in time',
   );
   assertClose(r.body, expected);
   // Spot checks of the rules, against numbers worked out by hand.
-  const a1 = r.body.rows[0];
+  const a1 = agentSums(r.body, 'a1');
   assert.equal(a1.callsHandled, 4); // 10:00:00 (c102, at `from`), 10:02:30 (lookup call 1), 10:20, 10:44:59.999; not 09:59:59 nor 10:45
   assert.equal(a1.stateSeconds.logged_in, 45 * 60); // open since 09:00: ends at `to`
   assert.equal(a1.stateSeconds.after_call_work, 25 * 60); // 10:20-10:50 clipped at 10:45
-  assert.deepEqual(r.body.rows[3], {
-    agentId: 'a4', callsHandled: 1, talkSeconds: 0, stateSeconds: { logged_in: 0, ready: 0, not_ready: 0, after_call_work: 0 },
-  });
+  assert.equal(r.body.rows.filter((a: { agentId: string }) => a.agentId === 'a1').length, 3, 'a1 in each of the three intervals');
+  assert.deepEqual(r.body.rows.filter((a: { agentId: string }) => a.agentId === 'a4'), [{
+    agentId: 'a4', intervalStart: at('10:00:00').toISOString(), callsHandled: 1, talkSeconds: 0, handleSeconds: 0, ahtSeconds: 0,
+    occupancyPct: null, stateSeconds: { logged_in: 0, ready: 0, not_ready: 0, after_call_work: 0 }, notReadyByReason: {},
+  }]);
 });
 
 check('agent-summary with repeated agent filters reports only those agents', async () => {
   const r = await get(port, `/api/agent-summary?${rangeQuery()}&agent=a3&agent=a1&agent=nobody`);
   assert.equal(r.status, 200, r.text);
   const expected = expectedAgentSummary(RANGE, ['a3', 'a1', 'nobody'], Date.now());
-  assert.deepEqual(expected.rows.map((a) => a.agentId), ['a1', 'a3']);
+  assert.deepEqual(agentIds(expected.rows), ['a1', 'a3']);
   assertClose(r.body, expected);
 });
 
@@ -570,8 +623,8 @@ check('agent-summary finds the spans of a range through the span index, not by r
   try {
     await client.query('begin');
     await client.query('set local enable_seqscan = off'); // the table is small enough for a scan to look cheaper
-    const { rows } = await agentSummary(client, RANGE, null);
-    assert.deepEqual(rows.map((r) => r.agentId), expectedAgentSummary(RANGE, null, Date.now()).rows.map((r) => r.agentId));
+    const { rows } = await agentSummary(client, RANGE, null, { granularity: "15min", tz: "UTC" });
+    assert.deepEqual(agentIds(rows), agentIds(expectedAgentSummary(RANGE, null, Date.now()).rows));
     const { rows: [scans] } = await client.query<{ span: string; start: string }>(
       `select pg_stat_get_xact_numscans('agent_state_fact_span'::regclass) as span,
               pg_stat_get_xact_numscans('agent_state_fact_start'::regclass) as start`,
@@ -589,11 +642,11 @@ check('agent-summary: a span still open ends now when the range reaches past now
   const r = await get(port, `/api/agent-summary?${rangeQuery(range)}&agent=a7`);
   const afterAnswer = Date.now();
   assert.equal(r.status, 200, r.text);
-  const [a7] = r.body.rows;
-  assert.equal(a7.agentId, 'a7');
+  assert.deepEqual(agentIds(r.body.rows), ['a7']);
+  const a7 = agentSums(r.body, 'a7');
   assert.equal(a7.stateSeconds.not_ready, 30 * 60, 'closed span: from-clipped to 30 minutes');
-  const low = expectedAgentSummary(range, ['a7'], before).rows[0]!.stateSeconds.ready!;
-  const high = expectedAgentSummary(range, ['a7'], afterAnswer).rows[0]!.stateSeconds.ready!;
+  const low = expectedAgentSummary(range, ['a7'], before).totals.stateSeconds.ready!;
+  const high = expectedAgentSummary(range, ['a7'], afterAnswer).totals.stateSeconds.ready!;
   assert.ok(a7.stateSeconds.ready >= low - 1 && a7.stateSeconds.ready <= high + 1, `open span ${a7.stateSeconds.ready} s in [${low}, ${high}]`);
 });
 
@@ -651,9 +704,9 @@ check('bad parameters get 400 naming the parameter, the problem and the value', 
     ['/api/agent-summary?from=2024-01-01T00:00:00Z&to=2024-02-10T00:00:00Z', /^to: range longer than 31 days/],
     ['/api/queue-summary?from=2024-03-01&from=2024-03-02&to=2024-03-03', /^from: given more than once/],
     [`/api/queue-summary?${rangeQuery()}&queue=`, /^queue: empty/],
-    [`/api/queue-summary?${rangeQuery()}&foo=1`, /^foo: unknown parameter, expected one of from, to, queue, got "1"$/],
-    [`/api/agent-summary?${rangeQuery()}&queue=sales`, /^queue: unknown parameter, expected one of from, to, agent/],
-    ['/api/interactions', /^callId: missing, expected callId=UUID or ani=NUMBER$/],
+    [`/api/queue-summary?${rangeQuery()}&foo=1`, /^foo: unknown parameter, expected one of from, to, granularity, tz, format, queue, got "1"$/],
+    [`/api/agent-summary?${rangeQuery()}&queue=sales`, /^queue: unknown parameter, expected one of from, to, granularity, tz, format, agent/],
+    ['/api/interactions', /^callId: missing, expected callId=UUID, ani=NUMBER or queue=NAME with from and to$/],
     ['/api/interactions?callId=not-a-uuid', /^callId: expected a UUID .*, got "not-a-uuid"$/],
     [`/api/interactions?callId=${callId(1)}&ani=%2B15551230001`, /^ani: not with callId/],
     [`/api/interactions?callId=${callId(1)}&${rangeQuery()}`, /^from: only with ani/],

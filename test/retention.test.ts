@@ -186,7 +186,7 @@ describe('retention on a real two-site world', { timeout: 240_000 }, () => {
         assert.equal(await count(mart, 'agent_state_fact where end_ts < $1', [factsBefore]), 0);
         const spansKept = await spans(mart, `end_ts is null or end_ts >= '${factsBefore.toISOString()}'`);
         for (const [k, v] of spansKept) assert.equal(b.spans.get(k), v, `${site}: span ${k} unchanged`);
-        assert.deepEqual(await queueAggregateDiff(mart, w.config.etl.serviceLevelSeconds), []);
+        assert.deepEqual(await queueAggregateDiff(mart, w.config.etl), []);
       }
 
       // The data gaps a refresh computes from the sessions left are the ones the purge kept.

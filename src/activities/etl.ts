@@ -83,7 +83,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
     const t0 = Date.now();
     const r = await transformSite(martFor('transform'), {
       batch: config.etl.transformBatch,
-      serviceLevelSeconds: config.etl.serviceLevelSeconds,
+      queueRules: config.etl,
       maxCallSeconds: config.etl.maxCallSeconds,
       onBatch: progress,
       signal: Context.current().cancellationSignal,

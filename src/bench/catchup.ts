@@ -151,7 +151,7 @@ export async function plainCycle(
   const t1 = Date.now();
   const transform = await transformSite(mart, {
     batch: config.etl.transformBatch,
-    serviceLevelSeconds: config.etl.serviceLevelSeconds,
+    queueRules: config.etl,
     maxCallSeconds: config.etl.maxCallSeconds,
   });
   return {

@@ -16,6 +16,11 @@ export function configFingerprint(config: Config): ConfigFingerprint {
     sites: Object.keys(config.sites).sort(),
     'reporting.primary': config.reporting.primary,
     'etl.serviceLevelSeconds': config.etl.serviceLevelSeconds,
+    'etl.queueServiceLevelSeconds': Object.entries(config.etl.queueServiceLevelSeconds).sort(),
+    'etl.shortAbandonSeconds': config.etl.shortAbandonSeconds,
+    // Not a rule of the mart, but of what its figures say: after a failover users must read
+    // the same service level at the other site.
+    'reporting.serviceLevelFormula': config.reporting.serviceLevelFormula,
     'etl.maxCallSeconds': config.etl.maxCallSeconds,
     // Both decide facts: factDays which facts a mart still has (parity compares them), and
     // stagingDays from when a call's fact is final, a late event for it ignored

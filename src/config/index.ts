@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import type { RunLimits } from '../workflows/runs';
+import { SERVICE_LEVEL_FORMULAS } from '../reporting/figures';
 import { PASSWORD_HASH } from '../reporting/password';
 import { OBJECT_ID, SITE_ID } from './ids';
 
@@ -61,6 +62,13 @@ const configSchema = z
       .strictObject({
         cycleSeconds: z.number().positive().max(3600).default(1),
         serviceLevelSeconds: z.number().int().positive().max(3600).default(20),
+        /** Per queue, a service-level threshold other than serviceLevelSeconds (queues differ in what they promise). */
+        queueServiceLevelSeconds: z.record(z.string().min(1), z.number().int().positive().max(3600)).default({}),
+        /**
+         * A call abandoned after less waiting than this is a short abandon (a misdial, a caller
+         * who changed their mind): counted, but not against the service level or abandon rate.
+         */
+        shortAbandonSeconds: z.number().int().min(0).max(3600).default(5),
         /** Rows per committed chunk of one member's delta. */
         chunkRows: z.number().int().min(1).max(1_000_000).default(50_000),
         /**
@@ -134,6 +142,8 @@ const configSchema = z
       }),
     reporting: z.strictObject({
       primary: siteId,
+      /** Which calls the service level counts (docs/reporting-api.md, "Figures"): contact centers differ. */
+      serviceLevelFormula: z.enum(SERVICE_LEVEL_FORMULAS).default('answered-over-handled'),
       /** Who may use the reporting services; required to listen beyond loopback (README, Security). */
       auth: z
         .strictObject({

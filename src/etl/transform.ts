@@ -16,6 +16,7 @@ import {
   refreshDataGaps,
   upsertAgentStates,
   upsertInteractionFacts,
+  type QueueRules,
 } from '../mart/facts';
 
 /** Held by each transform batch, and by each retention batch (src/mart/retention.ts), which must not interleave with one. */
@@ -23,7 +24,7 @@ export const TRANSFORM_LOCK = `hashtext('twinmart.transform')`;
 
 export interface TransformOptions {
   batch: number;
-  serviceLevelSeconds: number;
+  queueRules: QueueRules;
   maxCallSeconds: number;
   onBatch?: (done: TransformResult) => void;
   /**
@@ -67,7 +68,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       const done = { calls: await claimDirtyCalls(c, options.batch), discarded: 0, facts: 0, intervals: 0 };
       if (done.calls) {
         done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
-        done.facts = await upsertInteractionFacts(c, options.serviceLevelSeconds, options.maxCallSeconds);
+        done.facts = await upsertInteractionFacts(c, options.queueRules, options.maxCallSeconds);
         done.intervals = await applyQueueDeltas(c);
       }
       return done;

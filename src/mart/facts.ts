@@ -109,34 +109,48 @@ export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: nu
 
 const INTERVAL = `date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00')`;
 
+/** The thresholds the queue aggregates count with (etl config; part of the config fingerprint). */
+export interface QueueRules {
+  serviceLevelSeconds: number;
+  /** Per queue, overriding serviceLevelSeconds. */
+  queueServiceLevelSeconds: Record<string, number>;
+  /** An abandon after less waiting than this is short: it counts against neither service level nor abandon rate. */
+  shortAbandonSeconds: number;
+}
+
 /**
  * Adds the dirty calls' contributions to ag_queue_15min, as their facts stand now, times
  * `sign` to tmp_group_delta: -1 before their facts change, +1 after. The aggregates then
  * move by the difference, so a cycle costs what its calls touch, not what their 15-minute
  * intervals hold (recomputing whole intervals from the facts cost hundreds of thousands of
- * rows per cycle at 5,000 events/s). Sums are numeric, so the deltas are exact.
+ * rows per cycle at 5,000 events/s). Sums are numeric, so the deltas are exact. A call
+ * counts as answered or abandoned once it has ended; until then it is only offered.
  */
-async function noteContributions(client: PoolClient, sign: 1 | -1, serviceLevelSeconds: number): Promise<void> {
+async function noteContributions(client: PoolClient, sign: 1 | -1, rules: QueueRules): Promise<void> {
   await client.query(
     `create temp table if not exists tmp_group_delta (queue text, interval_start timestamptz, offered integer,
-       answered integer, abandoned integer, answered_in_sl integer, total_wait_s numeric, total_talk_s numeric)
+       answered integer, abandoned integer, abandoned_short integer, answered_in_sl integer, abandoned_in_sl integer,
+       total_wait_s numeric, total_talk_s numeric)
      on commit delete rows`,
   );
   await client.query(
     `insert into tmp_group_delta
      select f.queue, ${INTERVAL},
             $1 * count(*),
-            $1 * count(*) filter (where f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete')),
+            $1 * count(*) filter (where f.answered),
             $1 * count(*) filter (where f.outcome = 'abandoned'),
-            $1 * count(*) filter (where f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete')
-                                    and f.wait_s <= $2),
-            $1 * coalesce(sum(f.wait_s) filter (where f.answer_ts is not null
-                                                  and f.outcome not in ('in_progress', 'incomplete')), 0),
+            $1 * count(*) filter (where f.outcome = 'abandoned' and f.wait_s < $4),
+            $1 * count(*) filter (where f.answered and f.wait_s <= f.threshold),
+            $1 * count(*) filter (where f.outcome = 'abandoned' and f.wait_s >= $4 and f.wait_s <= f.threshold),
+            $1 * coalesce(sum(f.wait_s) filter (where f.answered), 0),
             $1 * coalesce(sum(f.talk_s), 0)
-       from interaction_fact f join tmp_dirty_call d using (call_id)
-      where f.queue is not null
+       from (select f.*,
+                    f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete') as answered,
+                    coalesce(($3::jsonb ->> f.queue)::numeric, $2) as threshold
+               from interaction_fact f join tmp_dirty_call d using (call_id)
+              where f.queue is not null) f
       group by 1, 2`,
-    [sign, serviceLevelSeconds],
+    [sign, rules.serviceLevelSeconds, JSON.stringify(rules.queueServiceLevelSeconds), rules.shortAbandonSeconds],
   );
 }
 
@@ -170,8 +184,8 @@ export async function queueEndlessCalls(client: Queryable, maxCallSeconds: numbe
  * that started before ENDED_BEFORE is `incomplete`: its end is unknown (null, and so is
  * the time it never measured), and the end event arriving later makes it whole again.
  */
-export async function upsertInteractionFacts(client: PoolClient, serviceLevelSeconds: number, maxCallSeconds: number): Promise<number> {
-  await noteContributions(client, -1, serviceLevelSeconds);
+export async function upsertInteractionFacts(client: PoolClient, rules: QueueRules, maxCallSeconds: number): Promise<number> {
+  await noteContributions(client, -1, rules);
   await client.query(
     `delete from interaction_fact f using tmp_dirty_call d
       where f.call_id = d.call_id
@@ -231,24 +245,27 @@ export async function upsertInteractionFacts(client: PoolClient, serviceLevelSec
             excluded.talk_s, excluded.event_count)`,
     [maxCallSeconds],
   );
-  await noteContributions(client, 1, serviceLevelSeconds);
+  await noteContributions(client, 1, rules);
   return rowCount ?? 0;
 }
 
 /** Moves the 15-minute queue aggregates by the dirty calls' net contributions; an emptied interval goes. */
 export async function applyQueueDeltas(client: PoolClient): Promise<number> {
   const { rowCount } = await client.query(
-    `insert into ag_queue_15min as q (queue, interval_start, offered, answered, abandoned, answered_in_sl,
-                                      total_wait_s, total_talk_s)
-     select queue, interval_start, sum(offered), sum(answered), sum(abandoned), sum(answered_in_sl),
-            sum(total_wait_s), sum(total_talk_s)
+    `insert into ag_queue_15min as q (queue, interval_start, offered, answered, abandoned, abandoned_short, answered_in_sl,
+                                      abandoned_in_sl, total_wait_s, total_talk_s)
+     select queue, interval_start, sum(offered), sum(answered), sum(abandoned), sum(abandoned_short), sum(answered_in_sl),
+            sum(abandoned_in_sl), sum(total_wait_s), sum(total_talk_s)
        from tmp_group_delta
       group by 1, 2
-     having (sum(offered), sum(answered), sum(abandoned), sum(answered_in_sl), sum(total_wait_s), sum(total_talk_s))
-            <> (0, 0, 0, 0, 0, 0)
+     having (sum(offered), sum(answered), sum(abandoned), sum(abandoned_short), sum(answered_in_sl), sum(abandoned_in_sl),
+             sum(total_wait_s), sum(total_talk_s))
+            <> (0, 0, 0, 0, 0, 0, 0, 0)
      on conflict (queue, interval_start) do update set
        offered = q.offered + excluded.offered, answered = q.answered + excluded.answered,
-       abandoned = q.abandoned + excluded.abandoned, answered_in_sl = q.answered_in_sl + excluded.answered_in_sl,
+       abandoned = q.abandoned + excluded.abandoned, abandoned_short = q.abandoned_short + excluded.abandoned_short,
+       answered_in_sl = q.answered_in_sl + excluded.answered_in_sl,
+       abandoned_in_sl = q.abandoned_in_sl + excluded.abandoned_in_sl,
        total_wait_s = q.total_wait_s + excluded.total_wait_s, total_talk_s = q.total_talk_s + excluded.total_talk_s`,
   );
   await client.query(

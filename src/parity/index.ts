@@ -161,7 +161,7 @@ const KINDS: readonly KindSpec[] = [
     ts: 'interval_start',
     key: ['queue', instant('interval_start')],
     orderBy: 'queue collate "C", interval_start',
-    content: ['offered', 'answered', 'abandoned', 'answered_in_sl', 'total_wait_s', 'total_talk_s'],
+    content: ['offered', 'answered', 'abandoned', 'abandoned_short', 'answered_in_sl', 'abandoned_in_sl', 'total_wait_s', 'total_talk_s'],
     purged: 'factsBefore',
   },
 ];

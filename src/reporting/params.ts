@@ -4,13 +4,16 @@
  * problem found; parameters the endpoint does not know are refused, not ignored.
  */
 import { z } from 'zod';
+import { GRANULARITIES, type Bucketing, type Granularity } from './buckets';
 import type { InteractionLookup, Range } from './queries';
 
 /** Every value of every query parameter, in order; a parameter may repeat. */
 export type RawParams = Record<string, string[]>;
 
 export const MAX_RANGE_DAYS = 31;
-const MAX_RANGE_MS = MAX_RANGE_DAYS * 86_400_000;
+/** Day and month buckets keep a year's rows few (MAX_REPORT_ROWS bounds them all the same). */
+export const MAX_LONG_RANGE_DAYS = 366;
+const LONG_RANGE_GRANULARITIES: readonly Granularity[] = ['day', 'month'];
 /** Bounds on repeatable names (queue, agent), so a request cannot become an unbounded SQL array. */
 const MAX_NAMES = 100;
 const MAX_NAME_LENGTH = 200;
@@ -83,48 +86,112 @@ const rangeFields = {
   to: once(timestamp, TIMESTAMP_HINT),
 };
 
-/** `to` after `from`, at most MAX_RANGE_DAYS apart; reported against `to`. */
-function checkRange(range: { from?: Date; to?: Date }, ctx: z.RefinementCtx): void {
+/** `to` after `from`, at most `maxDays` apart; reported against `to`, with `hint` after the limit. */
+function checkRange(range: { from?: Date; to?: Date }, ctx: z.RefinementCtx, maxDays = MAX_RANGE_DAYS, hint = ''): void {
   const { from, to } = range;
   // A value already refused has no date to compare; its own issue says why.
   if (!(from instanceof Date) || !(to instanceof Date)) return;
   if (to.getTime() <= from.getTime()) {
     ctx.addIssue({ code: 'custom', path: ['to'], message: `must be later than from (${from.toISOString()})` });
-  } else if (to.getTime() - from.getTime() > MAX_RANGE_MS) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['to'],
-      message: `range longer than ${MAX_RANGE_DAYS} days from ${from.toISOString()}`,
-    });
+  } else if (to.getTime() - from.getTime() > maxDays * 86_400_000) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `range longer than ${maxDays} days from ${from.toISOString()}${hint}` });
   }
 }
 
+const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+
+/**
+ * An IANA zone name as Intl spells it (`europe/paris` is `Europe/Paris`), or null. Names
+ * only: an offset such as `+01:00` is refused, since PostgreSQL reads POSIX offsets with
+ * the opposite sign.
+ */
+export function canonicalZone(text: string): string | null {
+  if (!ZONE_NAME.test(text)) return null;
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: text }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+}
+
+const zone = z.string().transform((text, ctx) => {
+  const canonical = canonicalZone(text);
+  if (canonical === null) {
+    ctx.addIssue({ code: 'custom', message: 'expected an IANA time zone such as Europe/Paris or UTC' });
+    return z.NEVER;
+  }
+  return canonical;
+});
+
+export const FORMATS = ['json', 'csv'] as const;
+export type Format = (typeof FORMATS)[number];
+
+const formatField = { format: once(z.enum(FORMATS, { error: `expected ${FORMATS.join(' or ')}` }), FORMATS.join(' or ')).optional() };
+const tzField = { tz: once(zone, 'an IANA time zone').optional() };
+const bucketFields = {
+  ...rangeFields,
+  granularity: once(z.enum(GRANULARITIES, { error: `expected one of ${GRANULARITIES.join(', ')}` }), GRANULARITIES.join(', ')).optional(),
+  ...tzField,
+  ...formatField,
+};
+
+/** The input of a summary: range, buckets (default 15min in UTC, as before these existed) and format. */
+export interface SummaryInput {
+  range: Range;
+  bucketing: Bucketing;
+  format: Format;
+}
+
+const bucketed = <P extends { from: Date; to: Date; granularity?: Granularity; tz?: string; format?: Format }>(p: P): SummaryInput => ({
+  range: { from: p.from, to: p.to },
+  bucketing: { granularity: p.granularity ?? '15min', tz: p.tz ?? 'UTC' },
+  format: p.format ?? 'json',
+});
+
+/** The range limit depends on the buckets: a year of days, a month of 15-minute intervals. */
+function checkBucketRange(p: { from?: Date; to?: Date; granularity?: Granularity }, ctx: z.RefinementCtx): void {
+  if (p.granularity && LONG_RANGE_GRANULARITIES.includes(p.granularity)) checkRange(p, ctx, MAX_LONG_RANGE_DAYS);
+  else checkRange(p, ctx, MAX_RANGE_DAYS, ` (${MAX_LONG_RANGE_DAYS} with granularity day or month)`);
+}
+
 export const queueSummaryParams = z
-  .strictObject({ ...rangeFields, queue: names.optional() })
-  .superRefine(checkRange)
-  .transform((p): { range: Range; queues: string[] | null } => ({ range: { from: p.from, to: p.to }, queues: p.queue ?? null }));
+  .strictObject({ ...bucketFields, queue: names.optional() })
+  .superRefine(checkBucketRange)
+  .transform((p): SummaryInput & { queues: string[] | null } => ({ ...bucketed(p), queues: p.queue ?? null }));
 
 export const agentSummaryParams = z
-  .strictObject({ ...rangeFields, agent: names.optional() })
-  .superRefine(checkRange)
-  .transform((p): { range: Range; agents: string[] | null } => ({ range: { from: p.from, to: p.to }, agents: p.agent ?? null }));
+  .strictObject({ ...bucketFields, agent: names.optional() })
+  .superRefine(checkBucketRange)
+  .transform((p): SummaryInput & { agents: string[] | null } => ({ ...bucketed(p), agents: p.agent ?? null }));
+
+export const agentStatesParams = z
+  .strictObject({ ...rangeFields, agent: once(name, 'an agent id'), ...tzField, ...formatField })
+  .superRefine((p, ctx) => checkRange(p, ctx))
+  .transform((p) => ({ range: { from: p.from, to: p.to }, agent: p.agent, tz: p.tz ?? 'UTC', format: p.format ?? 'json' }));
+
+const LOOKUP_KEYS = ['callId', 'ani', 'queue'] as const;
 
 export const interactionsParams = z
   .strictObject({
     callId: once(callId, 'a UUID').optional(),
     ani: once(ani, 'a caller number').optional(),
+    queue: once(name, 'a queue name').optional(),
     from: rangeFields.from.optional(),
     to: rangeFields.to.optional(),
+    ...formatField,
   })
   .superRefine((p, ctx) => {
-    if (p.callId === undefined && p.ani === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['callId'], message: 'missing, expected callId=UUID or ani=NUMBER' });
-    } else if (p.callId !== undefined && p.ani !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['ani'], message: 'not with callId: look a call up by callId or by ani' });
+    const keys = LOOKUP_KEYS.filter((k) => p[k] !== undefined);
+    if (!keys.length) {
+      ctx.addIssue({ code: 'custom', path: ['callId'], message: 'missing, expected callId=UUID, ani=NUMBER or queue=NAME with from and to' });
+    } else if (keys.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [keys[1]!], message: `not with ${keys[0]}: look calls up by one of callId, ani or queue` });
     } else if (p.callId !== undefined) {
       for (const key of ['from', 'to'] as const) {
-        if (p[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'only with ani, not with callId' });
+        if (p[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'only with ani or queue, not with callId' });
       }
+    } else if (p.queue !== undefined && p.from === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['from'], message: 'missing: queue needs from and to' });
     } else if ((p.from === undefined) !== (p.to === undefined)) {
       const missing = p.from === undefined ? 'from' : 'to';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'missing: from and to go together' });
@@ -132,11 +199,12 @@ export const interactionsParams = z
       checkRange(p, ctx);
     }
   })
-  .transform((p): InteractionLookup =>
-    p.callId !== undefined
-      ? { callId: p.callId }
-      : { ani: p.ani!, range: p.from && p.to ? { from: p.from, to: p.to } : null },
-  );
+  .transform((p): { lookup: InteractionLookup; format: Format } => {
+    const range = p.from && p.to ? { from: p.from, to: p.to } : null;
+    const lookup: InteractionLookup =
+      p.callId !== undefined ? { callId: p.callId } : p.ani !== undefined ? { ani: p.ani, range } : { queue: p.queue!, range: range! };
+    return { lookup, format: p.format ?? 'json' };
+  });
 
 /** The schemas above: a strict object of string arrays, refined and turned into a report's input. */
 export type ParamSchema<T> = z.ZodPipe<z.ZodObject<z.ZodRawShape, z.core.$strict>, z.ZodTransform<T, unknown>>;

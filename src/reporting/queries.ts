@@ -6,6 +6,8 @@
  * collations list rows in the same order.
  */
 import type { Queryable } from '../db';
+import { bucketStart, bucketsOf, type Bucketing } from './buckets';
+import { queueFigures, type QueueCounts, type QueueFigures, type ServiceLevelFormula } from './figures';
 
 /** A half-open time range [from, to). */
 export interface Range {
@@ -13,22 +15,14 @@ export interface Range {
   to: Date;
 }
 
-/** How /api/interactions finds calls: one call by id, or the calls of one caller number. */
-export type InteractionLookup = { callId: string } | { ani: string; range: Range | null };
+/** How /api/interactions finds calls: one call by id, the calls of one caller number, or of one queue in a range. */
+export type InteractionLookup = { callId: string } | { ani: string; range: Range | null } | { queue: string; range: Range };
 
 /** Agent states reported by agent-summary (the states the transform writes; logout opens no span). */
 export const AGENT_STATES = ['logged_in', 'ready', 'not_ready', 'after_call_work'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
-
-export interface QueueFigures {
-  offered: number;
-  answered: number;
-  abandoned: number;
-  answeredInSl: number;
-  serviceLevelPct: number | null;
-  asaSeconds: number | null;
-  ahtSeconds: number | null;
-}
+/** The key of not-ready time without a reason in `notReadyByReason`. */
+export const NO_REASON = '(none)';
 
 export interface QueueIntervalRow extends QueueFigures {
   queue: string;
@@ -42,11 +36,40 @@ export interface QueueSummary {
   truncated: boolean;
 }
 
-export interface AgentSummaryRow {
-  agentId: string;
+export interface AgentFigures {
   callsHandled: number;
   talkSeconds: number;
+  handleSeconds: number;
+  ahtSeconds: number | null;
+  occupancyPct: number | null;
   stateSeconds: Record<AgentState, number>;
+  notReadyByReason: Record<string, number>;
+}
+
+export interface AgentSummaryRow extends AgentFigures {
+  agentId: string;
+  intervalStart: string;
+}
+
+export interface AgentSummary {
+  rows: AgentSummaryRow[];
+  totals: AgentFigures;
+  /** More rows matched than MAX_REPORT_ROWS; the totals still cover all of them. */
+  truncated: boolean;
+}
+
+export interface AgentStateSpan {
+  agentId: string;
+  sourceId: string;
+  state: string;
+  reason: string | null;
+  /** The span clipped to the range (an open span ends now, or at the range's end). */
+  startTs: string;
+  endTs: string;
+  seconds: number;
+  /** The whole span; spanEndTs is null while it is open. */
+  spanStartTs: string;
+  spanEndTs: string | null;
 }
 
 export interface InteractionEvent {
@@ -75,13 +98,15 @@ export interface InteractionRow {
   events: InteractionEvent[];
 }
 
-/** The most calls one interactions answer lists (newest first). */
+/** The most calls one interactions answer lists by ani (newest first). */
 export const MAX_INTERACTIONS = 100;
+/** The most calls listed by queue: the drill from a busy interval or hour should not stop at 100. */
+export const MAX_QUEUE_CALLS = 1_000;
 /** The most events listed per call: a call with a runaway seq must not make an answer of any size. */
 export const MAX_CALL_EVENTS = 1_000;
 /**
- * The most rows of a queue or agent summary (a month of 15-minute intervals is 2,976 per
- * queue): an answer stays a size a browser renders, whatever the mart holds.
+ * The most rows of a queue or agent summary or an agent timeline (a month of 15-minute
+ * intervals is 2,976 per queue): an answer stays a size a browser renders, whatever the mart holds.
  */
 export const MAX_REPORT_ROWS = 10_000;
 
@@ -90,126 +115,184 @@ function bounded<T>(rows: T[], limit: number): { rows: T[]; truncated: boolean }
   return rows.length > limit ? { rows: rows.slice(0, limit), truncated: true } : { rows, truncated: false };
 }
 
-interface QueueCounts {
-  offered: number;
-  answered: number;
-  abandoned: number;
-  answered_in_sl: number;
-  total_wait_s: number;
-  total_talk_s: number;
-}
-
-/** Ratios from counts, so that totals are computed from summed counts, never averaged averages. */
-function queueFigures(c: QueueCounts): QueueFigures {
-  return {
-    offered: c.offered,
-    answered: c.answered,
-    abandoned: c.abandoned,
-    answeredInSl: c.answered_in_sl,
-    serviceLevelPct: c.offered === 0 ? null : (100 * c.answered_in_sl) / c.offered,
-    asaSeconds: c.answered === 0 ? null : c.total_wait_s / c.answered,
-    ahtSeconds: c.answered === 0 ? null : c.total_talk_s / c.answered,
-  };
-}
-
 /**
- * Per queue and 15-minute interval starting in the range, and the totals over them. The
- * empty grouping set yields the totals row (also when no interval matches), summed in
- * numeric so the totals carry no float rounding of the per-interval values.
+ * Per queue and bucket of intervals starting in the range, and the totals over all of
+ * them. The empty grouping set yields the totals row (also when no interval matches),
+ * summed over the intervals themselves, so the totals are the same at every granularity.
  */
-export async function queueSummary(db: Queryable, range: Range, queues: string[] | null): Promise<QueueSummary> {
-  const { rows } = await db.query<QueueCounts & { queue: string | null; interval_start: Date | null; is_total: boolean }>(
+export async function queueSummary(
+  db: Queryable,
+  range: Range,
+  queues: string[] | null,
+  bucketing: Bucketing,
+  formula: ServiceLevelFormula,
+): Promise<QueueSummary> {
+  const { rows } = await db.query<QueueCounts & { queue: string | null; bucket: Date | null; is_total: boolean }>(
     `select q.queue,
-            q.interval_start,
-            grouping(q.queue, q.interval_start) <> 0 as is_total,
+            q.bucket,
+            grouping(q.queue, q.bucket) <> 0 as is_total,
             coalesce(sum(q.offered), 0)::integer as offered,
             coalesce(sum(q.answered), 0)::integer as answered,
             coalesce(sum(q.abandoned), 0)::integer as abandoned,
+            coalesce(sum(q.abandoned_short), 0)::integer as abandoned_short,
             coalesce(sum(q.answered_in_sl), 0)::integer as answered_in_sl,
+            coalesce(sum(q.abandoned_in_sl), 0)::integer as abandoned_in_sl,
             coalesce(sum(q.total_wait_s), 0)::float8 as total_wait_s,
             coalesce(sum(q.total_talk_s), 0)::float8 as total_talk_s
-       from ag_queue_15min q
-      where q.interval_start >= $1::timestamptz
-        and q.interval_start < $2::timestamptz
-        and ($3::text[] is null or q.queue = any($3::text[]))
-      group by grouping sets ((q.queue, q.interval_start), ())
-      order by is_total desc, q.interval_start, q.queue collate "C"
+       from (select a.*, ${bucketStart(bucketing.granularity, 'a.interval_start', '$5::text')} as bucket
+               from ag_queue_15min a
+              where a.interval_start >= $1::timestamptz
+                and a.interval_start < $2::timestamptz
+                and ($3::text[] is null or a.queue = any($3::text[]))) q
+      group by grouping sets ((q.queue, q.bucket), ())
+      order by is_total desc, q.bucket, q.queue collate "C"
       limit $4::integer + 2`,
-    [range.from, range.to, queues, MAX_REPORT_ROWS],
+    [range.from, range.to, queues, MAX_REPORT_ROWS, bucketing.tz],
   );
   const totals = rows[0];
   if (!totals?.is_total) throw new Error('queue summary: the totals row of the empty grouping set is missing');
   const intervals = bounded(rows.slice(1), MAX_REPORT_ROWS);
   return {
-    rows: intervals.rows.map((r) => ({ queue: r.queue!, intervalStart: r.interval_start!.toISOString(), ...queueFigures(r) })),
-    totals: queueFigures(totals),
+    rows: intervals.rows.map((r) => ({ queue: r.queue!, intervalStart: r.bucket!.toISOString(), ...queueFigures(r, formula) })),
+    totals: queueFigures(totals, formula),
     truncated: intervals.truncated,
   };
 }
 
 /**
- * Per agent: calls answered in the range and their talk time, and the seconds of each
- * state span clipped to the range (a span still open ends now, or at the range's end).
- * An agent appears when it has either calls or state time in the range. The spans that
- * overlap it are the points (start, end) of the quadrant start <= to, end >= from, which
- * their index (`span_point`, migration 004) finds, the bounds in seconds by the index's
- * own `epoch_seconds`; seconds as float8 may round, so the timestamps themselves then decide.
+ * The state spans of the agents $3 (all when null) overlapping [$1, $2), as `s`. They are
+ * the points (start, end) of the quadrant start <= to, end >= from, which their index
+ * (span_point, migration 004) finds, the bounds in seconds by the index's own
+ * epoch_seconds; seconds as float8 may round, so the timestamps themselves then decide.
  */
-export async function agentSummary(
-  db: Queryable,
-  range: Range,
-  agents: string[] | null,
-): Promise<{ rows: AgentSummaryRow[]; truncated: boolean }> {
-  const { rows } = await db.query<{ agent_id: string; calls_handled: number; talk_s: number } & Record<AgentState, number>>(
-    `with calls as (
-       select f.agent_id, count(*)::integer as calls_handled, coalesce(sum(f.talk_s), 0)::float8 as talk_s
+const SPANS_IN_RANGE = `agent_state_fact s
+        where span_point(s.start_ts, s.end_ts)
+                <@ box(point('-infinity', epoch_seconds($1::timestamptz)), point(epoch_seconds($2::timestamptz), 'infinity'))
+          and s.start_ts < $2::timestamptz
+          and (s.end_ts is null or s.end_ts > $1::timestamptz)
+          and ($3::text[] is null or s.agent_id = any($3::text[]))`;
+
+type AgentCounts = { calls_handled: number; talk_s: number; by_reason: Record<string, number> | null } & Record<AgentState, number>;
+
+function agentFigures(r: AgentCounts): AgentFigures {
+  const handle = r.talk_s + r.after_call_work;
+  // The agent states have no "busy": an agent on a call stays `ready` until after-call work.
+  const available = r.ready + r.after_call_work;
+  return {
+    callsHandled: r.calls_handled,
+    talkSeconds: r.talk_s,
+    handleSeconds: handle,
+    ahtSeconds: r.calls_handled === 0 ? null : handle / r.calls_handled,
+    occupancyPct: available > 0 ? (100 * handle) / available : null,
+    stateSeconds: Object.fromEntries(AGENT_STATES.map((s) => [s, r[s]])) as Record<AgentState, number>,
+    notReadyByReason: r.by_reason ?? {},
+  };
+}
+
+/**
+ * Per agent and bucket: calls answered in the bucket (by their last handling agent) and
+ * their talk time, and the seconds of each state span clipped to the bucket and the range
+ * (a span still open ends now, or at the range's end). A row exists where an agent has
+ * calls or state time in a bucket. The totals sum every row, listed or not.
+ */
+export async function agentSummary(db: Queryable, range: Range, agents: string[] | null, bucketing: Bucketing): Promise<AgentSummary> {
+  const g = bucketing.granularity;
+  const { rows } = await db.query<AgentCounts & { agent_id: string | null; bucket: Date | null; is_total: boolean }>(
+    `with buckets as materialized (${bucketsOf(g, '$1::timestamptz', '$2::timestamptz', '$5::text')}),
+     calls as (
+       select f.agent_id, ${bucketStart(g, 'f.answer_ts', '$5::text')} as bucket, count(*) as calls_handled,
+              coalesce(sum(f.talk_s), 0) as talk_s
          from interaction_fact f
         where f.answer_ts >= $1::timestamptz
           and f.answer_ts < $2::timestamptz
           and f.agent_id is not null
           and ($3::text[] is null or f.agent_id = any($3::text[]))
-        group by f.agent_id
+        group by 1, 2
      ), spans as (
-       select s.agent_id, s.state,
-              extract(epoch from least(coalesce(s.end_ts, now()), $2::timestamptz) - greatest(s.start_ts, $1::timestamptz)) as seconds
-         from agent_state_fact s
-        where span_point(s.start_ts, s.end_ts)
-                <@ box(point('-infinity', epoch_seconds($1::timestamptz)), point(epoch_seconds($2::timestamptz), 'infinity'))
-          and s.start_ts < $2::timestamptz
-          and (s.end_ts is null or s.end_ts > $1::timestamptz)
-          and ($3::text[] is null or s.agent_id = any($3::text[]))
+       select s.agent_id, b.bucket_start as bucket, s.state, coalesce(s.reason, '${NO_REASON}') as reason,
+              extract(epoch from least(coalesce(s.end_ts, now()), b.clip_end) - greatest(s.start_ts, b.clip_start)) as seconds
+         from (select s.* from ${SPANS_IN_RANGE}) s
+         join buckets b on b.clip_start < coalesce(s.end_ts, 'infinity') and b.clip_end > s.start_ts
      ), states as (
-       select agent_id,
-              coalesce(sum(seconds) filter (where state = 'logged_in'), 0)::float8 as logged_in,
-              coalesce(sum(seconds) filter (where state = 'ready'), 0)::float8 as ready,
-              coalesce(sum(seconds) filter (where state = 'not_ready'), 0)::float8 as not_ready,
-              coalesce(sum(seconds) filter (where state = 'after_call_work'), 0)::float8 as after_call_work
+       select agent_id, bucket,
+              coalesce(sum(seconds) filter (where state = 'logged_in'), 0) as logged_in,
+              coalesce(sum(seconds) filter (where state = 'ready'), 0) as ready,
+              coalesce(sum(seconds) filter (where state = 'not_ready'), 0) as not_ready,
+              coalesce(sum(seconds) filter (where state = 'after_call_work'), 0) as after_call_work
          from spans
         where seconds > 0
-        group by agent_id
+        group by 1, 2
+     ), reasons as (
+       select agent_id, bucket, reason, sum(seconds) as seconds
+         from spans
+        where seconds > 0 and state = 'not_ready'
+        group by 1, 2, 3
+     ), per_bucket as (
+       select agent_id, bucket,
+              coalesce(c.calls_handled, 0) as calls_handled, coalesce(c.talk_s, 0) as talk_s,
+              coalesce(st.logged_in, 0) as logged_in, coalesce(st.ready, 0) as ready,
+              coalesce(st.not_ready, 0) as not_ready, coalesce(st.after_call_work, 0) as after_call_work
+         from calls c full join states st using (agent_id, bucket)
      )
-     select agent_id,
-            coalesce(c.calls_handled, 0)::integer as calls_handled,
-            coalesce(c.talk_s, 0)::float8 as talk_s,
-            coalesce(st.logged_in, 0)::float8 as logged_in,
-            coalesce(st.ready, 0)::float8 as ready,
-            coalesce(st.not_ready, 0)::float8 as not_ready,
-            coalesce(st.after_call_work, 0)::float8 as after_call_work
-       from calls c
-       full join states st using (agent_id)
-      order by agent_id collate "C"
-      limit $4::integer + 1`,
-    [range.from, range.to, agents, MAX_REPORT_ROWS],
+     select true as is_total, null as agent_id, null::timestamptz as bucket,
+            coalesce(sum(calls_handled), 0)::integer as calls_handled, coalesce(sum(talk_s), 0)::float8 as talk_s,
+            coalesce(sum(logged_in), 0)::float8 as logged_in, coalesce(sum(ready), 0)::float8 as ready,
+            coalesce(sum(not_ready), 0)::float8 as not_ready, coalesce(sum(after_call_work), 0)::float8 as after_call_work,
+            (select jsonb_object_agg(reason, seconds::float8)
+               from (select reason, sum(seconds) as seconds from reasons group by reason) t) as by_reason
+       from per_bucket
+     union all
+     (select false, p.agent_id, p.bucket, p.calls_handled::integer, p.talk_s::float8, p.logged_in::float8, p.ready::float8,
+             p.not_ready::float8, p.after_call_work::float8,
+             (select jsonb_object_agg(r.reason, r.seconds::float8) from reasons r
+               where r.agent_id = p.agent_id and r.bucket = p.bucket)
+        from per_bucket p
+       order by p.agent_id collate "C", p.bucket
+       limit $4::integer + 1)`,
+    [range.from, range.to, agents, MAX_REPORT_ROWS, bucketing.tz],
   );
-  const agentRows = bounded(rows, MAX_REPORT_ROWS);
+  const totals = rows[0];
+  if (!totals?.is_total) throw new Error('agent summary: the totals row is missing');
+  const agentRows = bounded(rows.slice(1), MAX_REPORT_ROWS);
   return {
-    rows: agentRows.rows.map((r) => ({
-      agentId: r.agent_id,
-      callsHandled: r.calls_handled,
-      talkSeconds: r.talk_s,
-      stateSeconds: Object.fromEntries(AGENT_STATES.map((s) => [s, r[s]])) as Record<AgentState, number>,
-    })),
+    rows: agentRows.rows.map((r) => ({ agentId: r.agent_id!, intervalStart: r.bucket!.toISOString(), ...agentFigures(r) })),
+    totals: agentFigures(totals),
     truncated: agentRows.truncated,
+  };
+}
+
+/** One agent's state spans overlapping the range, clipped to it, in time order. */
+export async function agentStates(db: Queryable, agent: string, range: Range): Promise<{ rows: AgentStateSpan[]; truncated: boolean }> {
+  const { rows } = await db.query<{
+    agent_id: string; source_id: string; state: string; reason: string | null;
+    clip_start: Date; clip_end: Date; seconds: number; start_ts: Date; end_ts: Date | null;
+  }>(
+    `select * from (
+       select s.agent_id, s.source_id, s.seq, s.state, s.reason, s.start_ts, s.end_ts,
+              greatest(s.start_ts, $1::timestamptz) as clip_start,
+              least(coalesce(s.end_ts, now()), $2::timestamptz) as clip_end,
+              extract(epoch from least(coalesce(s.end_ts, now()), $2::timestamptz) - greatest(s.start_ts, $1::timestamptz))::float8
+                as seconds
+         from ${SPANS_IN_RANGE}) s
+      where s.seconds > 0
+      order by s.start_ts, s.source_id collate "C", s.seq
+      limit $4::integer + 1`,
+    [range.from, range.to, [agent], MAX_REPORT_ROWS],
+  );
+  const spans = bounded(rows, MAX_REPORT_ROWS);
+  return {
+    rows: spans.rows.map((r) => ({
+      agentId: r.agent_id,
+      sourceId: r.source_id,
+      state: r.state,
+      reason: r.reason,
+      startTs: r.clip_start.toISOString(),
+      endTs: r.clip_end.toISOString(),
+      seconds: r.seconds,
+      spanStartTs: r.start_ts.toISOString(),
+      spanEndTs: r.end_ts?.toISOString() ?? null,
+    })),
+    truncated: spans.truncated,
   };
 }
 
@@ -268,6 +351,29 @@ async function factsByAni(db: Queryable, ani: string, range: Range | null): Prom
   return rows;
 }
 
+/** The calls of one queue that started in the range, newest first (index interaction_fact_queue_start). */
+async function factsByQueue(db: Queryable, queue: string, range: Range): Promise<FactRow[]> {
+  const { rows } = await db.query<FactRow>(
+    `select ${FACT_COLUMNS}
+       from interaction_fact f
+       ${CALL_ANI}
+      where f.queue = $1::text
+        and f.start_ts >= $2::timestamptz
+        and f.start_ts < $3::timestamptz
+      order by f.start_ts desc, f.call_id desc
+      limit $4::integer + 1`,
+    [queue, range.from, range.to, MAX_QUEUE_CALLS],
+  );
+  return rows;
+}
+
+/** The facts a lookup finds and the most it lists. */
+async function lookUp(db: Queryable, lookup: InteractionLookup): Promise<{ rows: FactRow[]; truncated: boolean }> {
+  if ('callId' in lookup) return bounded(await factsByCallId(db, lookup.callId), MAX_INTERACTIONS);
+  if ('ani' in lookup) return bounded(await factsByAni(db, lookup.ani, lookup.range), MAX_INTERACTIONS);
+  return bounded(await factsByQueue(db, lookup.queue, lookup.range), MAX_QUEUE_CALLS);
+}
+
 /** The usable staged events of the given calls, in seq order per call, at most MAX_CALL_EVENTS + 1 each. */
 async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, InteractionEvent[]>> {
   const byCall = new Map<string, InteractionEvent[]>(callIds.map((id) => [id, []]));
@@ -292,12 +398,12 @@ async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, I
 }
 
 /**
- * One call by id, or the newest calls of one caller number, each with its events;
- * `truncated` when there were more than MAX_INTERACTIONS calls or a call had more than
- * MAX_CALL_EVENTS events.
+ * One call by id, or the newest calls of one caller number or of one queue in a range,
+ * each with its events; `truncated` when there were more calls than listed (MAX_INTERACTIONS,
+ * by queue MAX_QUEUE_CALLS) or a call had more than MAX_CALL_EVENTS events.
  */
 export async function interactions(db: Queryable, lookup: InteractionLookup): Promise<{ rows: InteractionRow[]; truncated: boolean }> {
-  const found = bounded('callId' in lookup ? await factsByCallId(db, lookup.callId) : await factsByAni(db, lookup.ani, lookup.range), MAX_INTERACTIONS);
+  const found = await lookUp(db, lookup);
   const events = await eventsOf(db, found.rows.map((f) => f.call_id));
   let truncated = found.truncated;
   const callEvents = (callId: string): InteractionEvent[] => {

@@ -22,16 +22,20 @@ import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { etlStatusQuery } from '../workflows/etl-messages';
 import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import {
+  agentStatesParams,
   agentSummaryParams,
   interactionsParams,
   parseParams,
   queueSummaryParams,
   rawParams,
+  type Format,
   type ParamSchema,
   type RawParams,
 } from './params';
 import { createReportingAuth } from './auth';
-import { agentSummary, interactions, queueSummary } from './queries';
+import type { Bucketing } from './buckets';
+import { agentStates, agentSummary, interactions, queueSummary } from './queries';
+import { agentStatesCsv, agentSummaryCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
 
 export interface ReportingServerOptions {
   config: Config;
@@ -131,6 +135,27 @@ function json(status: number, value: unknown, extra: Record<string, string> = {}
 }
 
 const notFound = (): Reply => json(404, { error: 'not found' });
+
+function csv(file: CsvFile): Reply {
+  return {
+    status: 200,
+    body: file.text,
+    headers: {
+      'content-type': 'text/csv; charset=utf-8',
+      'content-disposition': `attachment; filename="${file.filename}"`,
+      'cache-control': 'no-store',
+    },
+  };
+}
+
+/** A report's answer as JSON and, made only when asked for, as CSV. */
+interface ReportAnswer {
+  json: Record<string, unknown>;
+  csv: () => CsvFile;
+}
+
+/** The default buckets, for callers that do not choose: 15 minutes in UTC. */
+const QUARTER_HOURS_UTC: Bucketing = { granularity: '15min', tz: 'UTC' };
 
 function send(res: ServerResponse, reply: Reply): void {
   res.writeHead(reply.status, {
@@ -339,8 +364,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     const range = { from: new Date(started - 3600_000), to: new Date(started) };
     try {
       const view = await readRole();
-      await queueSummary(mart, range, null);
-      await agentSummary(mart, range, null);
+      await queueSummary(mart, range, null, QUARTER_HOURS_UTC, config.reporting.serviceLevelFormula);
+      await agentSummary(mart, range, null, QUARTER_HOURS_UTC);
       return json(200, { site, role: view.role, activeSite: view.activeSite, canServe: true, checkedMs: Date.now() - started });
     } catch (e) {
       // Unauthenticated: the reason in words a caller can act on, the details in the log.
@@ -354,24 +379,33 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     }
   }
 
-  /** Parameters first (a bad request is bad whatever the role), then the role, then the report. */
-  async function report<T>(
+  /**
+   * Parameters first (a bad request is bad whatever the role), then the role, then the
+   * report, as JSON or CSV. A zone Intl knows but the mart's PostgreSQL does not is a bad
+   * parameter too.
+   */
+  async function report<T extends { format: Format }>(
     raw: RawParams,
     schema: ParamSchema<T>,
-    run: (input: T) => Promise<Record<string, unknown>>,
+    run: (input: T) => Promise<ReportAnswer>,
   ): Promise<Reply> {
     const parsed = parseParams(schema, raw);
     if (!parsed.ok) return json(400, { error: parsed.error });
     try {
       const view = await readRole();
       if (view.role !== 'active') return json(503, { error: 'standby', site, activeSite: view.activeSite });
-      return json(200, { site, ...(await run(parsed.value)) });
+      const answer = await run(parsed.value);
+      return parsed.value.format === 'csv' ? csv(answer.csv()) : json(200, { site, ...answer.json });
     } catch (e) {
       if (isConnectionError(e)) {
         martFailed(e);
         return json(503, { error: 'mart unreachable' });
       }
-      if ((e as { code?: string }).code === '57014') return json(503, { error: 'report timed out' });
+      const { code, message } = e as { code?: string; message?: string };
+      if (code === '57014') return json(503, { error: 'report timed out' });
+      if (code === '22023' && message?.includes('time zone')) {
+        return json(400, { error: `tz: not a time zone the mart knows, got ${JSON.stringify(raw.tz?.[0] ?? '')}` });
+      }
       throw e;
     }
   }
@@ -441,20 +475,41 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
       case '/api/ops':
         return ops();
       case '/api/queue-summary':
-        return report(params, queueSummaryParams, async ({ range, queues }) => ({
-          from: range.from.toISOString(),
-          to: range.to.toISOString(),
-          serviceLevelSeconds: config.etl.serviceLevelSeconds,
-          ...(await queueSummary(mart, range, queues)),
-        }));
+        return report(params, queueSummaryParams, async ({ range, queues, bucketing }) => {
+          const answer = await queueSummary(mart, range, queues, bucketing, config.reporting.serviceLevelFormula);
+          const head = { from: range.from.toISOString(), to: range.to.toISOString(), ...bucketing };
+          return {
+            json: {
+              ...head,
+              serviceLevelSeconds: config.etl.serviceLevelSeconds,
+              queueServiceLevelSeconds: config.etl.queueServiceLevelSeconds,
+              shortAbandonSeconds: config.etl.shortAbandonSeconds,
+              serviceLevelFormula: config.reporting.serviceLevelFormula,
+              ...answer,
+            },
+            csv: () => queueSummaryCsv(answer, { ...head, filters: queues ?? [] }),
+          };
+        });
       case '/api/agent-summary':
-        return report(params, agentSummaryParams, async ({ range, agents }) => ({
-          from: range.from.toISOString(),
-          to: range.to.toISOString(),
-          ...(await agentSummary(mart, range, agents)),
-        }));
+        return report(params, agentSummaryParams, async ({ range, agents, bucketing }) => {
+          const answer = await agentSummary(mart, range, agents, bucketing);
+          const head = { from: range.from.toISOString(), to: range.to.toISOString(), ...bucketing };
+          return { json: { ...head, ...answer }, csv: () => agentSummaryCsv(answer, { ...head, filters: agents ?? [] }) };
+        });
+      case '/api/agent-states':
+        return report(params, agentStatesParams, async ({ range, agent, tz }) => {
+          const answer = await agentStates(mart, agent, range);
+          const head = { agent, from: range.from.toISOString(), to: range.to.toISOString(), tz };
+          return { json: { ...head, ...answer }, csv: () => agentStatesCsv(answer.rows, { ...head, filters: [agent] }) };
+        });
       case '/api/interactions':
-        return report(params, interactionsParams, async (lookup) => interactions(mart, lookup));
+        return report(params, interactionsParams, async ({ lookup }) => {
+          const answer = await interactions(mart, lookup);
+          const range = 'range' in lookup ? lookup.range : null;
+          const key = 'callId' in lookup ? lookup.callId : 'ani' in lookup ? lookup.ani : lookup.queue;
+          const parts = { from: range?.from.toISOString(), to: range?.to.toISOString(), filters: [key] };
+          return { json: answer, csv: () => interactionsCsv(answer.rows, parts) };
+        });
     }
     if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
     return notFound();

@@ -5,6 +5,7 @@
 import type { Pool } from 'pg';
 import type { Config } from '../../src/config';
 import type { Pools } from '../../src/db';
+import type { QueueRules } from '../../src/mart/facts';
 
 export interface IdbCallRow {
   call_id: string;
@@ -205,28 +206,34 @@ export function unusableRows(rows: Iterable<IdbCallRow>, maxCallSeconds = 86_400
  * Rows where ag_queue_15min differs from the aggregate of interaction_fact recomputed here
  * (per queue and 15-minute interval of the call's start), on either side; empty when equal.
  */
-export async function queueAggregateDiff(mart: Pool, serviceLevelSeconds: number): Promise<string[]> {
+export async function queueAggregateDiff(mart: Pool, rules: QueueRules): Promise<string[]> {
   const { rows } = await mart.query<{ side: string; row: string }>(
-    `with expected as (
+    `with f as (
+       select queue, start_ts, outcome, wait_s, talk_s,
+              answer_ts is not null and outcome not in ('in_progress', 'incomplete') as answered,
+              coalesce(($2::jsonb ->> queue)::numeric, $1) as threshold
+         from interaction_fact where queue is not null),
+     expected as (
        select queue, date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00') as interval_start,
               count(*)::integer as offered,
-              (count(*) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')))::integer
-                as answered,
+              (count(*) filter (where answered))::integer as answered,
               (count(*) filter (where outcome = 'abandoned'))::integer as abandoned,
-              (count(*) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')
-                                  and wait_s <= $1))::integer as answered_in_sl,
-              coalesce(sum(wait_s) filter (where answer_ts is not null and outcome not in ('in_progress', 'incomplete')), 0)
-                as total_wait_s,
+              (count(*) filter (where outcome = 'abandoned' and wait_s < $3))::integer as abandoned_short,
+              (count(*) filter (where answered and wait_s <= threshold))::integer as answered_in_sl,
+              (count(*) filter (where outcome = 'abandoned' and wait_s >= $3 and wait_s <= threshold))::integer
+                as abandoned_in_sl,
+              coalesce(sum(wait_s) filter (where answered), 0) as total_wait_s,
               coalesce(sum(talk_s), 0) as total_talk_s
-         from interaction_fact where queue is not null group by 1, 2),
+         from f group by 1, 2),
      actual as (
-       select queue, interval_start, offered, answered, abandoned, answered_in_sl, total_wait_s, total_talk_s
+       select queue, interval_start, offered, answered, abandoned, abandoned_short, answered_in_sl, abandoned_in_sl,
+              total_wait_s, total_talk_s
          from ag_queue_15min)
      select 'expected only' as side, e::text as row from (select * from expected except select * from actual) e
      union all
      select 'stored only', a::text from (select * from actual except select * from expected) a
      limit 10`,
-    [serviceLevelSeconds],
+    [rules.serviceLevelSeconds, JSON.stringify(rules.queueServiceLevelSeconds), rules.shortAbandonSeconds],
   );
   return rows.map((r) => `${r.side}: ${r.row}`);
 }
