@@ -554,27 +554,40 @@ test(
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#queues-export a')]);
     const name = download.suggestedFilename();
     assert.match(name, /\.csv$/);
-    assert.ok(name.includes(iso(I0).slice(0, 10)), `the file name ${name} carries the range`);
-    assert.ok(name.includes('15min'), `the file name ${name} carries the granularity`);
+    const compact = (ms: number) => iso(ms).replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+    assert.equal(name, `queue-summary_${compact(I0)}_${compact(I2 + MIN15)}_15min.csv`, 'the file name carries the range and granularity');
     const csv = parseCsv(readFileSync(await download.path(), 'utf8'));
     const json = await apiJson(`/api/queue-summary?from=${iso(I0)}&to=${iso(I2 + MIN15)}&granularity=15min&tz=UTC`);
-    assert.equal(csv.length, json.rows.length);
     const truth = await mart.query<{ queue: string; interval_start: Date; offered: number; answered: number; abandoned: number }>(
       `select queue, interval_start, offered, answered, abandoned from ag_queue_15min
         where interval_start >= $1 and interval_start < $2 order by interval_start, queue collate "C"`,
       [iso(I0), iso(I2 + MIN15)],
     );
-    csv.forEach((r, i) => {
-      const j = json.rows[i];
+    // A line per row, then the totals.
+    assert.equal(csv.length, json.rows.length + 1);
+    assert.equal(json.rows.length, truth.rows.length);
+    const counts = ['offered', 'answered', 'abandoned'] as const;
+    json.rows.forEach((j: any, i: number) => {
+      const r = csv[i]!;
       const t = truth.rows[i]!;
       assert.equal(r.queue, j.queue);
       assert.equal(Date.parse(r.intervalStart!), Date.parse(j.intervalStart));
       assert.equal(Date.parse(j.intervalStart), t.interval_start.getTime());
-      for (const k of ['offered', 'answered', 'abandoned'] as const) {
+      for (const k of counts) {
         assert.equal(Number(r[k]), j[k], `${k} of row ${i}: CSV vs JSON`);
         assert.equal(j[k], t[k], `${k} of row ${i}: JSON vs SQL`);
       }
+      for (const k of ['serviceLevelPct', 'asaSeconds', 'ahtSeconds', 'abandonRatePct']) assert.equal(r[k] === '' ? null : Number(r[k]), j[k], `${k} of row ${i}`);
     });
+    const total = csv[csv.length - 1]!;
+    assert.equal(total.queue, 'Total');
+    for (const k of counts) {
+      const sum = truth.rows.reduce((a, t) => a + t[k], 0);
+      assert.deepEqual([Number(total[k]), json.totals[k]], [sum, sum], `total ${k}: CSV, JSON and SQL`);
+    }
+    // The table on screen shows the same totals.
+    const foot = (await page.locator('#queue-table tfoot td').allTextContents()).map((s) => s.trim());
+    assert.deepEqual(foot.slice(0, 3), counts.map((k) => new Intl.NumberFormat('en-US').format(json.totals[k])));
 
     // Drill: the sales row of I0 opens the calls of that queue and interval, as a link.
     await Promise.all([page.click(`#queue-table tr[data-queue="sales"][data-interval="${iso(I0)}"] a.drill`), page.waitForURL(/view=interactions/)]);
@@ -591,7 +604,7 @@ test(
     // Back: the queue view as it was.
     await page.goBack();
     await loaded();
-    assert.equal(await page.evaluate(() => (globalThis as any).location.search), view);
+    assert.equal((await search()).toString(), new URLSearchParams(view).toString());
     assert.equal(await page.isVisible('#view-queues'), true);
     assert.equal(await page.locator('#queue-table tbody tr').count(), QUEUE_ROWS.filter((r) => r.interval >= I0 && r.interval <= I2).length);
     assert.deepEqual(pageErrors, []);

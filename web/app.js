@@ -57,12 +57,7 @@ function context() {
     fmt: timeFormats(s.tz),
     seen: page.seen,
     link: (changes) => linkTo(s, changes),
-    // 15 minutes is the API's default and falls the same in every zone, so neither is sent then (shorter links and file names).
-    rangeParams: () => ({
-      from: new Date(range.from).toISOString(),
-      to: new Date(range.to).toISOString(),
-      ...(s.granularity !== '15min' && { granularity: s.granularity, tz: s.tz }),
-    }),
+    rangeParams: () => ({ from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), granularity: s.granularity, tz: s.tz }),
   };
 }
 

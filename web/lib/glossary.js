@@ -5,15 +5,15 @@
 import { h } from './dom.js';
 
 export const GLOSSARY = {
-  offered: 'Offered: calls that started in the interval (in progress included).',
+  offered: 'Offered: calls that started in the interval, those still in progress included.',
   answered: 'Answered: answered calls that have ended.',
-  abandoned: 'Abandoned: calls the caller hung up before an agent answered.',
-  abandonedShort: 'Short abandon: abandoned within the short-abandon threshold; not counted against the service level.',
-  serviceLevel: 'Service level: answered within the threshold, as a percentage of offered calls.',
-  asa: 'ASA, average speed of answer: total waiting time of answered calls divided by answered calls.',
-  abandonRate: 'Abandon rate: abandoned calls as a percentage of offered calls.',
-  aht: 'AHT, average handle time: talk plus after-call work per handled call.',
-  occupancy: 'Occupancy: time on calls and after-call work, as a percentage of the time the agent was available or busy.',
+  abandoned: 'Abandoned: calls whose caller hung up before an agent answered, short abandons included.',
+  abandonedShort: 'Short abandon: the caller hung up within the short-abandon threshold (etl.shortAbandonSeconds); it counts against neither service level nor abandon rate.',
+  serviceLevel: 'Service level: calls answered within the threshold, as a percentage of answered and abandoned calls (short abandons left out; reporting.serviceLevelFormula can choose another common variant).',
+  asa: 'ASA, average speed of answer: the waiting time of answered calls divided by the answered calls.',
+  abandonRate: 'Abandon rate: abandoned calls as a percentage of offered calls, short abandons left out of both.',
+  aht: 'AHT, average handle time: for a queue, talk time per answered call; for an agent, talk plus after-call work per call handled.',
+  occupancy: 'Occupancy: talk plus after-call work, as a percentage of the time the agent was ready or in after-call work.',
   calls: 'Calls handled: calls answered in the range whose last handling agent is this one.',
   talk: 'Talk: total talk time of the calls handled.',
 };
