@@ -783,6 +783,13 @@ check('the dashboard and chart.js are served; traversal and hidden files are not
   assert.equal(chart.headers['x-content-type-options'], 'nosniff');
   assert.match(chart.text.slice(0, 300), /Chart\.js v4/);
 
+  // The dashboard's browser modules, from web/lib and web/views.
+  for (const module of ['/static/app.js', '/static/lib/url-state.js', '/static/views/queues.js']) {
+    const r = await get(port, module);
+    assert.equal(r.status, 200, module);
+    assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8', module);
+  }
+
   const packageJson = readFileSync(join(repoRoot, 'package.json'), 'utf8');
   for (const target of [
     '/static/../package.json',
@@ -796,6 +803,10 @@ check('the dashboard and chart.js are served; traversal and hidden files are not
     '/static/INDEX.HTML',
     '/static/index.html%00.js',
     '/static//etc/passwd',
+    '/static/views/../package.json',
+    '/static/views/.hidden.js',
+    '/static/lib/sub/dom.js',
+    '/static/other/app.js',
     '/../package.json',
   ]) {
     const r = await get(port, target);

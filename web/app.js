@@ -217,7 +217,8 @@ function syncControls(s) {
   const fmt = timeFormats(s.tz);
   $('#range-note').textContent = fmt.full(range.from) + ' – ' + fmt.full(range.to) + ' (' + s.tz + '); intervals count when they start inside the range.';
   $('#tz-footer').textContent = s.tz;
-  for (const el of document.querySelectorAll('[data-for]')) el.hidden = !['queues', 'agents'].includes(s.view) || el.dataset.for !== s.view;
+  // Controls that only some views use (granularity, the filters) show only there.
+  for (const el of document.querySelectorAll('[data-for]')) el.hidden = !el.dataset.for.split(' ').includes(s.view);
   fillFilters();
 }
 
