@@ -528,7 +528,7 @@ check('a standby refuses every report with 503 and the active site, and serves h
 
   const ops = await get(port, '/api/ops');
   assert.equal(ops.status, 200);
-  assert.deepEqual(ops.body, { dr: null, etl: { dc1: null, dc2: null }, error: 'no temporal client' });
+  assert.deepEqual(ops.body, { dr: null, etl: { dc1: null, dc2: null }, error: 'no temporal client', lag: { site: SITE, members: {} } });
 
   assert.equal((await get(port, '/')).status, 200);
   assert.equal((await get(port, '/static/chart.umd.js')).status, 200);
@@ -864,6 +864,7 @@ check('a mart that does not exist: reports 503 mart unreachable; health, ops and
         dr: null,
         etl: { dc1: null, dc2: null },
         error: 'temporal unreachable: cannot reach the Temporal server at 127.0.0.1:1: connection refused',
+        lag: { site: SITE, members: null },
       });
       assert.equal(factoryCalls, i, 'a failed client is asked for again, not kept');
     }

@@ -193,6 +193,11 @@ async function seedMart(db: Pool): Promise<void> {
   // A discarded event of the same call: never shown.
   await db.query(event, [CALL_ID, 5, 'held', at(CALL_START + 1_000), ANI, 'sales', 'agent-007', 'out of order']);
   await db.query(event, [OTHER_CALL_ID, 1, 'created', at(I1 + 60_000), '+4930555999', null, null, null]);
+  // The DR probe's last measure of this mart's lag per member (ctl_member_lag).
+  await db.query(
+    `insert into ctl_member_lag (member_id, rows_behind, last_read_at, measured_at)
+     values ('idb-voice-1-dc1', 0, now() - interval '2 seconds', now()), ('idb-voice-1-dc2', 42, now() - interval '7 seconds', now())`,
+  );
   for (const s of AGENT_SPANS) {
     await db.query(
       `insert into agent_state_fact (source_id, agent_id, seq, state, start_ts, end_ts) values ('sw-voice-1', $1, $2, $3, $4, $5)`,
@@ -665,6 +670,8 @@ test(
     assert.match((await page.textContent('.etl-site[data-site="dc1"]'))!, /running/);
     assert.match((await page.textContent('.etl-site[data-site="dc2"]'))!, /not running/);
     assert.equal(await page.locator('.etl-site[data-site="dc1"] tr[data-state="ok"] [data-freshness] .badge--ok').count(), 2, 'both members read a second ago');
+    const lag = await page.locator('.etl-site[data-site="dc1"] tr[data-member="idb-voice-1-dc2"] td').allTextContents();
+    assert.deepEqual([lag[2]!.trim(), lag[3]!.trim()], ['42', '7.0 s'], 'rows behind and cursor age from the mart');
     await shot('ops');
 
     await page.selectOption('#theme', 'dark');

@@ -16,7 +16,7 @@ import type { PoolConfig } from 'pg';
 import { assertSite, reportingMartUrl, reportingUrl, type Config } from '../config';
 import { isConnectionError, type Pools } from '../db';
 import type { Logger } from '../logger';
-import { readReportingRole, type ReportingRole } from '../mart/control';
+import { readMemberLag, readReportingRole, type MemberLag, type ReportingRole } from '../mart/control';
 import { repoRoot } from '../paths';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { etlStatusQuery } from '../workflows/etl-messages';
@@ -428,16 +428,35 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     return temporalClient;
   }
 
-  /** The DR and ETL statuses, or why there are none. */
+  /**
+   * How far this site's mart is behind each member (ctl_member_lag, measured by the DR
+   * workflow's probe of this site): what the operations view shows as lag. Null when it
+   * cannot be read.
+   */
+  async function memberLag(): Promise<Record<string, MemberLag> | null> {
+    try {
+      const lags = await readMemberLag(mart, config.members.map((m) => m.id));
+      martAnswered();
+      return Object.fromEntries(lags.map((l) => [l.memberId, l]));
+    } catch (e) {
+      // Never thrown: it runs beside the Temporal queries, and an unawaited rejection would end the process.
+      if (isConnectionError(e)) martFailed(e);
+      else logger.error('reporting: member lag not read', { site, error: (e as Error).message });
+      return null;
+    }
+  }
+
+  /** The DR and ETL statuses, or why there are none, and this mart's lag per member. */
   async function ops(): Promise<Reply> {
     const sites = Object.keys(config.sites);
+    const lag = memberLag().then((members) => ({ site, members }));
     let client: Client | null;
     try {
       client = await temporal();
     } catch (e) {
-      return json(200, noStatuses(sites, `temporal unreachable: ${(e as Error).message}`));
+      return json(200, { ...noStatuses(sites, `temporal unreachable: ${(e as Error).message}`), lag: await lag });
     }
-    return json(200, client ? await statuses(client, sites) : noStatuses(sites, 'no temporal client'));
+    return json(200, { ...(client ? await statuses(client, sites) : noStatuses(sites, 'no temporal client')), lag: await lag });
   }
 
   async function staticFile(name: string): Promise<Reply> {

@@ -22,7 +22,7 @@ export async function load(ctx) {
   const ops = await api('/api/ops');
   showAlert($('#ops-error'), ops && ops.error ? 'Temporal: ' + ops.error : null, 'warn');
   renderDr(ops ? ops.dr : null);
-  renderEtl(ops ? ops.etl : null);
+  renderEtl(ops ? ops.etl : null, ops ? ops.lag : null);
   $('#ops-updated').textContent = 'updated ' + fmt.timeSec(Date.now());
   document.body.dataset.opsLoaded = 'true';
   return ops;
@@ -140,7 +140,21 @@ function renderDr(dr) {
   }
 }
 
-function renderEtl(etl) {
+/**
+ * A member's lag as this site's mart last measured it (the DR probe): rows it had not read
+ * and how old its last read was. Other sites' marts measure their own, shown at their service.
+ */
+function lagCells(lag, etlSite, memberId) {
+  const l = lag && lag.site === etlSite && lag.members ? lag.members[memberId] : null;
+  if (!l) return [h('td', { class: 'num muted' }, '—'), h('td', { class: 'num muted' }, '—')];
+  const measured = 'measured ' + ago(l.measuredAt);
+  return [
+    h('td', { class: 'num', title: measured, dataset: { rowsBehind: l.rowsBehind } }, fmtInt(l.rowsBehind)),
+    h('td', { class: 'num', title: measured }, l.secondsBehind == null ? 'never read' : fmtOne(l.secondsBehind) + ' s'),
+  ];
+}
+
+function renderEtl(etl, lag) {
   const body = clear($('#etl-body'));
   const sites = Object.entries(etl || {});
   if (!sites.length) {
@@ -177,9 +191,7 @@ function renderEtl(etl) {
       h('tbody', null, members.length ? members.map(([id, m]) => h('tr', { dataset: { member: id, state: m.state } },
         h('td', null, h('div', { class: 'mono' }, id), h('div', { class: 'muted small' }, m.sourceId + ' · ' + m.site)),
         h('td', null, badge(m.state, MEMBER_TONE[m.state] || 'muted'), m.lastError ? h('div', { class: 'muted small clip', title: m.lastError }, m.lastError) : null),
-        // Lag is measured by the ETL where it can; a status without it shows a dash, never a guess.
-        h('td', { class: 'num' }, m.rowsBehind == null ? '—' : fmtInt(m.rowsBehind)),
-        h('td', { class: 'num' }, m.cursorAgeSeconds == null ? '—' : fmtOne(m.cursorAgeSeconds) + ' s'),
+        lagCells(lag, site, id),
         h('td', { class: 'nowrap', dataset: { freshness: '' } }, freshness(m.lastOkAt)),
         h('td', { class: 'num' }, fmtInt(m.rowsTotal)),
         h('td', { class: 'num' }, fmtInt(m.lastRows)))) : h('tr', { class: 'empty' }, h('td', { colspan: 7 }, 'no members'))))));
