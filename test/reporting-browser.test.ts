@@ -747,8 +747,10 @@ test(
       const signIn = await context.newPage();
       const errors: string[] = [];
       signIn.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-      await signIn.goto(`${guardedUrl}/`);
-      await signIn.waitForURL(`${guardedUrl}/static/login.html`, { timeout: 20_000 });
+      // A link to a view, opened signed out: the sign-in comes first, then that view.
+      const view = '?view=agents&range=24h&granularity=hour&tz=UTC';
+      await signIn.goto(`${guardedUrl}/${view}`);
+      await signIn.waitForURL(`${guardedUrl}/static/login.html?next=${encodeURIComponent(view)}`, { timeout: 20_000 });
       await signIn.fill('#login-user', 'ann');
       await signIn.fill('#login-password', 'not-her-password');
       await signIn.click('#login-submit');
@@ -756,10 +758,10 @@ test(
       assert.match((await signIn.textContent('#login-error'))!, /wrong user or password/);
       await signIn.fill('#login-password', 'ann-password');
       await signIn.click('#login-submit');
-      await signIn.waitForURL(`${guardedUrl}/`, { timeout: 10_000 });
+      await signIn.waitForURL(`${guardedUrl}/${view}`, { timeout: 10_000 });
       await signIn.waitForFunction(() => (globalThis as any).document.body.dataset.loaded === (globalThis as any).location.search, undefined, { timeout: 20_000 });
       assert.equal(await signIn.textContent('#site-name'), SITE);
-      assert.equal(await signIn.isVisible('#queues-error'), false, `queue error: ${await signIn.textContent('#queues-error')}`);
+      assert.equal(await signIn.isVisible('#agents-error'), false, `agent error: ${await signIn.textContent('#agents-error')}`);
       const [cookie] = await context.cookies(guardedUrl);
       assert.deepEqual([cookie?.name, cookie?.httpOnly, cookie?.sameSite], ['twinmart_session', true, 'Strict']);
             assert.deepEqual(errors, []);

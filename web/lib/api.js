@@ -8,13 +8,11 @@ export class ApiError extends Error {
   }
 }
 
-/** `params`: a URLSearchParams or a plain object whose array values repeat the parameter. */
+/** `params`: an object whose array values repeat the parameter; empty values are left out. */
 export function apiUrl(path, params) {
-  const qs = params instanceof URLSearchParams ? new URLSearchParams(params) : new URLSearchParams();
-  if (!(params instanceof URLSearchParams)) {
-    for (const [k, v] of Object.entries(params || {})) {
-      for (const one of Array.isArray(v) ? v : [v]) if (one != null && one !== '') qs.append(k, one);
-    }
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    for (const one of Array.isArray(v) ? v : [v]) if (one != null && one !== '') qs.append(k, one);
   }
   const s = qs.toString();
   return s ? path + '?' + s : path;
@@ -35,8 +33,8 @@ export async function api(path, params) {
     body = null;
   }
   if (res.status === 401 && body && typeof body.login === 'string') {
-    // The service asks for a sign-in (reporting.auth): its login page opens the dashboard again.
-    location.assign(body.login);
+    // The service asks for a sign-in (reporting.auth): its login page opens this same view again.
+    location.assign(body.login + '?next=' + encodeURIComponent(location.search));
   }
   if (!res.ok) throw new ApiError(res.status, body, describeError(res.status, body, text));
   return body;

@@ -7,7 +7,5 @@ import { apiUrl } from './api.js';
 import { h } from './dom.js';
 
 export function csvLink(path, params, what) {
-  const qs = new URLSearchParams(apiUrl('', params).slice(1));
-  qs.set('format', 'csv');
-  return h('a', { class: 'button button--small export', href: path + '?' + qs, download: '', dataset: { export: what } }, 'Download CSV');
+  return h('a', { class: 'button button--small export', href: apiUrl(path, { ...params, format: 'csv' }), download: '', dataset: { export: what } }, 'Download CSV');
 }

@@ -43,6 +43,7 @@ export function timeFormats(tz) {
   const date = make({ weekday: 'short', year: 'numeric', month: 'short', day: 'numeric' });
   const month = make({ year: 'numeric', month: 'long' });
   const dayKey = make({ year: 'numeric', month: '2-digit', day: '2-digit' });
+  const year = make({ year: 'numeric' });
   f = {
     time: (ms) => time.format(new Date(ms)),
     timeSec: (ms) => timeSec.format(new Date(ms)),
@@ -61,7 +62,7 @@ export function timeFormats(tz) {
       const d = new Date(iso);
       if (Number.isNaN(d.getTime())) return String(iso);
       if (dayKey.format(d) === dayKey.format(new Date())) return timeSec.format(d);
-      return full.format(d).includes(String(new Date().getFullYear())) ? daySec.format(d) : full.format(d);
+      return year.format(d) === year.format(new Date()) ? daySec.format(d) : full.format(d);
     },
   };
   cache.set(tz, f);

@@ -28,7 +28,7 @@ function partsFormat(tz) {
 const WEEKDAYS = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
 /** The wall clock of instant `ms` in `tz`. */
-export function wallClock(ms, tz) {
+function wallClock(ms, tz) {
   const p = {};
   for (const { type, value } of partsFormat(tz).formatToParts(new Date(ms))) p[type] = value;
   return { year: +p.year, month: +p.month, day: +p.day, hour: +p.hour, minute: +p.minute, second: +p.second, weekday: WEEKDAYS[p.weekday] };
@@ -44,7 +44,7 @@ export function isValidZone(tz) {
 }
 
 /** The instant a wall-clock time has in `tz` (a time that does not exist, in a spring-forward gap, moves forward). */
-export function fromWallClock(w, tz) {
+function fromWallClock(w, tz) {
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour || 0, w.minute || 0, w.second || 0);
   let t = asUtc;
   // Two rounds settle the offset also right after a transition.

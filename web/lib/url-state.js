@@ -5,7 +5,7 @@
  */
 import { GRANULARITIES, RELATIVE_RANGES, isValidZone } from './range.js';
 
-export const VIEWS = ['queues', 'agents', 'interactions', 'agent-states', 'ops'];
+const VIEWS = ['queues', 'agents', 'interactions', 'agent-states', 'ops'];
 export const REFRESH = { off: 0, '10s': 10_000, '30s': 30_000, '1m': 60_000 };
 
 const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';

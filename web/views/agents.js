@@ -6,7 +6,7 @@ import { $, clear, h } from '../lib/dom.js';
 import { fmtDuration, fmtHours, fmtInt, fmtPct } from '../lib/format.js';
 import { term } from '../lib/glossary.js';
 
-export const STATES = ['ready', 'after_call_work', 'not_ready', 'logged_in'];
+const STATES = ['ready', 'after_call_work', 'not_ready', 'logged_in'];
 export const STATE_LABELS = { ready: 'Ready', after_call_work: 'After-call work', not_ready: 'Not ready', logged_in: 'Logged in' };
 
 export async function load(ctx) {

@@ -104,7 +104,7 @@ function render(ctx, data, params) {
   renderTable(ctx, rows, data.totals, multiDay);
 }
 
-export const granularityName = (g) => ({ '15min': '15-minute interval', hour: 'hour', day: 'day', month: 'month' })[g];
+const granularityName = (g) => ({ '15min': '15-minute interval', hour: 'hour', day: 'day', month: 'month' })[g];
 
 function renderKpis(t) {
   const box = clear($('#queue-kpis'));
