@@ -88,6 +88,8 @@ async function load() {
     if (page.standby) return showAlert(errorBox, standbyMessage(), 'standby');
   }
   const ctx = context();
+  // Resolved again on every load: a relative range moves with the clock.
+  $('#range-note').textContent = ctx.fmt.full(ctx.range.from) + ' – ' + ctx.fmt.full(ctx.range.to) + ' (' + s.tz + '); intervals count when they start inside the range.';
   const problem = ctx.range.to <= ctx.range.from ? 'The end of the range must be after its start.' : ctx.range.to - ctx.range.from > MAX_RANGE_MS ? 'Choose a range of at most 31 days.' : null;
   if (problem && s.view !== 'ops') {
     showAlert(errorBox, problem, 'error');
@@ -214,8 +216,6 @@ function syncControls(s) {
   for (const el of document.querySelectorAll('[data-custom]')) el.hidden = s.range !== 'custom';
   $('#from').value = toZonedInput(range.from, s.tz);
   $('#to').value = toZonedInput(range.to, s.tz);
-  const fmt = timeFormats(s.tz);
-  $('#range-note').textContent = fmt.full(range.from) + ' – ' + fmt.full(range.to) + ' (' + s.tz + '); intervals count when they start inside the range.';
   $('#tz-footer').textContent = s.tz;
   // Controls that only some views use (granularity, the filters) show only there.
   for (const el of document.querySelectorAll('[data-for]')) el.hidden = !el.dataset.for.split(' ').includes(s.view);
@@ -265,29 +265,14 @@ function apply(e) {
   setState(changes);
 }
 
-// ---------- theme ----------
-
-const THEME_KEY = 'twinmart-theme';
-
-function applyTheme(choice) {
-  const dark = choice === 'dark' || (choice === 'system' && matchMedia('(prefers-color-scheme: dark)').matches);
-  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
-  $('#theme').value = choice;
-  // Charts take their colours when drawn: draw the current view again.
-  if (Object.keys(charts).length) load();
-}
-
 function start() {
   options($('#range'), [...Object.entries(RELATIVE_RANGES), ['custom', 'Custom range']]);
   options($('#granularity'), Object.entries(GRANULARITIES));
   options($('#tz'), zones(page.state.tz).map((z) => [z, z]));
   clear($('#agent-table thead')).append(agents.agentHeadings());
-  const theme = localStorage.getItem(THEME_KEY) || 'system';
-  document.documentElement.dataset.theme = theme === 'dark' || (theme === 'system' && matchMedia('(prefers-color-scheme: dark)').matches) ? 'dark' : 'light';
-  $('#theme').value = theme;
-  $('#theme').addEventListener('change', (e) => {
-    localStorage.setItem(THEME_KEY, e.target.value);
-    applyTheme(e.target.value);
+  // Charts take their colours when drawn (theme.js sets the theme): draw the view again.
+  document.addEventListener('twinmart-theme', () => {
+    if (Object.keys(charts).length) load();
   });
 
   $('#range').addEventListener('change', (e) => {
@@ -316,6 +301,8 @@ function start() {
     e.preventDefault();
     navigate(a.getAttribute('href'));
     window.scrollTo(0, 0);
+    // The link is gone with the old view: keyboard and screen-reader users continue at the new view's heading.
+    $('#view-' + page.state.view + ' h2').focus({ preventScroll: true });
   });
   window.addEventListener('popstate', () => {
     page.state = parseState(location.search);
