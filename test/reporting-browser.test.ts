@@ -594,8 +594,9 @@ test(
     const foot = (await page.locator('#queue-table tfoot td').allTextContents()).map((s) => s.trim());
     assert.deepEqual(foot.slice(0, 3), counts.map((k) => new Intl.NumberFormat('en-US').format(json.totals[k])));
 
-    // Drill: the sales row of I0 opens the calls of that queue and interval, as a link.
-    await Promise.all([page.click(`#queue-table tr[data-queue="sales"][data-interval="${iso(I0)}"] a.drill`), page.waitForURL(/view=interactions/)]);
+    // Drill, by keyboard: the sales row of I0 opens the calls of that queue and interval, as a link.
+    await page.focus(`#queue-table tr[data-queue="sales"][data-interval="${iso(I0)}"] a.drill`);
+    await Promise.all([page.keyboard.press('Enter'), page.waitForURL(/view=interactions/)]);
     await loaded();
     const drill = await search();
     assert.deepEqual([drill.get('queue'), drill.get('from'), drill.get('to')], ['sales', iso(I0), iso(I1)]);
@@ -605,7 +606,15 @@ test(
     assert.deepEqual([...calls].sort(), sql.rows.map((r) => r.call_id).sort());
     const row = (await page.locator(`#calls-table tr[data-call-id="${CALL_ID}"] td`).allTextContents()).map((s) => s.trim());
     assert.deepEqual([row[3], row[4], row[5], row[6]], ['answered', '0:12', '2:48', 'agent-007']);
+    assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement.id), 'interactions-title', 'the focus moves to the new view');
     await shot('interactions-drill');
+    // A call of the list opens its events, a link too.
+    await page.click(`#calls-table tr[data-call-id="${CALL_ID}"] a[href*="callId"]`);
+    await loaded();
+    const events = await page.locator(`.call[data-call-id="${CALL_ID}"] .timeline__item`).evaluateAll((els) => els.map((e: any) => e.dataset.event));
+    assert.deepEqual(events, CALL_EVENTS.map((e) => e.event), 'the usable events in order, the discarded one left out');
+    await page.goBack();
+    await loaded();
     // Back: the queue view as it was.
     await page.goBack();
     await loaded();
@@ -649,11 +658,11 @@ test(
     assert.equal(day.length, 1, 'one day bucket');
     await page.selectOption('#granularity', '15min');
     await loaded();
-    const quarters = await page.locator('#queue-table tbody tr').count();
-    assert.equal(quarters, 100, 'a 25-hour day has 100 quarter-hours');
-    const foot = (await page.locator('#queue-table tfoot td').allTextContents()).map((s) => s.trim());
-    // The day's row and the 15-minute totals: the same counts.
-    assert.deepEqual(day[0]!.slice(2, 5), foot.slice(0, 3));
+    const quarters = await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => [...tr.children].slice(2, 5).map((td: any) => Number(td.textContent.replace(/,/g, '')))));
+    assert.equal(quarters.length, 100, 'a 25-hour day has 100 quarter-hours');
+    // The day's row holds the sums of its 15-minute rows.
+    const sums = [0, 1, 2].map((c) => quarters.reduce((a, r) => a + r[c]!, 0));
+    assert.deepEqual(day[0]!.slice(2, 5).map((s) => Number(s.replace(/,/g, ''))), sums);
     const expected = DST_ROWS.filter((r) => r.interval >= Date.parse(DST_FROM) && r.interval < Date.parse(DST_TO)).reduce((a, r) => a + r.offered, 0);
     assert.equal(day[0]![2], new Intl.NumberFormat('en-US').format(expected));
     assert.deepEqual(pageErrors, []);
