@@ -510,6 +510,13 @@ test(
     await loaded();
     assert.equal(await page.inputValue('#granularity'), 'hour');
     assert.equal((await search()).getAll('queue').join(','), 'sales,support');
+    // The queue filter: one queue left, applied, is the link's filter.
+    await page.click('#queue-filter summary');
+    await page.uncheck('#queue-filter input[value="support"]');
+    await page.click('#apply');
+    await loaded();
+    assert.deepEqual((await search()).getAll('queue'), ['sales']);
+    assert.deepEqual(new Set(await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.queue))), new Set(['sales']));
     assert.deepEqual(pageErrors, []);
   }),
 );

@@ -83,9 +83,17 @@ async function load() {
   const s = page.state;
   const seq = ++page.loadSeq;
   const errorBox = $('#' + s.view + '-error');
+  // A load it supersedes will not finish the page's loading state: this one does.
+  delete document.body.dataset.loading;
+  const done = () => {
+    if (seq === page.loadSeq) document.body.dataset.loaded = location.search;
+  };
   if (s.view !== 'ops') {
     if (page.standby === null) return; // the first health answer loads the view
-    if (page.standby) return showAlert(errorBox, standbyMessage(), 'standby');
+    if (page.standby) {
+      showAlert(errorBox, standbyMessage(), 'standby');
+      return done();
+    }
   }
   const ctx = context();
   // Resolved again on every load: a relative range moves with the clock.
@@ -93,7 +101,7 @@ async function load() {
   const problem = ctx.range.to <= ctx.range.from ? 'The end of the range must be after its start.' : ctx.range.to - ctx.range.from > MAX_RANGE_MS ? 'Choose a range of at most 31 days.' : null;
   if (problem && s.view !== 'ops') {
     showAlert(errorBox, problem, 'error');
-    return;
+    return done();
   }
   document.body.dataset.loading = 'true';
   try {
@@ -107,10 +115,8 @@ async function load() {
     showAlert(errorBox, e instanceof ApiError ? e.message : 'Could not show this view: ' + (e && e.message ? e.message : e), isStandby(e) ? 'standby' : 'error');
     if (isStandby(e)) loadHealth();
   } finally {
-    if (seq === page.loadSeq) {
-      delete document.body.dataset.loading;
-      document.body.dataset.loaded = location.search;
-    }
+    if (seq === page.loadSeq) delete document.body.dataset.loading;
+    done();
   }
 }
 
@@ -229,6 +235,8 @@ function fillFilters() {
 }
 
 function fillMulti(detailsSel, summarySel, seen, selected, allLabel, name) {
+  // An open menu may hold choices not applied yet: an auto-refresh must not undo them.
+  if ($(detailsSel).open) return;
   const menu = $(detailsSel + ' .multi__menu');
   const values = [...new Set([...seen, ...selected])].sort();
   clear(menu);
@@ -304,10 +312,7 @@ function start() {
     // The link is gone with the old view: keyboard and screen-reader users continue at the new view's heading.
     $('#view-' + page.state.view + ' h2').focus({ preventScroll: true });
   });
-  window.addEventListener('popstate', () => {
-    page.state = parseState(location.search);
-    show();
-  });
+  window.addEventListener('popstate', () => navigate(location.search, { replace: true }));
 
   // The URL always spells out the whole view, defaults included, so a copied link is complete.
   navigate(stateUrl(page.state), { replace: true });
