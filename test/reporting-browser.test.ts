@@ -532,6 +532,20 @@ test(
       const e = EXPECTED_BY_INTERVAL.get(k) ?? { offered: 0, answered: 0, abandoned: 0 };
       assert.deepEqual(volume.datasets.map((d) => d.data[i]), [e.offered, e.answered, e.abandoned], `volume at ${k}`);
     });
+    // A queue's line shown in the legend stays shown when the view loads again (as auto-refresh does).
+    const slLabels = (await chartData('serviceLevel')).datasets.map((d) => d.label);
+    assert.deepEqual(slLabels, ['All selected queues', 'billing', 'sales', 'support']);
+    await page.evaluate(() => {
+      const c = (globalThis as any).twinmartCharts.serviceLevel;
+      c.setDatasetVisibility(2, true);
+      c.update();
+    });
+    await page.selectOption('#tz', 'Europe/Berlin');
+    await loaded();
+    const visible = await page.evaluate(() => [0, 1, 2, 3].map((i) => (globalThis as any).twinmartCharts.serviceLevel.isDatasetVisible(i)));
+    assert.deepEqual(visible, [true, false, true, false]);
+    await page.goBack();
+    await loaded();
     // The chart's numbers are also a table (for screen readers).
     assert.equal(await page.locator('#chart-volume-table tbody tr').count(), volume.labels.length);
     // Each figure carries its definition, reachable by keyboard.

@@ -50,6 +50,11 @@ export function upsertChart(name, canvas, type, data, options) {
   if (typeof window.Chart !== 'function') throw new Error('Chart.js did not load (/static/chart.umd.js)');
   const existing = charts[name];
   if (existing && existing.canvas === canvas) {
+    // A series the user hid or showed in the legend stays so across refreshes.
+    for (const d of data.datasets) {
+      const i = existing.data.datasets.findIndex((o) => o.label === d.label);
+      if (i >= 0) d.hidden = !existing.isDatasetVisible(i);
+    }
     existing.data = data;
     existing.options = options;
     existing.update();
