@@ -662,6 +662,10 @@ test(
     assert.deepEqual(states, AGENT_SPANS.filter((s) => s.agent === 'agent-007').map((s) => s.state));
     assert.equal(await page.locator('.state-bar__span').count(), states.length);
     await shot('agent-timeline');
+    await page.setViewportSize({ width: 390, height: 844 });
+    const narrow = await horizontalOverflow();
+    assert.ok(narrow.px <= 0, `no horizontal overflow of the timeline on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
     await page.goBack();
     await loaded();
     assert.equal((await search()).get('view'), 'agents');
@@ -703,6 +707,10 @@ test(
     const lag = await page.locator('.etl-site[data-site="dc1"] tr[data-member="idb-voice-1-dc2"] td').allTextContents();
     assert.deepEqual([lag[2]!.trim(), lag[3]!.trim()], ['42', '7.0 s'], 'rows behind and cursor age from the mart');
     await shot('ops');
+    await page.setViewportSize({ width: 390, height: 844 });
+    const narrow = await horizontalOverflow();
+    assert.ok(narrow.px <= 0, `no horizontal overflow of the operations view on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     await page.selectOption('#theme', 'dark');
     assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
