@@ -29,8 +29,7 @@ export async function load(ctx) {
     exportBox.append(csvLink('/api/interactions', params, 'interactions'));
     const rows = Array.isArray(data.rows) ? data.rows : [];
     results.append(rows.length
-      ? h('p', { class: 'muted result-count' }, rows.length === 1 ? '1 interaction' : rows.length + ' interactions, newest first',
-          data.truncated ? h('span', { class: 'text-bad' }, ' (more matched than shown: search by call id for one call)') : null)
+      ? h('p', { class: 'muted result-count' }, rows.length === 1 ? '1 interaction' : rows.length + ' interactions, newest first')
       : h('p', { class: 'muted empty-result' }, 'No interaction found.'));
     for (const r of rows) results.append(callCard(ctx, r));
     return data;
@@ -45,14 +44,12 @@ export async function load(ctx) {
   $('#interactions-title').textContent = 'Calls of ' + queue + ' · ' + ctx.fmt.dayTime(ctx.range.from) + ' – ' + ctx.fmt.time(ctx.range.to);
   const data = await api('/api/interactions', params);
   exportBox.append(csvLink('/api/interactions', params, 'interactions'));
-  results.append(callTable(ctx, Array.isArray(data.rows) ? data.rows : [], data.truncated));
+  results.append(callTable(ctx, Array.isArray(data.rows) ? data.rows : []));
   return data;
 }
 
-function callTable(ctx, rows, truncated) {
-  return h('div', null,
-    truncated ? h('p', { class: 'alert alert--warn' }, 'Only the first calls are shown: narrow the interval.') : null,
-    h('div', { class: 'table-wrap table-wrap--tall' }, h('table', { class: 'data data--compact', id: 'calls-table' },
+function callTable(ctx, rows) {
+  return h('div', { class: 'table-wrap table-wrap--tall' }, h('table', { class: 'data data--compact', id: 'calls-table' },
       h('caption', { class: 'visually-hidden' }, 'Calls of the interval'),
       h('thead', null, h('tr', null, ['Started', 'Call', 'Caller', 'Outcome'].map((t) => h('th', { scope: 'col' }, t)),
         h('th', { scope: 'col', class: 'num' }, 'Wait'), h('th', { scope: 'col', class: 'num' }, 'Talk'), h('th', { scope: 'col' }, 'Agent'))),
@@ -65,7 +62,7 @@ function callTable(ctx, rows, truncated) {
             h('td', { class: 'num' }, fmtDuration(r.waitSeconds)),
             h('td', { class: 'num' }, fmtDuration(r.talkSeconds)),
             h('td', null, r.agentId ? h('a', { href: ctx.link({ view: 'agent-states', agents: [r.agentId] }) }, r.agentId) : '—')))
-        : h('tr', { class: 'empty' }, h('td', { colspan: 7 }, 'No calls in this interval.'))))));
+        : h('tr', { class: 'empty' }, h('td', { colspan: 7 }, 'No calls in this interval.')))));
 }
 
 function callCard(ctx, r) {
