@@ -653,6 +653,9 @@ test(
     await noViewError('agents');
     const agents = await chartData('agentStates');
     assert.ok(agents.labels.includes('agent-007'));
+    // The totals row: the calls answered in the range, as the mart holds them.
+    const calls = await mart.query<{ n: string }>(`select count(*) as n from interaction_fact where answer_ts >= $1 and answer_ts < $2`, [iso(I0), iso(I2 + MIN15)]);
+    assert.equal((await page.locator('#agent-table tfoot td').first().textContent())!.trim(), String(Number(calls.rows[0]!.n)));
     await shot('agents');
     await Promise.all([page.locator('#agent-table tr[data-agent="agent-007"] a.drill').first().click(), page.waitForURL(/view=agent-states/)]);
     await loaded();

@@ -25,18 +25,13 @@ function render(ctx, data, params) {
   const tbody = clear($('#agent-table tbody'));
   if (!rows.length) tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: 11 }, 'No agent activity in this range.')));
   for (const r of rows) {
-    const s = r.stateSeconds || {};
-    const reasons = Object.entries(r.notReadyByReason || {}).map(([k, v]) => k + ' ' + fmtDuration(v)).join(', ');
-    tbody.append(h('tr', { dataset: { agent: r.agentId, interval: r.intervalStart || '' } },
+    tbody.append(h('tr', { dataset: { agent: r.agentId, interval: r.intervalStart } },
       h('td', null, h('a', { class: 'drill', href: ctx.link({ view: 'agent-states', agents: [r.agentId] }), title: 'State timeline of ' + r.agentId }, r.agentId)),
-      h('td', { class: 'nowrap' }, r.intervalStart ? fmt.bucket(Date.parse(r.intervalStart), state.granularity, multiDay) : '—'),
-      h('td', { class: 'num' }, fmtInt(r.callsHandled)),
-      h('td', { class: 'num' }, fmtDuration(r.talkSeconds)),
-      h('td', { class: 'num' }, fmtDuration(r.ahtSeconds)),
-      h('td', { class: 'num' }, fmtPct(r.occupancyPct)),
-      STATES.map((k) => h('td', { class: 'num' }, fmtDuration(s[k] || 0))),
-      h('td', { class: 'small' }, reasons || '—')));
+      h('td', { class: 'nowrap' }, fmt.bucket(Date.parse(r.intervalStart), state.granularity, multiDay)),
+      figureCells(r)));
   }
+  const tfoot = clear($('#agent-table tfoot'));
+  if (data.totals) tfoot.append(h('tr', { class: 'totals' }, h('th', { scope: 'row', colspan: 2 }, 'Total'), figureCells(data.totals)));
 
   // The chart sums each agent's buckets: one stacked bar per agent.
   const agents = [];
@@ -81,6 +76,20 @@ function render(ctx, data, params) {
   upsertChart('agentStates', $('#chart-agents'), 'bar', chartData, options);
   $('#chart-agents-table').replaceChildren(chartTable('Time per state per agent (h:mm:ss)', chartData, fmtDuration));
   clear($('#agents-export')).append(csvLink('/api/agent-summary', params, 'agents'));
+}
+
+/** The figures of a row or of the totals, in the order of the headings. */
+function figureCells(r) {
+  const s = r.stateSeconds || {};
+  const reasons = Object.entries(r.notReadyByReason || {}).map(([k, v]) => k + ' ' + fmtDuration(v)).join(', ');
+  return [
+    h('td', { class: 'num' }, fmtInt(r.callsHandled)),
+    h('td', { class: 'num' }, fmtDuration(r.talkSeconds)),
+    h('td', { class: 'num' }, fmtDuration(r.ahtSeconds)),
+    h('td', { class: 'num' }, fmtPct(r.occupancyPct)),
+    STATES.map((k) => h('td', { class: 'num' }, fmtDuration(s[k] || 0))),
+    h('td', { class: 'small' }, reasons || '—'),
+  ];
 }
 
 /** The agent table's headings, with the figures' definitions. */
