@@ -653,6 +653,13 @@ test(
     await noViewError('agents');
     const agents = await chartData('agentStates');
     assert.ok(agents.labels.includes('agent-007'));
+    // Agent-007's rows: a cell per heading, and its states summed over the buckets as inserted.
+    const headings = await page.locator('#agent-table thead th').count();
+    const rows007 = await page.locator('#agent-table tbody tr[data-agent="agent-007"]').evaluateAll((trs) => trs.map((tr: any) => [...tr.children].map((td: any) => td.textContent.trim())));
+    for (const r of rows007) assert.equal(r.length, headings, `a cell per heading: ${JSON.stringify(r)}`);
+    const seconds = (t: string) => t.split(':').reduce((a, p) => a * 60 + Number(p), 0);
+    const readyColumn = 6; // agent, interval, calls, talk, AHT, occupancy, then the states from ready
+    assert.equal(rows007.reduce((a, r) => a + seconds(r[readyColumn]!), 0), AGENT_SPANS.filter((x) => x.agent === 'agent-007' && x.state === 'ready').reduce((a, x) => a + x.seconds, 0));
     // The totals row: the calls answered in the range, as the mart holds them.
     const calls = await mart.query<{ n: string }>(`select count(*) as n from interaction_fact where answer_ts >= $1 and answer_ts < $2`, [iso(I0), iso(I2 + MIN15)]);
     assert.equal((await page.locator('#agent-table tfoot td').first().textContent())!.trim(), String(Number(calls.rows[0]!.n)));

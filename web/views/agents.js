@@ -87,7 +87,7 @@ function figureCells(r) {
     h('td', { class: 'num' }, fmtDuration(r.talkSeconds)),
     h('td', { class: 'num' }, fmtDuration(r.ahtSeconds)),
     h('td', { class: 'num' }, fmtPct(r.occupancyPct)),
-    STATES.map((k) => h('td', { class: 'num' }, fmtDuration(s[k] || 0))),
+    ...STATES.map((k) => h('td', { class: 'num' }, fmtDuration(s[k] || 0))),
     h('td', { class: 'small' }, reasons || '—'),
   ];
 }
