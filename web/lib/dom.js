@@ -2,7 +2,7 @@
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-/** Builds an element; strings become text nodes. */
+/** Builds an element; strings become text nodes, arrays (however nested) their items. */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   if (attrs) {
@@ -13,7 +13,7 @@ export function h(tag, attrs, ...children) {
       else el.setAttribute(k, v === true ? '' : String(v));
     }
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c == null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
