@@ -187,14 +187,13 @@ function renderEtl(etl, lag) {
       h('thead', null, h('tr', null,
         h('th', { scope: 'col' }, 'Member'), h('th', { scope: 'col' }, 'State'),
         h('th', { scope: 'col', class: 'num' }, 'Rows behind'), h('th', { scope: 'col', class: 'num' }, 'Cursor age'),
-        h('th', { scope: 'col' }, 'Freshness'), h('th', { scope: 'col', class: 'num' }, 'Rows loaded'), h('th', { scope: 'col', class: 'num' }, 'Last'))),
+        h('th', { scope: 'col' }, 'Freshness'), h('th', { scope: 'col', class: 'num' }, 'Rows loaded'))),
       h('tbody', null, members.length ? members.map(([id, m]) => h('tr', { dataset: { member: id, state: m.state } },
         h('td', null, h('div', { class: 'mono' }, id), h('div', { class: 'muted small' }, m.sourceId + ' · ' + m.site)),
         h('td', null, badge(m.state, MEMBER_TONE[m.state] || 'muted'), m.lastError ? h('div', { class: 'muted small clip', title: m.lastError }, m.lastError) : null),
         lagCells(lag, site, id),
         h('td', { class: 'nowrap', dataset: { freshness: '' } }, freshness(m.lastOkAt)),
-        h('td', { class: 'num' }, fmtInt(m.rowsTotal)),
-        h('td', { class: 'num' }, fmtInt(m.lastRows)))) : h('tr', { class: 'empty' }, h('td', { colspan: 7 }, 'no members'))))));
+        h('td', { class: 'num' }, fmtInt(m.rowsTotal), h('div', { class: 'muted small' }, '+' + fmtInt(m.lastRows) + ' last cycle')))) : h('tr', { class: 'empty' }, h('td', { colspan: 6 }, 'no members'))))));
     body.append(card);
   }
 }
