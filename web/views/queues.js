@@ -26,7 +26,7 @@ function render(ctx, data, params) {
   const multiDay = !fmt.sameDay(from, to - 1);
   const g = state.granularity;
 
-  $('#sl-threshold').textContent = data.serviceLevelSeconds != null ? '· answered within ' + data.serviceLevelSeconds + ' s' : '';
+  $('#sl-threshold').textContent = slCaption(data);
   $('#queues-sub').textContent = 'Per ' + granularityName(g) + ' · ' + fmt.dayTime(from) + ' – ' + fmt.dayTime(to) + ' · ' + state.tz;
 
   const byBucket = new Map();
@@ -102,6 +102,19 @@ function render(ctx, data, params) {
   clear($('#queues-export')).append(csvLink('/api/queue-summary', params, 'queues'));
   renderKpis(data.totals);
   renderTable(ctx, rows, data.totals, multiDay);
+}
+
+/** What the service level on screen divides, as the service computes it (reporting.serviceLevelFormula). */
+const SL_FORMULAS = {
+  'answered-over-handled': 'of answered and abandoned calls',
+  'answered-over-offered': 'of offered calls',
+  'answered-and-abandoned-in-sl-over-offered': 'answered or abandoned within it, of offered calls',
+};
+
+function slCaption(data) {
+  if (data.serviceLevelSeconds == null) return '';
+  const short = data.shortAbandonSeconds ? '; abandons within ' + data.shortAbandonSeconds + ' s left out' : '';
+  return '· answered within ' + data.serviceLevelSeconds + ' s, ' + (SL_FORMULAS[data.serviceLevelFormula] || 'of offered calls') + short;
 }
 
 const granularityName = (g) => ({ '15min': '15-minute interval', hour: 'hour', day: 'day', month: 'month' })[g];
