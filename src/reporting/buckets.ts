@@ -15,9 +15,6 @@ export interface Bucketing {
   tz: string;
 }
 
-/** ag_queue_15min's bins: the points the buckets of a range are found from start on them. */
-const ORIGIN = `timestamptz '2000-01-01 00:00:00+00'`;
-
 /**
  * SQL for the instant at which the bucket holding `ts` starts; `tz` is the placeholder of
  * the zone's bind parameter (such as `$5::text`). Quarter hours and hours are found by
@@ -37,29 +34,27 @@ export function bucketStart(granularity: Granularity, ts: string, tz: string): s
   }
 }
 
-/** SQL for the instant at which the next bucket after the one holding `ts` starts. */
-function bucketEnd(granularity: Granularity, ts: string, tz: string): string {
-  switch (granularity) {
-    case '15min':
-      return `(${bucketStart(granularity, ts, tz)} + interval '15 minutes')`;
-    case 'hour':
-      return `(${bucketStart(granularity, ts, tz)} + interval '1 hour')`;
-    case 'day':
-    case 'month':
-      return `((date_trunc('${granularity}', ${ts} at time zone ${tz}) + interval '1 ${granularity}') at time zone ${tz})`;
-  }
-}
+const STEP: Record<Granularity, string> = {
+  '15min': `interval '15 minutes'`,
+  hour: `interval '1 hour'`,
+  day: `interval '1 day'`,
+  month: `interval '1 month'`,
+};
 
 /**
- * SQL for the buckets overlapping [from, to): (bucket_start, bucket_end), each clipped to
- * the range as (clip_start, clip_end). Found from the range's 15-minute points, each of
- * which lies in exactly one bucket and every bucket holds at least one of them.
+ * SQL for the buckets overlapping [from, to), as rows (bucket_start, bucket_end): one row
+ * per bucket, so that joined laterally to each agent span it yields the few buckets that
+ * span crosses (joining every span to every bucket of a month would be millions of pairs).
+ * Days and months step in local time, so a DST day ends at the next local midnight.
  */
-export function bucketsOf(granularity: Granularity, from: string, to: string, tz: string): string {
-  return `select distinct on (bucket_start) bucket_start, bucket_end,
-                 greatest(bucket_start, ${from}) as clip_start, least(bucket_end, ${to}) as clip_end
-            from (select ${bucketStart(granularity, 'p', tz)} as bucket_start, ${bucketEnd(granularity, 'p', tz)} as bucket_end
-                    from generate_series(date_bin('15 minutes', ${from}, ${ORIGIN}), ${to}, interval '15 minutes') p
-                   where p < ${to}) b
-           order by bucket_start`;
+export function bucketsOverlapping(granularity: Granularity, from: string, to: string, tz: string): string {
+  const step = STEP[granularity];
+  if (granularity === '15min' || granularity === 'hour') {
+    return `select b as bucket_start, b + ${step} as bucket_end
+              from generate_series(${bucketStart(granularity, from, tz)}, ${to}, ${step}) b
+             where b < ${to}`;
+  }
+  return `select b at time zone ${tz} as bucket_start, (b + ${step}) at time zone ${tz} as bucket_end
+            from generate_series(date_trunc('${granularity}', ${from} at time zone ${tz}), ${to} at time zone ${tz}, ${step}) b
+           where b at time zone ${tz} < ${to}`;
 }

@@ -6,7 +6,7 @@
  * collations list rows in the same order.
  */
 import type { Queryable } from '../db';
-import { bucketStart, bucketsOf, type Bucketing } from './buckets';
+import { bucketStart, bucketsOverlapping, type Bucketing } from './buckets';
 import { queueFigures, type QueueCounts, type QueueFigures, type ServiceLevelFormula } from './figures';
 
 /** A half-open time range [from, to). */
@@ -198,8 +198,7 @@ function agentFigures(r: AgentCounts): AgentFigures {
 export async function agentSummary(db: Queryable, range: Range, agents: string[] | null, bucketing: Bucketing): Promise<AgentSummary> {
   const g = bucketing.granularity;
   const { rows } = await db.query<AgentCounts & { agent_id: string | null; bucket: Date | null; is_total: boolean }>(
-    `with buckets as materialized (${bucketsOf(g, '$1::timestamptz', '$2::timestamptz', '$5::text')}),
-     calls as (
+    `with calls as (
        select f.agent_id, ${bucketStart(g, 'f.answer_ts', '$5::text')} as bucket, count(*) as calls_handled,
               coalesce(sum(f.talk_s), 0) as talk_s
          from interaction_fact f
@@ -208,44 +207,43 @@ export async function agentSummary(db: Queryable, range: Range, agents: string[]
           and f.agent_id is not null
           and ($3::text[] is null or f.agent_id = any($3::text[]))
         group by 1, 2
+     ), clipped as (
+       select s.agent_id, s.state, case when s.state = 'not_ready' then coalesce(s.reason, '${NO_REASON}') end as reason,
+              greatest(s.start_ts, $1::timestamptz) as clip_start, least(coalesce(s.end_ts, now()), $2::timestamptz) as clip_end
+         from ${SPANS_IN_RANGE}
      ), spans as (
-       select s.agent_id, b.bucket_start as bucket, s.state, coalesce(s.reason, '${NO_REASON}') as reason,
-              extract(epoch from least(coalesce(s.end_ts, now()), b.clip_end) - greatest(s.start_ts, b.clip_start)) as seconds
-         from (select s.* from ${SPANS_IN_RANGE}) s
-         join buckets b on b.clip_start < coalesce(s.end_ts, 'infinity') and b.clip_end > s.start_ts
+       select c.agent_id, b.bucket_start as bucket, c.state, c.reason,
+              sum(date_part('epoch', least(c.clip_end, b.bucket_end) - greatest(c.clip_start, b.bucket_start))) as seconds
+         from clipped c
+         cross join lateral (${bucketsOverlapping(g, 'c.clip_start', 'c.clip_end', '$5::text')}) b
+        where least(c.clip_end, b.bucket_end) > greatest(c.clip_start, b.bucket_start)
+        group by 1, 2, 3, 4
      ), states as (
        select agent_id, bucket,
               coalesce(sum(seconds) filter (where state = 'logged_in'), 0) as logged_in,
               coalesce(sum(seconds) filter (where state = 'ready'), 0) as ready,
               coalesce(sum(seconds) filter (where state = 'not_ready'), 0) as not_ready,
-              coalesce(sum(seconds) filter (where state = 'after_call_work'), 0) as after_call_work
+              coalesce(sum(seconds) filter (where state = 'after_call_work'), 0) as after_call_work,
+              jsonb_object_agg(reason, seconds) filter (where state = 'not_ready') as by_reason
          from spans
-        where seconds > 0
         group by 1, 2
-     ), reasons as (
-       select agent_id, bucket, reason, sum(seconds) as seconds
-         from spans
-        where seconds > 0 and state = 'not_ready'
-        group by 1, 2, 3
      ), per_bucket as (
        select agent_id, bucket,
               coalesce(c.calls_handled, 0) as calls_handled, coalesce(c.talk_s, 0) as talk_s,
               coalesce(st.logged_in, 0) as logged_in, coalesce(st.ready, 0) as ready,
-              coalesce(st.not_ready, 0) as not_ready, coalesce(st.after_call_work, 0) as after_call_work
+              coalesce(st.not_ready, 0) as not_ready, coalesce(st.after_call_work, 0) as after_call_work, st.by_reason
          from calls c full join states st using (agent_id, bucket)
      )
      select true as is_total, null as agent_id, null::timestamptz as bucket,
             coalesce(sum(calls_handled), 0)::integer as calls_handled, coalesce(sum(talk_s), 0)::float8 as talk_s,
             coalesce(sum(logged_in), 0)::float8 as logged_in, coalesce(sum(ready), 0)::float8 as ready,
             coalesce(sum(not_ready), 0)::float8 as not_ready, coalesce(sum(after_call_work), 0)::float8 as after_call_work,
-            (select jsonb_object_agg(reason, seconds::float8)
-               from (select reason, sum(seconds) as seconds from reasons group by reason) t) as by_reason
+            (select jsonb_object_agg(reason, seconds)
+               from (select reason, sum(seconds) as seconds from spans where state = 'not_ready' group by reason) t) as by_reason
        from per_bucket
      union all
      (select false, p.agent_id, p.bucket, p.calls_handled::integer, p.talk_s::float8, p.logged_in::float8, p.ready::float8,
-             p.not_ready::float8, p.after_call_work::float8,
-             (select jsonb_object_agg(r.reason, r.seconds::float8) from reasons r
-               where r.agent_id = p.agent_id and r.bucket = p.bucket)
+             p.not_ready::float8, p.after_call_work::float8, p.by_reason
         from per_bucket p
        order by p.agent_id collate "C", p.bucket
        limit $4::integer + 1)`,

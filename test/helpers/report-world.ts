@@ -45,11 +45,13 @@ export function reportConfig(martUrl: string, etl: Record<string, unknown> = {},
   });
 }
 
-/** Warnings and errors only, on stderr: a test that fails shows why the service refused. */
+/** The service's own warnings and errors, on stderr: a test that fails shows why the service refused. */
 export const quietLogger: Logger = {
   debug() {},
   info() {},
-  warn: (message, fields) => void process.stderr.write(`warn ${message} ${JSON.stringify(fields ?? {})}\n`),
+  warn: (message, fields) => {
+    if (message.startsWith('reporting:')) process.stderr.write(`warn ${message} ${JSON.stringify(fields ?? {})}\n`);
+  },
   error: (message, fields) => void process.stderr.write(`error ${message} ${JSON.stringify(fields ?? {})}\n`),
 };
 
