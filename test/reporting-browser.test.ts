@@ -642,6 +642,15 @@ test(
     assert.equal((await search()).toString(), new URLSearchParams(view).toString());
     assert.equal(await page.isVisible('#view-queues'), true);
     assert.equal(await page.locator('#queue-table tbody tr').count(), QUEUE_ROWS.filter((r) => r.interval >= I0 && r.interval <= I2).length);
+
+    // The lookup by caller number is a link too (ani in the URL), and finds the call.
+    await page.click('.section-nav a[data-view="interactions"]');
+    await loaded();
+    await page.fill('#lookup-input', ANI);
+    await page.press('#lookup-input', 'Enter');
+    await loaded();
+    assert.equal((await search()).get('ani'), ANI);
+    assert.deepEqual(await page.locator('.call').evaluateAll((els) => els.map((e: any) => e.dataset.callId)), [CALL_ID]);
     assert.deepEqual(pageErrors, []);
   }),
 );
