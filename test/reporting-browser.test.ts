@@ -714,6 +714,36 @@ test(
 );
 
 test(
+  'relative ranges resolve on the wall clock of the chosen zone: today on DST days has 25 and 23 hours, a week starts on Monday',
+  step(async () => {
+    // The page's own module (lib/range.js), run in the page as the dashboard runs it (a
+    // string, so the test's compiler does not turn import() into require()).
+    await open('?view=ops&range=24h&granularity=15min&tz=UTC');
+    const got = await page.evaluate(`(async () => {
+      const r = await import('/static/lib/range.js');
+      const iso = (x) => [new Date(x.from).toISOString(), new Date(x.to).toISOString()];
+      return {
+        fallBack: iso(r.resolveRelative('today', 'Europe/Berlin', Date.parse('2026-10-25T12:00:00Z'))),
+        springForward: iso(r.resolveRelative('today', 'Europe/Berlin', Date.parse('2026-03-29T12:00:00Z'))),
+        yesterdayNewYork: iso(r.resolveRelative('yesterday', 'America/New_York', Date.parse('2026-11-02T03:00:00Z'))),
+        weekKolkata: iso(r.resolveRelative('week', 'Asia/Kolkata', Date.parse('2026-12-07T12:00:00Z'))),
+        dayAfter: new Date(r.bucketEnd(Date.parse('2026-10-24T22:00:00Z'), 'day', 'Europe/Berlin')).toISOString(),
+        gap: new Date(r.fromZonedInput('2026-03-29T02:30', 'Europe/Berlin')).toISOString(),
+      };
+    })()`);
+    assert.deepEqual(got, {
+      fallBack: [DST_FROM, DST_TO],
+      springForward: ['2026-03-28T23:00:00.000Z', '2026-03-29T22:00:00.000Z'],
+      yesterdayNewYork: ['2026-10-31T04:00:00.000Z', '2026-11-01T04:00:00.000Z'],
+      weekKolkata: ['2026-12-06T18:30:00.000Z', '2026-12-13T18:30:00.000Z'],
+      dayAfter: DST_TO,
+      // 02:30 does not exist that night: the time moves forward to 03:30 CEST.
+      gap: '2026-03-29T01:30:00.000Z',
+    });
+  }),
+);
+
+test(
   'operations view and dark theme; auto-refresh is a setting of the link and pauses while the tab is hidden',
   step(async () => {
     await open('?view=ops&range=24h&granularity=15min&tz=UTC');
