@@ -628,6 +628,7 @@ test(
     const row = (await page.locator(`#calls-table tr[data-call-id="${CALL_ID}"] td`).allTextContents()).map((s) => s.trim());
     assert.deepEqual([row[3], row[4], row[5], row[6]], ['answered', '0:12', '2:48', 'agent-007']);
     assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement.id), 'interactions-title', 'the focus moves to the new view');
+    assert.match((await page.textContent('#view-status'))!, /^Calls of sales .* shown, \d+ rows?\.$/, 'a screen reader hears of the new view');
     await shot('interactions-drill');
     // A call of the list opens its events, a link too.
     await page.click(`#calls-table tr[data-call-id="${CALL_ID}"] a[href*="callId"]`);

@@ -27,6 +27,8 @@ const page = {
   standby: null,
   seen: { queues: new Set(), agents: new Set() },
   loadSeq: 0,
+  /** Whether the next load follows a change of view, which a screen reader is told of (a refresh is not). */
+  announce: false,
   refreshTimer: null,
   opsTimer: null,
 };
@@ -76,6 +78,7 @@ function show() {
   // The standby's link to the active site follows the view, so it opens the same report there.
   if (standbyHref()) $('#standby-link').href = standbyHref();
   scheduleRefresh();
+  page.announce = true;
   load();
 }
 
@@ -110,6 +113,8 @@ async function load() {
     // The service bounds every answer; say so rather than let a cut report pass as whole.
     showAlert(errorBox, data && data.truncated ? 'Only the first part of this report is shown (the answer was cut at its row limit): narrow the range or the filters.' : null, 'warn');
     fillFilters();
+    if (page.announce) $('#view-status').textContent = $('#view-' + s.view + ' h2').textContent + ' shown' + (data && Array.isArray(data.rows) ? ', ' + data.rows.length + (data.rows.length === 1 ? ' row' : ' rows') : '') + '.';
+    page.announce = false;
   } catch (e) {
     if (seq !== page.loadSeq) return;
     showAlert(errorBox, e instanceof ApiError ? e.message : 'Could not show this view: ' + (e && e.message ? e.message : e), isStandby(e) ? 'standby' : 'error');

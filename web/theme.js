@@ -19,6 +19,7 @@
   systemDark.addEventListener('change', apply);
   document.addEventListener('DOMContentLoaded', () => {
     const select = document.getElementById('theme');
+    if (!select) return; // the sign-in page follows the choice without offering it
     select.value = choice();
     select.addEventListener('change', () => {
       localStorage.setItem(KEY, select.value);
