@@ -519,7 +519,7 @@ check('a standby refuses every report with 503 and the active site, and serves h
   const health = await get(port, '/health');
   assert.equal(health.status, 200);
   const { at: healthAt, ...rest } = health.body;
-  assert.deepEqual(rest, { site: SITE, role: 'standby', activeSite: 'dc2', mart: 'ok' });
+  assert.deepEqual(rest, { site: SITE, role: 'standby', activeSite: 'dc2', activeReportingUrl: 'http://127.0.0.1:8402', mart: 'ok' });
   assert.ok(Math.abs(Date.parse(healthAt) - Date.now()) < 60_000, `health.at ${healthAt} is now`);
   assert.match(healthAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   const ready = await get(port, '/ready');
@@ -528,7 +528,7 @@ check('a standby refuses every report with 503 and the active site, and serves h
 
   const ops = await get(port, '/api/ops');
   assert.equal(ops.status, 200);
-  assert.deepEqual(ops.body, { dr: null, etl: { dc1: null, dc2: null }, error: 'no temporal client' });
+  assert.deepEqual(ops.body, { dr: null, etl: { dc1: null, dc2: null }, error: 'no temporal client', lag: { site: SITE, members: {} } });
 
   assert.equal((await get(port, '/')).status, 200);
   assert.equal((await get(port, '/static/chart.umd.js')).status, 200);
@@ -783,6 +783,13 @@ check('the dashboard and chart.js are served; traversal and hidden files are not
   assert.equal(chart.headers['x-content-type-options'], 'nosniff');
   assert.match(chart.text.slice(0, 300), /Chart\.js v4/);
 
+  // The dashboard's browser modules, from web/lib and web/views.
+  for (const module of ['/static/app.js', '/static/lib/url-state.js', '/static/views/queues.js']) {
+    const r = await get(port, module);
+    assert.equal(r.status, 200, module);
+    assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8', module);
+  }
+
   const packageJson = readFileSync(join(repoRoot, 'package.json'), 'utf8');
   for (const target of [
     '/static/../package.json',
@@ -796,6 +803,10 @@ check('the dashboard and chart.js are served; traversal and hidden files are not
     '/static/INDEX.HTML',
     '/static/index.html%00.js',
     '/static//etc/passwd',
+    '/static/views/../package.json',
+    '/static/views/.hidden.js',
+    '/static/lib/sub/dom.js',
+    '/static/other/app.js',
     '/../package.json',
   ]) {
     const r = await get(port, target);
@@ -853,6 +864,7 @@ check('a mart that does not exist: reports 503 mart unreachable; health, ops and
         dr: null,
         etl: { dc1: null, dc2: null },
         error: 'temporal unreachable: cannot reach the Temporal server at 127.0.0.1:1: connection refused',
+        lag: { site: SITE, members: null },
       });
       assert.equal(factoryCalls, i, 'a failed client is asked for again, not kept');
     }
@@ -876,7 +888,7 @@ check('a mart that goes away and comes back: 503 meanwhile, health keeps the las
     assert.deepEqual(r.body, { error: 'mart unreachable' });
     const health = await get(port, '/health');
     assert.equal(health.status, 200);
-    assert.deepEqual({ ...health.body, at: undefined }, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable', at: undefined });
+    assert.deepEqual({ ...health.body, at: undefined }, { site: SITE, role: 'active', activeSite: SITE, activeReportingUrl: 'http://127.0.0.1:8401', mart: 'unreachable', at: undefined });
     const ready = await get(port, '/ready');
     assert.equal(ready.status, 503, 'an active site whose mart does not answer cannot take users');
     assert.deepEqual(ready.body, { site: SITE, role: 'active', activeSite: SITE, mart: 'unreachable' });

@@ -1,16 +1,18 @@
 /**
  * The dashboard in a real headless browser (Debian `chromium` driven by playwright-core)
  * against the real reporting service (createReportingServer) on a throwaway mart on the
- * default PostgreSQL: the charts hold the numbers of the mart, the totals and the
- * interaction lookup show what was inserted, a bad range shows the API's 400 in the page,
- * and a standby site shows its notice with the report panels disabled while the
- * operations view keeps working. Screenshots go to test/artifacts/. The database is
- * dropped only when every step passed (else its name is printed).
+ * default PostgreSQL. Each test names the behaviour it shows: a view restored from its
+ * link, the granularity control, a drill to the calls of an interval and back, the CSV
+ * export against the API's JSON and SQL on the mart, an agent's state timeline, a DST
+ * day, the operations view, the dark theme, auto-refresh pausing while hidden, and a
+ * standby's link to the active site. Screenshots of each view go to test/artifacts/ and
+ * to $TWINMART_SCREENSHOTS when set; docs/img/dashboard.png (the README's) is written
+ * from the queue view. The database is dropped only when every step passed.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient, type Pool } from 'pg';
@@ -40,6 +42,7 @@ const CHROMIUM_ARGS = [
 ];
 const ADMIN_URL = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ARTIFACTS = join(repoRoot, 'test', 'artifacts');
+const SCREENSHOTS = process.env.TWINMART_SCREENSHOTS;
 const SITE = 'dc1';
 const MIN15 = 15 * 60_000;
 
@@ -104,6 +107,21 @@ for (const r of QUEUE_ROWS) {
 }
 for (const e of EXPECTED_BY_INTERVAL.values()) e.sl = (100 * e.sl) / e.offered;
 
+/**
+ * 25 October 2026 in Europe/Berlin has 25 hours (clocks go back at 03:00 CEST): local
+ * midnight to midnight is 22:00 UTC to 23:00 UTC the next day. A queue of its own gets a
+ * row per quarter-hour of that day, plus one just before and one just after, which the
+ * day bucket must leave out.
+ */
+const DST_QUEUE = 'dst-line';
+const DST_FROM = '2026-10-24T22:00:00.000Z';
+const DST_TO = '2026-10-25T23:00:00.000Z';
+const DST_ROWS = Array.from({ length: 102 }, (_, k) => {
+  const interval = Date.parse(DST_FROM) + (k - 1) * MIN15;
+  const offered = 1 + (k % 7);
+  return { queue: DST_QUEUE, interval, offered, answered: offered - (k % 2), abandoned: k % 2, inSl: Math.max(0, offered - (k % 2) - (k % 3 === 0 ? 1 : 0)), wait: 10 * offered, talk: 100 * offered };
+});
+
 const CALL_ID = randomUUID();
 const OTHER_CALL_ID = randomUUID();
 const ANI = '+4930555012';
@@ -153,7 +171,7 @@ const OTHER_CALLS = OTHER_AGENTS.flatMap((agent, i) =>
 );
 
 async function seedMart(db: Pool): Promise<void> {
-  for (const r of QUEUE_ROWS) {
+  for (const r of [...QUEUE_ROWS, ...DST_ROWS]) {
     await db.query(
       `insert into ag_queue_15min (queue, interval_start, offered, answered, abandoned, answered_in_sl, total_wait_s, total_talk_s)
        values ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -175,6 +193,11 @@ async function seedMart(db: Pool): Promise<void> {
   // A discarded event of the same call: never shown.
   await db.query(event, [CALL_ID, 5, 'held', at(CALL_START + 1_000), ANI, 'sales', 'agent-007', 'out of order']);
   await db.query(event, [OTHER_CALL_ID, 1, 'created', at(I1 + 60_000), '+4930555999', null, null, null]);
+  // The DR probe's last measure of this mart's lag per member (ctl_member_lag).
+  await db.query(
+    `insert into ctl_member_lag (member_id, rows_behind, last_read_at, measured_at)
+     values ('idb-voice-1-dc1', 0, now() - interval '2 seconds', now()), ('idb-voice-1-dc2', 42, now() - interval '7 seconds', now())`,
+  );
   for (const s of AGENT_SPANS) {
     await db.query(
       `insert into agent_state_fact (source_id, agent_id, seq, state, start_ts, end_ts) values ('sw-voice-1', $1, $2, $3, $4, $5)`,
@@ -318,7 +341,7 @@ function configInput(auth?: NonNullable<ConfigInput['reporting']>['auth']): Conf
 
 before(step(async () => {
   const executablePath = ensureDebianPackage(CHROMIUM, 'chromium');
-  mkdirSync(ARTIFACTS, { recursive: true });
+  for (const dir of [ARTIFACTS, SCREENSHOTS, join(repoRoot, 'docs', 'img')]) if (dir) mkdirSync(dir, { recursive: true });
   await admin((c) => c.query(`create database ${dbName}`));
   martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
   const config: Config = parseConfig(configInput());
@@ -389,161 +412,406 @@ async function chartData(name: 'volume' | 'serviceLevel' | 'agentStates'): Promi
   }, name);
 }
 
+/** Waits until the page has shown the view of its current URL. */
+async function loaded(p: Page = page): Promise<void> {
+  await p.waitForFunction(() => {
+    const g = globalThis as any;
+    return g.document.body.dataset.loaded === g.location.search && !g.document.body.dataset.loading;
+  }, undefined, { timeout: 20_000 });
+}
+
+async function open(search: string): Promise<void> {
+  await page.goto(`${baseUrl}/${search}`);
+  await loaded();
+}
+
+async function search(): Promise<URLSearchParams> {
+  return new URLSearchParams(await page.evaluate(() => (globalThis as any).location.search));
+}
+
+/** Screenshots go to $TWINMART_SCREENSHOTS when set (and always to test/artifacts/). */
+async function shot(name: string): Promise<void> {
+  for (const dir of [ARTIFACTS, SCREENSHOTS].filter(Boolean) as string[]) {
+    await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+  }
+}
+
+async function noViewError(view: string): Promise<void> {
+  const box = page.locator(`#${view}-error`);
+  assert.equal(await box.isVisible(), false, `${view} error: ${await box.textContent()}`);
+}
+
+/** The JSON of an API URL, fetched by the page (same origin, same session). */
+async function apiJson(path: string): Promise<any> {
+  return page.evaluate(async (u) => {
+    const r = await fetch(u);
+    if (!r.ok) throw new Error(`${u}: ${r.status} ${await r.text()}`);
+    return r.json();
+  }, path);
+}
+
+/** A small RFC 4180 reader: quoted fields, doubled quotes, CRLF or LF. */
+function parseCsv(text: string): Record<string, string>[] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(field), (field = '');
+    else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(field), rows.push(row), (row = []), (field = '');
+    } else field += c;
+  }
+  if (field || row.length) row.push(field), rows.push(row);
+  const [header, ...body] = rows;
+  return body.filter((r) => r.some((f) => f !== '')).map((r) => Object.fromEntries(header!.map((k, i) => [k, r[i] ?? ''])));
+}
+
 test(
-  'active site: the dashboard renders the mart in charts and tables, and finds a call by its caller number',
+  'a link with a view in it restores report, range, filters, granularity and time zone; the granularity control changes it',
   step(async () => {
-    await page.goto(`${baseUrl}/`);
-    await page.waitForSelector('body[data-reports-loaded]', { timeout: 20_000 });
-    await page.waitForSelector('body[data-ops-loaded]', { timeout: 20_000 });
+    const from = iso(I0);
+    const to = iso(I0 + 12 * MIN15);
+    await open(`?view=queues&from=${from}&to=${to}&granularity=hour&tz=America%2FNew_York&queue=sales&queue=support`);
+    await noViewError('queues');
+    assert.equal(await page.inputValue('#granularity'), 'hour');
+    assert.equal(await page.inputValue('#tz'), 'America/New_York');
+    assert.equal(await page.inputValue('#range'), 'custom');
+    assert.equal(await page.textContent('#queue-filter-summary'), 'sales, support');
+    assert.equal(await page.getAttribute('.section-nav a[data-view="queues"]', 'aria-current'), 'page');
+    // The table holds the hourly buckets of the two queues: the mart's 15-minute rows summed per hour.
+    const expected = await mart.query<{ queue: string; hour: Date; offered: string }>(
+      `select queue, date_trunc('hour', interval_start) as hour, sum(offered) as offered from ag_queue_15min
+        where interval_start >= $1 and interval_start < $2 and queue in ('sales', 'support') group by 1, 2 order by 2, 1`,
+      [from, to],
+    );
+    const rows = await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => ({ queue: tr.dataset.queue, interval: tr.dataset.interval, offered: tr.children[2].textContent })));
+    assert.deepEqual(rows, expected.rows.map((r) => ({ queue: r.queue, interval: r.hour.toISOString(), offered: String(Number(r.offered)) })));
 
-    assert.equal(await page.textContent('#site-name'), SITE);
-    assert.equal(await page.getAttribute('#role-badge', 'data-role'), 'active');
-    assert.equal(await page.textContent('#active-site'), SITE);
-    assert.equal(await page.isVisible('#standby-notice'), false);
-    assert.equal(await page.isVisible('#queues-error'), false, `queue error: ${await page.textContent('#queues-error')}`);
-    assert.equal(await page.isVisible('#agents-error'), false, `agent error: ${await page.textContent('#agents-error')}`);
-    for (const id of ['#chart-volume', '#chart-sl', '#chart-agents']) {
-      const box = await page.locator(id).boundingBox();
-      assert.ok(box && box.width > 100 && box.height > 100, `${id} is drawn (${JSON.stringify(box)})`);
-    }
-
-    // Volume: offered / answered / abandoned per interval, summed over the queues, zero elsewhere.
-    const volume = await chartData('volume');
-    assert.deepEqual(volume.datasets.map((d) => d.label), ['Offered', 'Answered', 'Abandoned']);
-    assert.ok(volume.intervals && volume.intervals.length === volume.labels.length, 'the chart keeps its interval starts');
-    for (const k of EXPECTED_BY_INTERVAL.keys()) assert.ok(volume.intervals!.includes(k), `interval ${k} is on the chart`);
-    volume.intervals!.forEach((k, i) => {
-      const e = EXPECTED_BY_INTERVAL.get(k) ?? { offered: 0, answered: 0, abandoned: 0 };
-      assert.deepEqual([volume.datasets[0]!.data[i], volume.datasets[1]!.data[i], volume.datasets[2]!.data[i]], [e.offered, e.answered, e.abandoned], `volume at ${k}`);
-    });
-
-    // Service level: 100 * answered_in_sl / offered per interval; no value where nothing was offered.
-    const sl = await chartData('serviceLevel');
-    assert.deepEqual(sl.intervals, volume.intervals);
-    const overall = sl.datasets[0]!;
-    sl.intervals!.forEach((k, i) => {
-      const e = EXPECTED_BY_INTERVAL.get(k);
-      if (e) assert.ok(Math.abs(overall.data[i]! - e.sl) < 1e-9, `service level at ${k}: ${overall.data[i]} vs ${e.sl}`);
-      else assert.equal(overall.data[i], null, `no service level at ${k}`);
-    });
-    // One dashed line per queue besides the overall one.
-    assert.deepEqual(sl.datasets.slice(1).map((d) => d.label), ['billing', 'sales', 'support']);
-    const salesI1 = sl.datasets[2]!.data[sl.intervals!.indexOf(iso(I1))];
-    assert.equal(salesI1, 100);
-
-    // The queue table: a row per interval and queue, and the totals from summed counts.
-    assert.equal(await page.locator('#queue-table tbody tr').count(), QUEUE_ROWS.length);
-    const totals = (await page.locator('#queue-table tfoot tr td').allTextContents()).map((s) => s.trim());
-    const sum = (k: 'offered' | 'answered' | 'abandoned' | 'inSl', rows = QUEUE_ROWS) => rows.reduce((a, r) => a + r[k], 0);
-    const n = new Intl.NumberFormat('en-US');
-    assert.deepEqual(totals.slice(0, 4), [n.format(sum('offered')), n.format(sum('answered')), n.format(sum('abandoned')), ((100 * sum('inSl')) / sum('offered')).toFixed(1)]);
-    // The queue filter lists the queues seen in the data.
-    const queueOptions = await page.locator('#queue-filter input[type=checkbox]').evaluateAll((els) => els.map((e) => (e as any).value));
-    assert.deepEqual(queueOptions, ['billing', 'sales', 'support']);
-
-    // Agents: a horizontal stacked bar per agent, seconds per state.
-    const agents = await chartData('agentStates');
-    assert.deepEqual(agents.labels, ['agent-007', 'agent-008', ...OTHER_AGENTS]);
-    const byState = Object.fromEntries(agents.datasets.map((d) => [d.state, d.data]));
-    const expectedSeconds = new Map<string, number>();
-    for (const s of AGENT_SPANS) expectedSeconds.set(`${s.agent} ${s.state}`, (expectedSeconds.get(`${s.agent} ${s.state}`) ?? 0) + s.seconds);
-    for (const [key, seconds] of expectedSeconds) {
-      const [agent, state] = key.split(' ') as [string, string];
-      const got = byState[state]![agents.labels.indexOf(agent)] as number;
-      assert.ok(Math.abs(got - seconds) < 1e-6, `${key}: ${got} s on the chart, ${seconds} s inserted`);
-    }
-    const agentRow = (await page.locator('#agent-table tbody tr[data-agent="agent-007"] td').allTextContents()).map((s) => s.trim());
-    assert.deepEqual(agentRow.slice(0, 4), ['agent-007', '1', '2:48', '10:00']);
-
-    // Filtering by one queue narrows the charts and the table.
-    await page.click('#queue-filter summary');
-    await page.check('#queue-filter input[value="support"]');
-    await page.click('#apply');
-    const supportRows = QUEUE_ROWS.filter((r) => r.queue === 'support');
-    await page.waitForFunction((n) => (globalThis as any).document.querySelectorAll('#queue-table tbody tr').length === n, supportRows.length);
-    const supportOnly = await chartData('volume');
-    assert.equal(supportOnly.datasets[0]!.data.reduce((a, b) => a! + b!, 0), sum('offered', supportRows));
-    assert.deepEqual((await chartData('serviceLevel')).datasets.length, 1, 'one queue: one service-level line');
+    // Changing the granularity is a new URL (a history entry), and the table follows.
+    await page.selectOption('#granularity', '15min');
+    await loaded();
+    assert.equal((await search()).get('granularity'), '15min');
+    const quarter = QUEUE_ROWS.filter((r) => r.interval >= I0 && r.interval < I0 + 12 * MIN15 && ['sales', 'support'].includes(r.queue));
+    assert.equal(await page.locator('#queue-table tbody tr').count(), quarter.length);
+    await page.goBack();
+    await loaded();
+    assert.equal(await page.inputValue('#granularity'), 'hour');
+    assert.equal(await page.locator('#queue-table tbody tr').count(), expected.rows.length);
+    // A reload keeps the view.
+    await page.reload();
+    await loaded();
+    assert.equal(await page.inputValue('#granularity'), 'hour');
+    assert.equal((await search()).getAll('queue').join(','), 'sales,support');
+    // The queue filter: one queue left, applied, is the link's filter.
     await page.click('#queue-filter summary');
     await page.uncheck('#queue-filter input[value="support"]');
     await page.click('#apply');
-    await page.waitForFunction((n) => (globalThis as any).document.querySelectorAll('#queue-table tbody tr').length === n, QUEUE_ROWS.length);
-
-    // Interaction lookup by caller number: the call, its fields and its usable events in order.
-    await page.fill('#lookup-input', ANI);
-    await page.click('#lookup-button');
-    const call = page.locator(`.call[data-call-id="${CALL_ID}"]`);
-    await call.waitFor({ timeout: 10_000 });
-    assert.equal(await page.locator('.call').count(), 1);
-    const events = await call.locator('.timeline__item').evaluateAll((els) => els.map((e) => (e as any).dataset.event));
-    assert.deepEqual(events, CALL_EVENTS.map((e) => e.event));
-    const callText = await call.textContent();
-    for (const s of [ANI, 'agent-007', 'sales', 'answered', '0:12', '2:48']) assert.ok(callText!.includes(s), `the call shows ${s}`);
-
-    // Operations view: DR and ETL status from Temporal.
-    assert.equal(await page.textContent('#dr-phase'), 'normal');
-    assert.match((await page.textContent('#dr-rto'))!, /4\.2 s/);
-    assert.equal(await page.locator('#dr-body .steps li').count(), 10);
-    assert.match((await page.textContent('.etl-site[data-site="dc1"]'))!, /running/);
-    assert.match((await page.textContent('.etl-site[data-site="dc2"]'))!, /not running/);
-    assert.equal(await page.locator('.etl-site[data-site="dc1"] tr[data-state="ok"]').count(), 2);
-
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-active.png'), fullPage: true });
-    // A phone-sized screen: everything reflows, nothing pushes the page sideways.
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(300); // charts resize on the next frames
-    const narrow = await horizontalOverflow();
-    assert.ok(narrow.px <= 0, `no horizontal overflow on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-active-narrow.png'), fullPage: true });
-    await page.setViewportSize({ width: 1280, height: 900 });
-
-    // A range the API refuses (to before from): its 400 message is shown in the page.
-    const from = await page.inputValue('#from');
-    const to = await page.inputValue('#to');
-    await page.fill('#from', to);
-    await page.fill('#to', from);
-    await page.click('#apply');
-    await page.waitForSelector('#queues-error:not([hidden])');
-    assert.match((await page.textContent('#queues-error'))!, /refused: .*to/);
+    await loaded();
+    assert.deepEqual((await search()).getAll('queue'), ['sales']);
+    assert.deepEqual(new Set(await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.queue))), new Set(['sales']));
     assert.deepEqual(pageErrors, []);
   }),
 );
 
 test(
-  'standby site: the notice names the active site, the report panels are disabled, operations still work',
+  'queue view: the charts hold the mart, every figure has its definition, and the page reads on a phone',
   step(async () => {
-    await setReportingRole(mart, 'standby', 'dc2');
-    pageErrors.length = 0;
-    await page.reload();
-    await page.waitForSelector('#standby-notice:not([hidden])', { timeout: 20_000 });
-    await page.waitForSelector('body[data-ops-loaded]', { timeout: 20_000 });
+    await open('?view=queues&range=24h&granularity=15min&tz=UTC');
+    await noViewError('queues');
+    const volume = await chartData('volume');
+    for (const k of EXPECTED_BY_INTERVAL.keys()) assert.ok(volume.intervals!.includes(k), `interval ${k} is on the chart`);
+    volume.intervals!.forEach((k, i) => {
+      const e = EXPECTED_BY_INTERVAL.get(k) ?? { offered: 0, answered: 0, abandoned: 0 };
+      assert.deepEqual(volume.datasets.map((d) => d.data[i]), [e.offered, e.answered, e.abandoned], `volume at ${k}`);
+    });
+    // A queue's line shown in the legend stays shown when the view loads again (as auto-refresh does).
+    const slLabels = (await chartData('serviceLevel')).datasets.map((d) => d.label);
+    assert.deepEqual(slLabels, ['All selected queues', 'billing', 'sales', 'support']);
+    await page.evaluate(() => {
+      const c = (globalThis as any).twinmartCharts.serviceLevel;
+      c.setDatasetVisibility(2, true);
+      c.update();
+    });
+    await page.selectOption('#tz', 'Europe/Berlin');
+    await loaded();
+    const visible = await page.evaluate(() => [0, 1, 2, 3].map((i) => (globalThis as any).twinmartCharts.serviceLevel.isDatasetVisible(i)));
+    assert.deepEqual(visible, [true, false, true, false]);
+    await page.goBack();
+    await loaded();
+    // The chart's numbers are also a table (for screen readers).
+    assert.equal(await page.locator('#chart-volume-table tbody tr').count(), volume.labels.length);
+    // Each figure carries its definition, reachable by keyboard.
+    for (const key of ['offered', 'answered', 'abandoned', 'abandonedShort', 'serviceLevel', 'asa', 'abandonRate', 'aht']) {
+      const tip = page.locator(`#queue-table thead .term[data-term="${key}"] .term__tip`);
+      assert.ok(((await tip.textContent()) ?? '').length > 20, `${key} is defined`);
+    }
+    await page.focus('#queue-table thead .term[data-term="serviceLevel"]');
+    assert.equal(await page.isVisible('#queue-table thead .term[data-term="serviceLevel"] .term__tip'), true, 'the definition shows on focus');
+    await page.click('h2'); // blur
+    await shot('queues');
+    await page.screenshot({ path: join(repoRoot, 'docs', 'img', 'dashboard.png') });
 
-    assert.equal(await page.getAttribute('#role-badge', 'data-role'), 'standby');
-    assert.equal(await page.textContent('#active-site'), 'dc2');
-    assert.match((await page.textContent('#standby-notice'))!, /standby: reports are served by dc2/);
-    assert.equal(await page.getAttribute('#reports', 'data-disabled'), 'true');
-    assert.equal(await page.getAttribute('#reports', 'inert'), '');
-    assert.equal(await page.isDisabled('#apply'), true);
-    assert.equal(await page.isDisabled('#lookup-input'), true);
-    assert.match((await page.textContent('#queues-error'))!, /standby: reports are served by dc2/);
-    // The service refuses the reports itself too.
-    const res = await page.evaluate(async (u) => {
-      const r = await fetch(u);
-      return { status: r.status, body: (await r.json()) as { error?: string } };
-    }, `${baseUrl}/api/queue-summary?from=${iso(I0)}&to=${iso(I2 + MIN15)}`);
-    assert.equal(res.status, 503);
-    assert.equal(res.body.error, 'standby');
-    // The operations view still works on the standby.
-    assert.equal(await page.textContent('#dr-phase'), 'normal');
-    assert.equal(await page.locator('.etl-site').count(), 2);
-
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-standby.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(300);
+    await page.waitForTimeout(300); // charts resize on the next frames
     const narrow = await horizontalOverflow();
     assert.ok(narrow.px <= 0, `no horizontal overflow on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
-    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-standby-narrow.png'), fullPage: true });
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.waitForTimeout(300);
+    await shot('queues-wall');
+    await page.setViewportSize({ width: 1280, height: 900 });
     assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'drill from a queue interval to its calls and back; the export of the queue table has the API\'s and the mart\'s numbers',
+  step(async () => {
+    const view = `?view=queues&from=${iso(I0)}&to=${iso(I2 + MIN15)}&granularity=15min&tz=UTC`;
+    await open(view);
+    // Export: the download is the API's format=csv of the same view, named after it.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#queues-export a')]);
+    const name = download.suggestedFilename();
+    assert.match(name, /\.csv$/);
+    const compact = (ms: number) => iso(ms).replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+    assert.equal(name, `queue-summary_${compact(I0)}_${compact(I2 + MIN15)}_15min.csv`, 'the file name carries the range and granularity');
+    const csv = parseCsv(readFileSync(await download.path(), 'utf8'));
+    const json = await apiJson(`/api/queue-summary?from=${iso(I0)}&to=${iso(I2 + MIN15)}&granularity=15min&tz=UTC`);
+    const truth = await mart.query<{ queue: string; interval_start: Date; offered: number; answered: number; abandoned: number }>(
+      `select queue, interval_start, offered, answered, abandoned from ag_queue_15min
+        where interval_start >= $1 and interval_start < $2 order by interval_start, queue collate "C"`,
+      [iso(I0), iso(I2 + MIN15)],
+    );
+    // A line per row, then the totals.
+    assert.equal(csv.length, json.rows.length + 1);
+    assert.equal(json.rows.length, truth.rows.length);
+    const counts = ['offered', 'answered', 'abandoned'] as const;
+    json.rows.forEach((j: any, i: number) => {
+      const r = csv[i]!;
+      const t = truth.rows[i]!;
+      assert.equal(r.queue, j.queue);
+      assert.equal(Date.parse(r.intervalStart!), Date.parse(j.intervalStart));
+      assert.equal(Date.parse(j.intervalStart), t.interval_start.getTime());
+      for (const k of counts) {
+        assert.equal(Number(r[k]), j[k], `${k} of row ${i}: CSV vs JSON`);
+        assert.equal(j[k], t[k], `${k} of row ${i}: JSON vs SQL`);
+      }
+      for (const k of ['serviceLevelPct', 'asaSeconds', 'ahtSeconds', 'abandonRatePct']) assert.equal(r[k] === '' ? null : Number(r[k]), j[k], `${k} of row ${i}`);
+    });
+    const total = csv[csv.length - 1]!;
+    assert.equal(total.queue, 'Total');
+    for (const k of counts) {
+      const sum = truth.rows.reduce((a, t) => a + t[k], 0);
+      assert.deepEqual([Number(total[k]), json.totals[k]], [sum, sum], `total ${k}: CSV, JSON and SQL`);
+    }
+    // The table on screen shows the same totals.
+    const foot = (await page.locator('#queue-table tfoot td').allTextContents()).map((s) => s.trim());
+    assert.deepEqual(foot.slice(0, 3), counts.map((k) => new Intl.NumberFormat('en-US').format(json.totals[k])));
+
+    // Drill, by keyboard: the sales row of I0 opens the calls of that queue and interval, as a link.
+    await page.focus(`#queue-table tr[data-queue="sales"][data-interval="${iso(I0)}"] a.drill`);
+    await Promise.all([page.keyboard.press('Enter'), page.waitForURL(/view=interactions/)]);
+    await loaded();
+    const drill = await search();
+    assert.deepEqual([drill.get('queue'), drill.get('from'), drill.get('to')], ['sales', iso(I0), iso(I1)]);
+    await noViewError('interactions');
+    const calls = await page.locator('#calls-table tbody tr[data-call-id]').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.callId));
+    const sql = await mart.query<{ call_id: string }>(`select call_id from interaction_fact where queue = 'sales' and start_ts >= $1 and start_ts < $2`, [iso(I0), iso(I1)]);
+    assert.deepEqual([...calls].sort(), sql.rows.map((r) => r.call_id).sort());
+    const row = (await page.locator(`#calls-table tr[data-call-id="${CALL_ID}"] td`).allTextContents()).map((s) => s.trim());
+    assert.deepEqual([row[3], row[4], row[5], row[6]], ['answered', '0:12', '2:48', 'agent-007']);
+    assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement.id), 'interactions-title', 'the focus moves to the new view');
+    assert.match((await page.textContent('#view-status'))!, /^Calls of sales .* shown, \d+ rows?\.$/, 'a screen reader hears of the new view');
+    await shot('interactions-drill');
+    // A call of the list opens its events, a link too.
+    await page.click(`#calls-table tr[data-call-id="${CALL_ID}"] a[href*="callId"]`);
+    await loaded();
+    const events = await page.locator(`.call[data-call-id="${CALL_ID}"] .timeline__item`).evaluateAll((els) => els.map((e: any) => e.dataset.event));
+    assert.deepEqual(events, CALL_EVENTS.map((e) => e.event), 'the usable events in order, the discarded one left out');
+    await page.goBack();
+    await loaded();
+    // Back: the queue view as it was.
+    await page.goBack();
+    await loaded();
+    assert.equal((await search()).toString(), new URLSearchParams(view).toString());
+    assert.equal(await page.isVisible('#view-queues'), true);
+    assert.equal(await page.locator('#queue-table tbody tr').count(), QUEUE_ROWS.filter((r) => r.interval >= I0 && r.interval <= I2).length);
+
+    // The lookup by caller number is a link too (ani in the URL), and finds the call.
+    await page.click('.section-nav a[data-view="interactions"]');
+    await loaded();
+    await page.fill('#lookup-input', ANI);
+    await page.press('#lookup-input', 'Enter');
+    await loaded();
+    assert.equal((await search()).get('ani'), ANI);
+    assert.deepEqual(await page.locator('.call').evaluateAll((els) => els.map((e: any) => e.dataset.callId)), [CALL_ID]);
+    assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'agents: a row opens the agent\'s state timeline for the range, a link of its own',
+  step(async () => {
+    await open(`?view=agents&from=${iso(I0)}&to=${iso(I2 + MIN15)}&granularity=hour&tz=UTC`);
+    await noViewError('agents');
+    const agents = await chartData('agentStates');
+    assert.ok(agents.labels.includes('agent-007'));
+    // Agent-007's rows: a cell per heading, and its states summed over the buckets as inserted.
+    const headings = await page.locator('#agent-table thead th').count();
+    const rows007 = await page.locator('#agent-table tbody tr[data-agent="agent-007"]').evaluateAll((trs) => trs.map((tr: any) => [...tr.children].map((td: any) => td.textContent.trim())));
+    for (const r of rows007) assert.equal(r.length, headings, `a cell per heading: ${JSON.stringify(r)}`);
+    const seconds = (t: string) => t.split(':').reduce((a, p) => a * 60 + Number(p), 0);
+    const readyColumn = 6; // agent, interval, calls, talk, AHT, occupancy, then the states from ready
+    assert.equal(rows007.reduce((a, r) => a + seconds(r[readyColumn]!), 0), AGENT_SPANS.filter((x) => x.agent === 'agent-007' && x.state === 'ready').reduce((a, x) => a + x.seconds, 0));
+    // The totals row: the calls answered in the range, as the mart holds them.
+    const calls = await mart.query<{ n: string }>(`select count(*) as n from interaction_fact where answer_ts >= $1 and answer_ts < $2`, [iso(I0), iso(I2 + MIN15)]);
+    assert.equal((await page.locator('#agent-table tfoot td').first().textContent())!.trim(), String(Number(calls.rows[0]!.n)));
+    await shot('agents');
+    await Promise.all([page.locator('#agent-table tr[data-agent="agent-007"] a.drill').first().click(), page.waitForURL(/view=agent-states/)]);
+    await loaded();
+    await noViewError('agent-states');
+    assert.equal((await search()).get('agent'), 'agent-007');
+    const states = await page.locator('#agent-states-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.state));
+    assert.deepEqual(states, AGENT_SPANS.filter((s) => s.agent === 'agent-007').map((s) => s.state));
+    assert.equal(await page.locator('.state-bar__span').count(), states.length);
+    await shot('agent-timeline');
+    await page.setViewportSize({ width: 390, height: 844 });
+    const narrow = await horizontalOverflow();
+    assert.ok(narrow.px <= 0, `no horizontal overflow of the timeline on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goBack();
+    await loaded();
+    assert.equal((await search()).get('view'), 'agents');
+    assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'a DST day in Europe/Berlin (25 hours): the day view shows one bucket whose totals equal the sum of its 15-minute rows',
+  step(async () => {
+    const range = `from=${DST_FROM}&to=${DST_TO}&tz=Europe%2FBerlin&queue=${DST_QUEUE}`;
+    await open(`?view=queues&${range}&granularity=day`);
+    await noViewError('queues');
+    const day = await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => [...tr.children].map((td: any) => td.textContent.trim())));
+    assert.equal(day.length, 1, 'one day bucket');
+    await page.selectOption('#granularity', '15min');
+    await loaded();
+    const quarters = await page.locator('#queue-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => [...tr.children].slice(2, 5).map((td: any) => Number(td.textContent.replace(/,/g, '')))));
+    assert.equal(quarters.length, 100, 'a 25-hour day has 100 quarter-hours');
+    // The day's row holds the sums of its 15-minute rows.
+    const sums = [0, 1, 2].map((c) => quarters.reduce((a, r) => a + r[c]!, 0));
+    assert.deepEqual(day[0]!.slice(2, 5).map((s) => Number(s.replace(/,/g, ''))), sums);
+    const expected = DST_ROWS.filter((r) => r.interval >= Date.parse(DST_FROM) && r.interval < Date.parse(DST_TO)).reduce((a, r) => a + r.offered, 0);
+    assert.equal(day[0]![2], new Intl.NumberFormat('en-US').format(expected));
+    assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'relative ranges resolve on the wall clock of the chosen zone: today on DST days has 25 and 23 hours, a week starts on Monday',
+  step(async () => {
+    // The page's own module (lib/range.js), run in the page as the dashboard runs it (a
+    // string, so the test's compiler does not turn import() into require()).
+    await open('?view=ops&range=24h&granularity=15min&tz=UTC');
+    const got = await page.evaluate(`(async () => {
+      const r = await import('/static/lib/range.js');
+      const iso = (x) => [new Date(x.from).toISOString(), new Date(x.to).toISOString()];
+      return {
+        fallBack: iso(r.resolveRelative('today', 'Europe/Berlin', Date.parse('2026-10-25T12:00:00Z'))),
+        springForward: iso(r.resolveRelative('today', 'Europe/Berlin', Date.parse('2026-03-29T12:00:00Z'))),
+        yesterdayNewYork: iso(r.resolveRelative('yesterday', 'America/New_York', Date.parse('2026-11-02T03:00:00Z'))),
+        weekKolkata: iso(r.resolveRelative('week', 'Asia/Kolkata', Date.parse('2026-12-07T12:00:00Z'))),
+        dayAfter: new Date(r.bucketEnd(Date.parse('2026-10-24T22:00:00Z'), 'day', 'Europe/Berlin')).toISOString(),
+        gap: new Date(r.fromZonedInput('2026-03-29T02:30', 'Europe/Berlin')).toISOString(),
+      };
+    })()`);
+    assert.deepEqual(got, {
+      fallBack: [DST_FROM, DST_TO],
+      springForward: ['2026-03-28T23:00:00.000Z', '2026-03-29T22:00:00.000Z'],
+      yesterdayNewYork: ['2026-10-31T04:00:00.000Z', '2026-11-01T04:00:00.000Z'],
+      weekKolkata: ['2026-12-06T18:30:00.000Z', '2026-12-13T18:30:00.000Z'],
+      dayAfter: DST_TO,
+      // 02:30 does not exist that night: the time moves forward to 03:30 CEST.
+      gap: '2026-03-29T01:30:00.000Z',
+    });
+  }),
+);
+
+test(
+  'operations view and dark theme; auto-refresh is a setting of the link and pauses while the tab is hidden',
+  step(async () => {
+    await open('?view=ops&range=24h&granularity=15min&tz=UTC');
+    await page.waitForSelector('body[data-ops-loaded]');
+    assert.equal(await page.textContent('#dr-phase'), 'normal');
+    assert.equal(await page.locator('#dr-body .steps li').count(), 10);
+    assert.match((await page.textContent('.etl-site[data-site="dc1"]'))!, /running/);
+    assert.match((await page.textContent('.etl-site[data-site="dc2"]'))!, /not running/);
+    assert.equal(await page.locator('.etl-site[data-site="dc1"] tr[data-state="ok"] [data-freshness] .badge--ok').count(), 2, 'both members read a second ago');
+    const lag = await page.locator('.etl-site[data-site="dc1"] tr[data-member="idb-voice-1-dc2"] td').allTextContents();
+    assert.deepEqual([lag[2]!.trim(), lag[3]!.trim()], ['42', '7.0 s'], 'rows behind and cursor age from the mart');
+    await shot('ops');
+    await page.setViewportSize({ width: 390, height: 844 });
+    const narrow = await horizontalOverflow();
+    assert.ok(narrow.px <= 0, `no horizontal overflow of the operations view on a narrow screen: ${narrow.px} px, from ${narrow.culprits.join(', ')}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    await page.selectOption('#theme', 'dark');
+    assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
+    await open('?view=queues&range=24h&granularity=15min&tz=UTC');
+    const bg = await page.evaluate(() => (globalThis as any).getComputedStyle((globalThis as any).document.body).backgroundColor);
+    assert.equal(bg, 'rgb(11, 17, 32)', 'the theme choice survives a new view');
+    await shot('dark');
+    await page.selectOption('#theme', 'light');
+
+    await page.selectOption('#refresh', '10s');
+    await loaded();
+    assert.equal((await search()).get('refresh'), '10s');
+    assert.equal(await page.getAttribute('body', 'data-refreshing'), 'true');
+    await page.evaluate(() => {
+      const d = (globalThis as any).document;
+      Object.defineProperty(d, 'hidden', { configurable: true, get: () => true });
+      d.dispatchEvent(new Event('visibilitychange'));
+    });
+    assert.equal(await page.getAttribute('body', 'data-refreshing'), 'false', 'paused while hidden');
+    await page.evaluate(() => {
+      const d = (globalThis as any).document;
+      Object.defineProperty(d, 'hidden', { configurable: true, get: () => false });
+      d.dispatchEvent(new Event('visibilitychange'));
+    });
+    assert.equal(await page.getAttribute('body', 'data-refreshing'), 'true', 'running again when shown');
+    await page.selectOption('#refresh', 'off');
+    assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'standby site: the notice links to the active site\'s dashboard with the same view; operations still work',
+  step(async () => {
+    await setReportingRole(mart, 'standby', 'dc2');
+    try {
+      const view = '?view=queues&range=today&granularity=hour&tz=UTC';
+      await page.goto(`${baseUrl}/${view}`);
+      await page.waitForSelector('#standby-notice:not([hidden])', { timeout: 20_000 });
+      assert.equal(await page.getAttribute('#role-badge', 'data-role'), 'standby');
+      assert.match((await page.textContent('#standby-notice'))!, /standby: reports are served by dc2/);
+      assert.equal(await page.getAttribute('#standby-link', 'href'), `http://127.0.0.1:8402/${view}`);
+      assert.equal(await page.isDisabled('#granularity'), true);
+      assert.match((await page.textContent('#queues-error'))!, /standby: reports are served by dc2/);
+      await shot('standby');
+      await page.click('.section-nav a[data-view="ops"]');
+      await page.waitForSelector('body[data-ops-loaded]');
+      assert.equal(await page.textContent('#dr-phase'), 'normal');
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await setReportingRole(mart, 'active', SITE);
+    }
   }),
 );
 
@@ -567,8 +835,10 @@ test(
       const signIn = await context.newPage();
       const errors: string[] = [];
       signIn.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-      await signIn.goto(`${guardedUrl}/`);
-      await signIn.waitForURL(`${guardedUrl}/static/login.html`, { timeout: 20_000 });
+      // A link to a view, opened signed out: the sign-in comes first, then that view.
+      const view = '?view=agents&range=24h&granularity=hour&tz=UTC';
+      await signIn.goto(`${guardedUrl}/${view}`);
+      await signIn.waitForURL(`${guardedUrl}/static/login.html?next=${encodeURIComponent(view)}`, { timeout: 20_000 });
       await signIn.fill('#login-user', 'ann');
       await signIn.fill('#login-password', 'not-her-password');
       await signIn.click('#login-submit');
@@ -576,15 +846,13 @@ test(
       assert.match((await signIn.textContent('#login-error'))!, /wrong user or password/);
       await signIn.fill('#login-password', 'ann-password');
       await signIn.click('#login-submit');
-      await signIn.waitForURL(`${guardedUrl}/`, { timeout: 10_000 });
-      await signIn.waitForSelector('body[data-reports-loaded]', { timeout: 20_000 });
-      await signIn.waitForSelector('body[data-ops-loaded]', { timeout: 20_000 });
+      await signIn.waitForURL(`${guardedUrl}/${view}`, { timeout: 10_000 });
+      await signIn.waitForFunction(() => (globalThis as any).document.body.dataset.loaded === (globalThis as any).location.search, undefined, { timeout: 20_000 });
       assert.equal(await signIn.textContent('#site-name'), SITE);
-      assert.equal(await signIn.isVisible('#queues-error'), false, `queue error: ${await signIn.textContent('#queues-error')}`);
+      assert.equal(await signIn.isVisible('#agents-error'), false, `agent error: ${await signIn.textContent('#agents-error')}`);
       const [cookie] = await context.cookies(guardedUrl);
       assert.deepEqual([cookie?.name, cookie?.httpOnly, cookie?.sameSite], ['twinmart_session', true, 'Strict']);
-      await signIn.screenshot({ path: join(ARTIFACTS, 'dashboard-signed-in.png') });
-      assert.deepEqual(errors, []);
+            assert.deepEqual(errors, []);
     } finally {
       await context.close();
       await guarded.close();

@@ -1,4 +1,4 @@
-// Signs in with /api/login (which sets the session cookie), then opens the dashboard.
+// Signs in with /api/login (which sets the session cookie), then opens the dashboard at the view that asked for it.
 (function () {
   'use strict';
   const form = document.getElementById('login-form');
@@ -14,7 +14,9 @@
       res = null;
     }
     if (res && res.ok) {
-      location.assign('/');
+      // Only a query string of the dashboard is taken from ?next=, so the page can send nobody elsewhere.
+      const next = new URLSearchParams(location.search).get('next') || '';
+      location.assign('/' + (next.startsWith('?') ? next : ''));
       return;
     }
     let message = 'reporting service not reachable';

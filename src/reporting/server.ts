@@ -13,10 +13,10 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import { WorkflowNotFoundError, type Client, type QueryDefinition } from '@temporalio/client';
 import type { PoolConfig } from 'pg';
-import { assertSite, reportingMartUrl, type Config } from '../config';
+import { assertSite, reportingMartUrl, reportingUrl, type Config } from '../config';
 import { isConnectionError, type Pools } from '../db';
 import type { Logger } from '../logger';
-import { readReportingRole, type ReportingRole } from '../mart/control';
+import { readMemberLag, readReportingRole, type MemberLag, type ReportingRole } from '../mart/control';
 import { repoRoot } from '../paths';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { etlStatusQuery } from '../workflows/etl-messages';
@@ -88,8 +88,11 @@ const OPS_TIMEOUT_MS = 5_000;
 /** How long the DR workflow's view of this site (see readRole) is reused. */
 const DR_VIEW_TTL_MS = 1_000;
 const WEB_DIR = join(repoRoot, 'web');
-/** Names served under /static/: one plain file of web/, never a path. */
-const STATIC_NAME = /^[a-z0-9._-]+$/;
+/**
+ * Names served under /static/: a plain file of web/ or of its module folders lib/ and
+ * views/ (the dashboard's browser modules), never any other path.
+ */
+const STATIC_NAME = /^(?:(?:lib|views)\/)?[a-z0-9_-][a-z0-9._-]*$/;
 const CHART_JS = 'chart.umd.js';
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const MAX_LOGGED_PATH = 200;
@@ -340,7 +343,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
 
   async function health(): Promise<Reply> {
     const { role, activeSite, mart } = await roleNow();
-    return json(200, { site, role, activeSite, mart, at: new Date().toISOString() });
+    // Where users of a standby should go: the dashboard of the active site (sites.<site>.reportingUrl).
+    const activeReportingUrl = config.sites[activeSite] ? reportingUrl(config, activeSite) : null;
+    return json(200, { site, role, activeSite, activeReportingUrl, mart, at: new Date().toISOString() });
   }
 
   /** For a load balancer: 200 only at the active site with a mart that answers, so users go where reports are served. */
@@ -423,16 +428,35 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     return temporalClient;
   }
 
-  /** The DR and ETL statuses, or why there are none. */
+  /**
+   * How far this site's mart is behind each member (ctl_member_lag, measured by the DR
+   * workflow's probe of this site): what the operations view shows as lag. Null when it
+   * cannot be read.
+   */
+  async function memberLag(): Promise<Record<string, MemberLag> | null> {
+    try {
+      const lags = await readMemberLag(mart, config.members.map((m) => m.id));
+      martAnswered();
+      return Object.fromEntries(lags.map((l) => [l.memberId, l]));
+    } catch (e) {
+      // Never thrown: it runs beside the Temporal queries, and an unawaited rejection would end the process.
+      if (isConnectionError(e)) martFailed(e);
+      else logger.error('reporting: member lag not read', { site, error: (e as Error).message });
+      return null;
+    }
+  }
+
+  /** The DR and ETL statuses, or why there are none, and this mart's lag per member. */
   async function ops(): Promise<Reply> {
     const sites = Object.keys(config.sites);
+    const lag = memberLag().then((members) => ({ site, members }));
     let client: Client | null;
     try {
       client = await temporal();
     } catch (e) {
-      return json(200, noStatuses(sites, `temporal unreachable: ${(e as Error).message}`));
+      return json(200, { ...noStatuses(sites, `temporal unreachable: ${(e as Error).message}`), lag: await lag });
     }
-    return json(200, client ? await statuses(client, sites) : noStatuses(sites, 'no temporal client'));
+    return json(200, { ...(client ? await statuses(client, sites) : noStatuses(sites, 'no temporal client')), lag: await lag });
   }
 
   async function staticFile(name: string): Promise<Reply> {
@@ -442,8 +466,8 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
       logger.error('reporting: chart.js is not installed (npm ci installs it)', { site });
       return notFound();
     }
-    // The pattern admits "." and "..": a leading dot is refused, so are hidden files.
-    if (!STATIC_NAME.test(name) || name.startsWith('.')) return notFound();
+    // A name cannot start with a dot: no "..", no hidden files.
+    if (!STATIC_NAME.test(name)) return notFound();
     return (await fileReply(join(WEB_DIR, name))) ?? notFound();
   }
 
