@@ -7,12 +7,27 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'pg';
 import { checkGaps, checkVersions, historyLeaks, type Session } from '../src/chaos/check';
 import { runChaos } from '../src/chaos/run';
 import type { TemporalMode } from '../src/dev/world';
 import { withPgClient } from './helpers/pg';
 import { FAULT_KINDS, faultSpan, planFaults, planTraffic } from '../src/chaos/schedule';
+
+/** Command lines of the live processes that name `text` (a world's root is in each of its processes' arguments). */
+function processesNaming(text: string): string[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+        return cmd.includes(text) ? [`${pid}: ${cmd.slice(0, 200)}`] : [];
+      } catch {
+        return []; // ended meanwhile
+      }
+    });
+}
 
 /** Seeds that found a bug once (docs/chaos.md lists what each found). */
 const REGRESSION_SEEDS: { seed: number; minutes: number; temporal?: TemporalMode }[] = [
@@ -27,9 +42,14 @@ for (const { seed, minutes, skip, temporal = 'dev' } of seeds) {
   // Site losses hold the schedule: a run takes about three times its minutes.
   const timeout = (minutes * 3 + 10) * 60_000;
   test(`chaos seed ${seed} (${temporal}): every recorded event in every live mart once, whatever failed`, { timeout, skip }, async () => {
+    let root = '';
     const s = await runChaos({ minutes, seed, temporal, keep: false }, (l) => {
+      root ||= /\(world at ([^)]+)\)/.exec(l)?.[1] ?? '';
       process.stdout.write(`# ${l.split('\n').join('\n# ')}\n`);
     });
+    // Nothing the run started outlives it: a worker left polling would load whatever runs next.
+    assert.ok(root, 'the run printed where its world is');
+    assert.deepEqual(processesNaming(root), [], `no process of the world at ${root} is left`);
     process.stdout.write(`# ${JSON.stringify(s)}\n`);
     assert.deepEqual(s.violations, []);
     assert.deepEqual([s.eventsLost, s.eventsDuplicated, s.phantoms, s.chunksTwice, s.wrongFacts, s.malformedKept], [0, 0, 0, 0, 0, 0]);

@@ -318,17 +318,23 @@ async function hostile(ctx: ChaosContext, f: Fault): Promise<void> {
 export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
   const { w } = ctx;
   const hold = () => sleep(f.holdSeconds * 1000);
+  // A site runs one worker after any fault: an overlapping one may have started or handed
+  // over a worker meanwhile, and a second start would leave one that no one stops.
+  const ensureWorker = (site: string) => {
+    const pid = w.state.workers[site];
+    if (!pid || !alive(pid)) startWorker(w.state, site);
+  };
   const member = f.member ? w.config.members.find((m) => m.id === f.member)! : null;
   const run: Record<FaultKind, () => Promise<void>> = {
     'worker-kill': async () => {
       await stopWorker(w.state, f.site, 'kill');
       await hold();
-      startWorker(w.state, f.site);
+      ensureWorker(f.site);
     },
     'workers-kill': async () => {
       for (const s of Object.keys(w.config.sites)) await stopWorker(w.state, s, 'kill');
       await hold();
-      for (const s of Object.keys(w.config.sites)) startWorker(w.state, s);
+      for (const s of Object.keys(w.config.sites)) ensureWorker(s);
     },
     'temporal-restart': async () => {
       if (!w.state.temporal.clusters) {
@@ -400,7 +406,8 @@ export async function runFault(ctx: ChaosContext, f: Fault): Promise<void> {
       if (Math.round(f.holdSeconds * 10) % 2 === 0) killQuietly(extra);
       else {
         await stopWorker(w.state, f.site, 'kill');
-        w.state.workers[f.site] = alive(extra) ? extra : startWorker(w.state, f.site);
+        w.state.workers[f.site] = extra;
+        ensureWorker(f.site);
       }
     },
     'mart-stop': async () => {
