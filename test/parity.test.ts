@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client, type Pool, type PoolClient } from 'pg';
-import { Pools, withTransaction } from '../src/db';
+import { Pools, withPgClient, withTransaction } from '../src/db';
 import { migrateMart } from '../src/mart/migrate';
 import { compareMarts, formatParityReport, type ParityReport } from '../src/parity';
 
@@ -149,13 +149,7 @@ async function load(pool: Pool, site: 'dc1' | 'dc2'): Promise<void> {
 }
 
 async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: `${SERVER}/postgres` });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+  return withPgClient(`${SERVER}/postgres`, fn);
 }
 
 /** With ICU available, dc2 gets a linguistic collation so text ordering differs from dc1's. */

@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, type Pool } from 'pg';
 import { parseConfig, type Config } from '../src/config';
-import { Pools } from '../src/db';
+import { Pools, withPgClient } from '../src/db';
 import type { Logger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
 import { agentSummary } from '../src/reporting/queries';
 import { createReportingServer, martSession, type ReportingServer } from '../src/reporting/server';
+import { assertClose } from './helpers/close';
 
 const SERVER = 'postgres://postgres@127.0.0.1:5432';
 const DB = `twinmart_reporting_${process.pid}_${randomUUID().slice(0, 8)}`;
@@ -327,34 +328,9 @@ function expectedByAni(ani: string, range: { from: Date; to: Date } | null) {
   return { site: SITE, rows: rows.slice(0, 100), truncated: rows.length > 100 };
 }
 
-/** Deep equality where numbers may differ by float rounding (ratios and sums are computed differently here). */
-function assertClose(actual: unknown, expected: unknown, path = '$'): void {
-  if (typeof expected === 'number' && typeof actual === 'number') {
-    assert.ok(Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)), `${path}: ${actual} != ${expected}`);
-  } else if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${path}: expected an array, got ${JSON.stringify(actual)}`);
-    assert.equal(actual.length, expected.length, `${path}: length`);
-    expected.forEach((e, i) => assertClose(actual[i], e, `${path}[${i}]`));
-  } else if (expected !== null && typeof expected === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${path}: expected an object, got ${JSON.stringify(actual)}`);
-    assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${path}: keys`);
-    for (const [k, v] of Object.entries(expected)) assertClose((actual as Record<string, unknown>)[k], v, `${path}.${k}`);
-  } else {
-    assert.equal(actual, expected, path);
-  }
-}
-
 // ---------- the world of this file ----------
 
-async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: `${SERVER}/postgres` });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withPgClient(`${SERVER}/postgres`, fn);
 
 function siteConfig(martUrl: string): Config {
   return parseConfig({

@@ -18,12 +18,13 @@ import type { Client } from '@temporalio/client';
 import { Client as PgClient, type Pool } from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { parseConfig, type Config, type ConfigInput } from '../src/config';
-import { Pools } from '../src/db';
+import { Pools, withPgClient } from '../src/db';
 import { silentLogger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
 import { ensureDebianPackage } from './helpers/apt';
+import { csvRecords } from './helpers/csv';
 import { hashPassword } from '../src/reporting/password';
 import { createReportingServer } from '../src/reporting/server';
 import type { DrStatus } from '../src/workflows/dr-messages';
@@ -46,15 +47,7 @@ const SCREENSHOTS = process.env.TWINMART_SCREENSHOTS;
 const SITE = 'dc1';
 const MIN15 = 15 * 60_000;
 
-async function admin<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
-  const c = new PgClient({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const admin = <T>(fn: (c: PgClient) => Promise<T>): Promise<T> => withPgClient(ADMIN_URL, fn);
 
 // ---------- the data the mart holds (times relative to now, inside the default last 24 hours) ----------
 
@@ -450,30 +443,6 @@ async function apiJson(path: string): Promise<any> {
   }, path);
 }
 
-/** A small RFC 4180 reader: quoted fields, doubled quotes, CRLF or LF. */
-function parseCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field), rows.push(row), (row = []), (field = '');
-    } else field += c;
-  }
-  if (field || row.length) row.push(field), rows.push(row);
-  const [header, ...body] = rows;
-  return body.filter((r) => r.some((f) => f !== '')).map((r) => Object.fromEntries(header!.map((k, i) => [k, r[i] ?? ''])));
-}
-
 test(
   'a link with a view in it restores report, range, filters, granularity and time zone; the granularity control changes it',
   step(async () => {
@@ -583,7 +552,7 @@ test(
     assert.match(name, /\.csv$/);
     const compact = (ms: number) => iso(ms).replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
     assert.equal(name, `queue-summary_${compact(I0)}_${compact(I2 + MIN15)}_15min.csv`, 'the file name carries the range and granularity');
-    const csv = parseCsv(readFileSync(await download.path(), 'utf8'));
+    const csv = csvRecords(readFileSync(await download.path(), 'utf8'));
     const json = await apiJson(`/api/queue-summary?from=${iso(I0)}&to=${iso(I2 + MIN15)}&granularity=15min&tz=UTC`);
     const truth = await mart.query<{ queue: string; interval_start: Date; offered: number; answered: number; abandoned: number }>(
       `select queue, interval_start, offered, answered, abandoned from ag_queue_15min

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { get, openReportWorld, reportConfig, type Answer, type ReportWorld } from './helpers/report-world';
+import { assertClose } from './helpers/close';
+import { parseCsv } from './helpers/csv';
 
 const FROM = '2026-10-24T00:00:00.000Z';
 const TO = '2026-11-03T00:00:00.000Z';
@@ -73,23 +75,6 @@ before(async () => {
 });
 
 after(async () => world?.close(passed === TESTS));
-
-/** Deep equality where numbers may differ by float rounding. */
-function assertClose(actual: unknown, expected: unknown, path = '$'): void {
-  if (typeof expected === 'number' && typeof actual === 'number') {
-    assert.ok(Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)), `${path}: ${actual} != ${expected}`);
-  } else if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${path}: expected an array`);
-    assert.equal(actual.length, expected.length, `${path}: length`);
-    expected.forEach((e, i) => assertClose(actual[i], e, `${path}[${i}]`));
-  } else if (expected !== null && typeof expected === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${path}: expected an object, got ${JSON.stringify(actual)}`);
-    assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${path}: keys`);
-    for (const [k, v] of Object.entries(expected)) assertClose((actual as Record<string, unknown>)[k], v, `${path}.${k}`);
-  } else {
-    assert.equal(actual, expected, path);
-  }
-}
 
 async function ok(target: string): Promise<Answer> {
   const r = await get(port, target);
@@ -317,27 +302,6 @@ test('agent-states: the spans of one agent overlapping the range, clipped, in or
 });
 
 // ---------- CSV ----------
-
-/** RFC 4180 as the service writes it: CRLF lines, quoted fields with doubled quotes. */
-function parseCsv(text: string): string[][] {
-  assert.ok(text.endsWith('\r\n'), 'the last line ends with CRLF');
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else cell += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(cell), (cell = '');
-    else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-    else cell += ch;
-  }
-  return rows;
-}
 
 /** A JSON value as the CSV cell must hold it. */
 const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'number' ? JSON.stringify(v) : /^[=+\-@]/.test(String(v)) ? `'${v}` : String(v));

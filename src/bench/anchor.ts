@@ -8,8 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client as PgClient } from 'pg';
 import type { Member } from '../config';
+import { withPgClient as asSuperuser } from '../db';
 import { instanceUrl } from '../dev/postgres';
 import { memberId } from '../dev/world';
 import { repoRoot } from '../paths';
@@ -30,16 +30,6 @@ export interface Anchor {
 function whereIs(w: BenchWorld, m: Member): { instance: string; db: string } {
   const entry = w.state.layout[m.sourceId]!.find((e) => memberId(e.db, e.site) === m.id)!;
   return { instance: entry.instance ?? entry.site, db: entry.db };
-}
-
-async function asSuperuser<T>(url: string, fn: (c: PgClient) => Promise<T>): Promise<T> {
-  const c = new PgClient({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
 }
 
 /**

@@ -75,6 +75,17 @@ export function describeDbError(e: unknown, url: string): string {
   return `${text}${code ? ` (${code})` : ''}`.slice(0, 300);
 }
 
+/** One connection for one piece of work, closed afterwards whatever happens. */
+export async function withPgClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
 export class Pools {
   private readonly pools = new Map<string, Pool>();
   constructor(private readonly defaults: PoolConfig = {}) {}

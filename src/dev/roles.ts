@@ -3,7 +3,8 @@
  * connects as the superuser. The instance trusts loopback connections (initdb --auth=trust),
  * so the boundary is what each role may do, not a password.
  */
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { withPgClient } from '../db';
 import { instanceUrl, type PgInstance } from './postgres';
 
 /** Owns the mart and runs its migrations (and the DR seed, which rebuilds its keys). */
@@ -17,15 +18,7 @@ export const IDB_READER = 'twinmart_idb_reader';
 
 const LOGIN_ROLES = [MART_OWNER, ETL_ROLE, REPORTING_ROLE, IDB_READER];
 
-async function asSuperuser<T>(inst: PgInstance, db: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: instanceUrl(inst, db) });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+const asSuperuser = <T>(inst: PgInstance, db: string, fn: (c: Client) => Promise<T>): Promise<T> => withPgClient(instanceUrl(inst, db), fn);
 
 /** Creates the login roles unless they exist; safe to call concurrently. */
 export async function createRoles(inst: PgInstance): Promise<void> {

@@ -1,21 +1,11 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Client } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { byteCounter } from '../../src/db';
+import { byteCounter, withPgClient } from '../../src/db';
 import { copyAllSql, EVENT_TABLES } from '../../src/sources/idb';
 
-/** One connection for one piece of work, closed afterwards whatever happens. */
-export async function withPgClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+export { withPgClient };
 
 /**
  * A TCP relay in front of a PostgreSQL server, whose connections can be reset (RST) as

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { Client, type Pool } from 'pg';
 import { parseConfig, type Config } from '../../src/config';
-import { Pools } from '../../src/db';
+import { Pools, withPgClient } from '../../src/db';
 import type { Logger } from '../../src/logger';
 import { setReportingRole } from '../../src/mart/control';
 import { migrateMart } from '../../src/mart/migrate';
@@ -16,15 +16,7 @@ import { createReportingServer, type ReportingServer } from '../../src/reporting
 export const PG_SERVER = 'postgres://postgres@127.0.0.1:5432';
 export const SITE = 'dc1';
 
-export async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: `${PG_SERVER}/postgres` });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+export const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withPgClient(`${PG_SERVER}/postgres`, fn);
 
 /** A site config over `martUrl`; `etl` and `reporting` keys are added to the defaults. */
 export function reportConfig(martUrl: string, etl: Record<string, unknown> = {}, reporting: Record<string, unknown> = {}): Config {
