@@ -54,7 +54,7 @@ test('npm run bench -- --quick --json measures every figure of the output contra
   assert.equal(r.code, 0, `bench exited ${r.code}: errors ${errors}\n${tail}`);
   const result = JSON.parse(last) as Record<string, unknown>;
   // A few figures in the test's output, so a CI log says what this machine measured.
-  const figures = ['catchup.ratioToRawCopy', 'catchup.ratioToKeyedCopy', 'freshness.1000.p99Seconds', 'freshness.1000.logicalReplication.p99Seconds', 'freshness.1000.logicalReplication.ratioP99'];
+  const figures = ['reports.queueSummaryMs', 'reports.agentSummaryMs', 'catchup.ratioToRawCopy', 'catchup.ratioToKeyedCopy', 'freshness.1000.p99Seconds', 'freshness.1000.logicalReplication.p99Seconds', 'freshness.1000.logicalReplication.ratioP99'];
   process.stdout.write(`quick bench: ${figures.map((p) => `${p} ${JSON.stringify(at(result, p))}`).join(', ')}\n`);
   assert.deepEqual(result.errors, [], 'no stage failed');
   assert.equal(result.kind, 'quick');
@@ -84,6 +84,10 @@ test('npm run bench -- --quick --json measures every figure of the output contra
     'memory.peakRssMb',
     'dr.failoverRtoSeconds',
     'dr.rebuildToParitySeconds',
+    'reports.queueSummaryMs.15min',
+    'reports.queueSummaryMs.month',
+    'reports.agentSummaryMs.15min',
+    'reports.agentSummaryMs.day',
   ]) {
     const v = at(result, path);
     assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${path} is a measured number (got ${JSON.stringify(v)})`);

@@ -6,7 +6,7 @@
  * Unless --no-write, the result goes to bench/results/<date>[-quick].json and the run's
  * tables into BENCHMARKS.md.
  *
- * Stages: catchup (with its baselines), idle, freshness, footprint, dr (on the main world),
+ * Stages: catchup (with its baselines), idle, freshness, footprint, dr, reports (on the main world),
  * scaling and rebuild (full only, worlds of their own).
  */
 import { parseArgs } from 'node:util';
@@ -33,12 +33,13 @@ import { FULL, QUICK, type Profile } from './profile';
 import { renderMarkdown, writeResults } from './report';
 import { rebuildPoint, scalingPoint } from './scaling';
 import type { StatementProfile } from './statements';
+import { reportTimings } from './reports';
 import type { BenchResult, CatchupDetail } from './types';
 import { closeAllWorlds, openBenchWorld, type BenchWorld } from './world';
 import { log, peakRssMb, round, seconds, stage } from './util';
 
-const STAGES = ['catchup', 'idle', 'freshness', 'footprint', 'dr', 'scaling', 'rebuild'] as const;
-const MAIN_WORLD_STAGES: Stage[] = ['catchup', 'idle', 'freshness', 'footprint', 'dr'];
+const STAGES = ['catchup', 'idle', 'freshness', 'footprint', 'dr', 'reports', 'scaling', 'rebuild'] as const;
+const MAIN_WORLD_STAGES: Stage[] = ['catchup', 'idle', 'freshness', 'footprint', 'dr', 'reports'];
 type Stage = (typeof STAGES)[number];
 
 const NOTE =
@@ -86,6 +87,7 @@ function emptyResult(profile: Profile, command: string): BenchResult {
     idle: { msPerCycle: null, dbMsPerCycle: null, historyEventsPerCycle: null, historyBytesPerCycle: null, noTemporal: null, temporal: null },
     memory: { peakRssMb: null, workers: {}, afterCatchupMb: {} },
     dr: { failoverRtoSeconds: null, rebuildToParitySeconds: null },
+    reports: null,
     temporal: { idle: null, underLoad: {}, footprint: null },
     scaling: null,
     errors: [],
@@ -262,6 +264,7 @@ async function mainWorld(profile: Profile, result: BenchResult, only: Set<Stage>
       const dr = await stage('dr', errors, () => drRound(w, profile.drTimeoutSeconds, profile.drBehindCalls));
       if (dr) result.dr = { ...dr };
     }
+    if (only.has('reports')) result.reports = await stage('reports', errors, () => reportTimings(w, profile.reports));
   } finally {
     await w.close();
   }

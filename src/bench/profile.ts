@@ -49,6 +49,8 @@ export interface Profile {
   scalingCallEvents: number;
   /** Calls in the backlog of each rebuild point (full only): catch-up, then a DR round timed to parity. */
   rebuildCalls: number[] | null;
+  /** The reports stage's mart: queues over queueDays of 15-minute intervals, agents' spans of spanMinutes over agentDays. */
+  reports: { queues: number; queueDays: number; agents: number; agentDays: number; spanMinutes: number };
 }
 
 const ALL_RATES = [200, 1000, 5000];
@@ -66,6 +68,8 @@ export const QUICK: Profile = {
   scalingSets: null,
   scalingCallEvents: 0,
   rebuildCalls: null,
+  // A check of the stage: the full run measures the year (71 s here with a year in a quick run).
+  reports: { queues: 10, queueDays: 30, agents: 20, agentDays: 7, spanMinutes: 30 },
 };
 
 export const FULL: Profile = {
@@ -81,4 +85,5 @@ export const FULL: Profile = {
   scalingSets: [1, 4, 16],
   scalingCallEvents: 100_000,
   rebuildCalls: [100_000, 1_000_000],
+  reports: { queues: 20, queueDays: 365, agents: 200, agentDays: 31, spanMinutes: 10 },
 };

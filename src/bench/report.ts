@@ -298,6 +298,22 @@ export function renderMarkdown(r: BenchResult): string {
   );
   if (dr.note) out.push(`DR note: ${dr.note}.`, '');
 
+  const rp = r.reports;
+  if (rp) {
+    out.push(
+      '#### Reports over long ranges',
+      '',
+      `The queue summary over ${fmt(rp.queueDays)} days of ${fmt(rp.queues)} queues (${fmt(rp.queueRows)} rows of ag_queue_15min) and the agent summary over ` +
+        `${fmt(rp.agentDays)} days of ${fmt(rp.agents)} agents (${fmt(rp.agentSpans)} state spans of ${fmt(rp.spanMinutes)} minutes), in ${rp.tz}, median of three:`,
+      '',
+      table(
+        ['granularity', `queue summary, ${fmt(rp.queueDays)} days`, `agent summary, ${fmt(rp.agentDays)} days`],
+        Object.keys(rp.queueSummaryMs).map((g) => [g, `${fmt(rp.queueSummaryMs[g as keyof typeof rp.queueSummaryMs], 1)} ms`, `${fmt(rp.agentSummaryMs[g as keyof typeof rp.agentSummaryMs], 1)} ms`]),
+      ),
+      '',
+    );
+  }
+
   if (r.scaling) {
     out.push('#### Scaling', '');
     if (r.scaling.sets.length) {

@@ -7,6 +7,7 @@ import type { FreshnessLevel } from './freshness';
 import type { PlainIdle, TemporalIdle } from './idle';
 import type { Backlog } from './load';
 import type { Machine, PostgresSettings, Versions } from './machine';
+import type { ReportTimings } from './reports';
 import type { RebuildPoint, ScalingPoint } from './scaling';
 import type { WaitProfile } from './statements';
 
@@ -86,6 +87,8 @@ export interface BenchResult {
     afterCatchupMb: Record<string, number | null>;
   };
   dr: (Partial<DrResult> & { failoverRtoSeconds: number | null; rebuildToParitySeconds: number | null }) ;
+  /** The reports' cost on a year of queue intervals and a month of agent spans. */
+  reports: ReportTimings | null;
   temporal: {
     idle: HistoryGrowth | null;
     underLoad: Record<string, Record<string, HistoryGrowth | null>>;
