@@ -265,6 +265,10 @@ function etlStatus(site: string): EtlStatus {
     members: { 'idb-voice-1-dc1': member('dc1', 'sw-voice-1', 1520), 'idb-voice-1-dc2': member('dc2', 'sw-voice-1', 1518) },
     totals: { callRows: 3038, agentRows: 120, facts: 400, discarded: 1 },
     lastCycle: { startedAt: ago(2), finishedAt: ago(1), rows: 6, facts: 2 },
+    recentCycles: [
+      { startedAt: ago(4), finishedAt: ago(3), rows: 0, facts: 0 },
+      { startedAt: ago(2), finishedAt: ago(1), rows: 6, facts: 2 },
+    ],
     pending: [],
     applied: [],
     rejected: [],
@@ -726,6 +730,9 @@ test(
     assert.equal(await page.locator('.etl-site[data-site="dc1"] tr[data-state="ok"] [data-freshness] .badge--ok').count(), 2, 'both members read a second ago');
     const lag = await page.locator('.etl-site[data-site="dc1"] tr[data-member="idb-voice-1-dc2"] td').allTextContents();
     assert.deepEqual([lag[2]!.trim(), lag[3]!.trim()], ['42', '7.0 s'], 'rows behind and cursor age from the mart');
+    const cycles = page.locator('.etl-site[data-site="dc1"] [data-etl-cycles] tbody tr');
+    assert.equal(await cycles.count(), 2, 'the last cycles, newest first');
+    assert.deepEqual((await cycles.first().locator('td').allTextContents()).slice(2), ['6', '2']);
     await shot('ops');
     await page.setViewportSize({ width: 390, height: 844 });
     const narrow = await horizontalOverflow();

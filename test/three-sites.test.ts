@@ -85,6 +85,8 @@ describe('a three-site world', { timeout: 600_000 }, () => {
       for (const site of ['dc1', 'dc3']) {
         const etl = await w.client.workflow.getHandle(etlWorkflowId(site)).query(etlStatusQuery);
         assert.deepEqual(etl.excludedSites, ['dc2'], `${site} excluded dc2`);
+        assert.ok(etl.recentCycles!.length > 1 && etl.recentCycles!.length <= 20, `${site} lists its last cycles`);
+        assert.deepEqual(etl.recentCycles!.at(-1), etl.lastCycle, 'the newest of them is the last cycle');
       }
       // Cancelling it is requested by the failover; it completes once a control worker runs the ETL's next task.
       await waitFor("dc2's ETL cancelled", async () => (await w.client.workflow.getHandle(etlWorkflowId('dc2')).describe()).status.name === 'CANCELLED', 30_000);

@@ -78,6 +78,14 @@ export interface RejectedCommand {
   at: string;
 }
 
+export interface CycleSummary {
+  startedAt: string;
+  finishedAt: string;
+  rows: number;
+  facts: number;
+  interrupted?: boolean;
+}
+
 export interface EtlStatus {
   site: string;
   runId: string;
@@ -89,7 +97,9 @@ export interface EtlStatus {
   members: Record<string, MemberStatus>;
   totals: { callRows: number; agentRows: number; facts: number; discarded: number };
   /** `interrupted`: a command arrived during the cycle and ended it early (absent in runs from before). */
-  lastCycle: { startedAt: string; finishedAt: string; rows: number; facts: number; interrupted?: boolean } | null;
+  lastCycle: CycleSummary | null;
+  /** The last cycles, oldest first (absent in runs from before). */
+  recentCycles?: CycleSummary[];
   pending: { command: EtlCommandKind; target: string | null; requestId: string }[];
   applied: { command: EtlCommandKind; target: string | null; requestId: string; cycle: number; at: string }[];
   rejected: RejectedCommand[];

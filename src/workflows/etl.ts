@@ -89,6 +89,7 @@ function initialState(site: string): EtlState {
     members: {},
     totals: { callRows: 0, agentRows: 0, facts: 0, discarded: 0 },
     lastCycle: null,
+    recentCycles: [],
     pending: [],
     applied: [],
     rejected: [],
@@ -354,6 +355,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     state.totals.discarded += t?.discarded ?? 0;
     state.cycle += 1;
     state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t?.facts ?? 0, interrupted: interrupted() };
+    pushCapped((state.recentCycles ??= []), state.lastCycle);
     return rows > 0 || interrupted();
   }
 

@@ -181,6 +181,19 @@ function renderEtl(etl, lag) {
         h('div', null, h('dt', null, 'Excluded sites'), h('dd', null, (st.excludedSites || []).length ? st.excludedSites.join(', ') : 'none')),
       ),
     );
+    const cycles = (st.recentCycles || []).slice(-10).reverse();
+    if (cycles.length) {
+      card.append(h('details', { class: 'etl-cycles' },
+        h('summary', null, 'Last ' + cycles.length + ' cycles'),
+        h('table', { class: 'data data--compact', dataset: { etlCycles: site } },
+          h('caption', { class: 'visually-hidden' }, 'The last cycles of the ETL of ' + site + ', newest first'),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Finished'), h('th', { scope: 'col', class: 'num' }, 'Seconds'),
+            h('th', { scope: 'col', class: 'num' }, 'Rows'), h('th', { scope: 'col', class: 'num' }, 'Facts'))),
+          h('tbody', null, cycles.map((c) => h('tr', null,
+            h('td', { title: c.finishedAt }, ago(c.finishedAt) + (c.interrupted ? ' (interrupted)' : '')),
+            h('td', { class: 'num' }, fmtOne((Date.parse(c.finishedAt) - Date.parse(c.startedAt)) / 1000)),
+            h('td', { class: 'num' }, fmtInt(c.rows)), h('td', { class: 'num' }, fmtInt(c.facts))))))));
+    }
     const members = Object.entries(st.members || {});
     card.append(h('div', { class: 'table-wrap' }, h('table', { class: 'data data--compact', dataset: { etlMembers: site } },
       h('caption', { class: 'visually-hidden' }, 'Members read by the ETL of ' + site),
