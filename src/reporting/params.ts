@@ -228,7 +228,7 @@ export function parseParams<T>(schema: ParamSchema<T>, raw: RawParams): ParseRes
 }
 
 /** One value as a JSON string, several as a JSON array. */
-function echo(values: string[]): string {
+export function echo(values: string[]): string {
   const text = JSON.stringify(values.length === 1 ? values[0] : values);
   return text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}…` : text;
 }
