@@ -236,7 +236,9 @@ test('a dimension not configured, a bad groupBy or value: 400 naming the paramet
   }
   const grouped = await get(port, `/api/interactions?queue=sales&${RANGE}&groupBy=segment`);
   assert.equal(grouped.status, 400);
-  assert.match(grouped.body.error, /^groupBy: unknown parameter/);
+  assert.equal(grouped.body.error, 'groupBy: unknown parameter, expected one of callId, ani, queue, from, to, format, dim.segment, dim.language, got "segment"');
+  const unknown = await get(port, `/api/queue-summary?${RANGE}&segment=gold`);
+  assert.equal(unknown.body.error, 'segment: unknown parameter, expected one of from, to, granularity, tz, format, queue, dim.segment, dim.language, groupBy, got "gold"');
   passed++;
 });
 

@@ -66,6 +66,10 @@ export function dimensionCondition(filters: DimensionFilters, params: unknown[])
   return terms.length ? terms.join(' and ') : 'true';
 }
 
+/** The dimension parameters an endpoint takes, as an unknown parameter's error lists them. */
+export const dimensionParamNames = (keys: readonly string[], grouping: boolean): string[] =>
+  keys.length ? [...keys.map((k) => `${PREFIX}${k}`), ...(grouping ? ['groupBy'] : [])] : [];
+
 /** The filters as file-name parts: `<key>=<value>` each. */
 export const filterParts = (filters: DimensionFilters): string[] =>
   Object.entries(filters).flatMap(([key, values]) => values.map((v) => `${key}=${v}`));

@@ -221,10 +221,11 @@ export function rawParams(search: URLSearchParams): RawParams {
   return raw;
 }
 
-export function parseParams<T>(schema: ParamSchema<T>, raw: RawParams): ParseResult<T> {
+/** `also`: parameters taken out before the schema (the dimensions), named among the expected ones. */
+export function parseParams<T>(schema: ParamSchema<T>, raw: RawParams, also: string[] = []): ParseResult<T> {
   const result = schema.safeParse(raw);
   if (result.success) return { ok: true, value: result.data };
-  return { ok: false, error: describeIssue(result.error.issues[0]!, raw, Object.keys(schema.in.shape)) };
+  return { ok: false, error: describeIssue(result.error.issues[0]!, raw, [...Object.keys(schema.in.shape), ...also]) };
 }
 
 /** One value as a JSON string, several as a JSON array. */

@@ -33,7 +33,7 @@ import {
   type RawParams,
 } from './params';
 import { createReportingAuth } from './auth';
-import { filterParts, takeDimensionParams } from './dimensions';
+import { dimensionParamNames, filterParts, takeDimensionParams } from './dimensions';
 import type { Bucketing } from './buckets';
 import { agentStates, agentSummary, interactions, queueSummary } from './queries';
 import { agentStatesCsv, agentSummaryCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
@@ -389,8 +389,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     raw: RawParams,
     schema: ParamSchema<T>,
     run: (input: T) => Promise<ReportAnswer>,
+    also: string[] = [],
   ): Promise<Reply> {
-    const parsed = parseParams(schema, raw);
+    const parsed = parseParams(schema, raw, also);
     if (!parsed.ok) return json(400, { error: parsed.error });
     try {
       const view = await readRole();
@@ -514,7 +515,7 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
             },
             csv: () => queueSummaryCsv(answer, { ...head, filters: [...(queues ?? []), ...filterParts(filters)] }, groupBy),
           };
-        });
+        }, dimensionParamNames(config.etl.dimensions, true));
       }
       case '/api/agent-summary':
         return report(params, agentSummaryParams, async ({ range, agents, bucketing }) => {
@@ -538,7 +539,7 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
           const key = 'callId' in lookup ? lookup.callId : 'ani' in lookup ? lookup.ani : lookup.queue;
           const parts = { from: range?.from.toISOString(), to: range?.to.toISOString(), filters: [key, ...filterParts(filters)] };
           return { json: answer, csv: () => interactionsCsv(answer.rows, parts) };
-        });
+        }, dimensionParamNames(config.etl.dimensions, false));
       }
     }
     if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
