@@ -315,7 +315,7 @@ function expectedInteraction(f: Fact) {
   return {
     callId: f.callId, sourceId: f.sourceId, media: f.media, direction: f.direction, queue: f.queue, agentId: f.agentId,
     startTs: f.start.toISOString(), answerTs: f.answer?.toISOString() ?? null, endTs: f.end?.toISOString() ?? null,
-    outcome: f.outcome, waitSeconds: f.wait, talkSeconds: f.talk, eventCount: f.eventCount,
+    outcome: f.outcome, waitSeconds: f.wait, talkSeconds: f.talk, eventCount: f.eventCount, dims: {},
     ani: usable.find((e) => e.ani !== null)?.ani ?? null,
     events: usable.map((e) => ({ seq: e.seq, event: e.event, ts: e.ts.toISOString(), queue: e.queue, agentId: e.agentId })),
   };

@@ -69,7 +69,7 @@ before(async () => {
   world = await openReportWorld('figures');
   await stage(CALLS);
   const config = reportConfig(world.url, ETL);
-  await transformSite(world.mart, { batch: 1000, queueRules: config.etl, maxCallSeconds: 86_400 });
+  await transformSite(world.mart, { batch: 1000, queueRules: config.etl, maxCallSeconds: 86_400, dimensions: config.etl.dimensions });
   port = await world.serve(config);
 });
 

@@ -85,6 +85,7 @@ export function createEtlActivities({ config, site, pools, logger, metrics }: Et
       batch: config.etl.transformBatch,
       queueRules: config.etl,
       maxCallSeconds: config.etl.maxCallSeconds,
+      dimensions: config.etl.dimensions,
       onBatch: progress,
       signal: Context.current().cancellationSignal,
     });

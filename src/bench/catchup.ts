@@ -153,6 +153,7 @@ export async function plainCycle(
     batch: config.etl.transformBatch,
     queueRules: config.etl,
     maxCallSeconds: config.etl.maxCallSeconds,
+    dimensions: config.etl.dimensions,
   });
   return {
     rows: results.reduce((a, r) => a + r.callRows + r.agentRows, 0),

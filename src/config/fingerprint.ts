@@ -22,6 +22,8 @@ export function configFingerprint(config: Config): ConfigFingerprint {
     // the same service level at the other site.
     'reporting.serviceLevelFormula': config.reporting.serviceLevelFormula,
     'etl.maxCallSeconds': config.etl.maxCallSeconds,
+    // The attrs a fact keeps: sites keeping others would report different dimensions.
+    'etl.dimensions': config.etl.dimensions,
     // Both decide facts: factDays which facts a mart still has (parity compares them), and
     // stagingDays from when a call's fact is final, a late event for it ignored
     // (docs/retention.md). batchRows and schedule only pace the purge.

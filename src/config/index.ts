@@ -15,6 +15,10 @@ import { OBJECT_ID, SITE_ID } from './ids';
 
 export { OBJECT_ID, SITE_ID };
 
+/** An attrs key that becomes a report dimension: it appears in query parameter names (`dim.<key>`). */
+export const DIMENSION_KEY = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
+const MAX_DIMENSIONS = 8;
+
 const siteId = z.string().regex(SITE_ID, `a site id matching ${SITE_ID}`);
 const objectId = z.string().regex(OBJECT_ID, `an id matching ${OBJECT_ID}`);
 const pgUrl = z
@@ -102,6 +106,16 @@ const configSchema = z
          * The marts end the same either way. `full` until lean has run in production.
          */
         extraction: z.enum(['full', 'lean']).default('full'),
+        /**
+         * Keys of the attached data (idb.call_event.attrs) the transform keeps with each call
+         * (interaction_fact.dims), which the reports filter and group by. Under etl because
+         * they decide what the mart keeps; a change applies to calls transformed from then on.
+         */
+        dimensions: z
+          .array(z.string().regex(DIMENSION_KEY, 'a dimension key of a letter, then letters, digits or _ (at most 40 characters)'))
+          .max(MAX_DIMENSIONS, `at most ${MAX_DIMENSIONS} dimensions`)
+          .refine((keys) => new Set(keys).size === keys.length, 'a dimension key given twice')
+          .default([]),
       })
       .prefault({}),
     dr: z

@@ -26,6 +26,8 @@ export interface TransformOptions {
   batch: number;
   queueRules: QueueRules;
   maxCallSeconds: number;
+  /** The attrs keys kept as dimensions (etl.dimensions). */
+  dimensions: string[];
   onBatch?: (done: TransformResult) => void;
   /**
    * Stops the transform: the running batch's statement is cancelled and rolls back (its
@@ -67,7 +69,7 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
     const calls = await batch(async (c) => {
       const done = { calls: await claimDirtyCalls(c, options.batch), discarded: 0, facts: 0, intervals: 0 };
       if (done.calls) {
-        done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds);
+        done.discarded = await readDirtyCallEvents(c, options.maxCallSeconds, options.dimensions);
         done.facts = await upsertInteractionFacts(c, options.queueRules, options.maxCallSeconds);
         done.intervals = await applyQueueDeltas(c);
       }

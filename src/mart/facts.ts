@@ -5,6 +5,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { Queryable } from '../db';
+import { queueCountsOfFacts } from './queue-counts';
 
 /**
  * Tables the loads grow faster than autovacuum analyzes them: it wakes once a minute and
@@ -66,15 +67,21 @@ export async function claimDirtyCalls(client: PoolClient, limit: number): Promis
  * changed are updated (a better version may still replace them); a new reason is recorded
  * in ctl_discard once.
  */
-export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: number): Promise<number> {
+export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: number, dimensions: string[]): Promise<number> {
   await client.query(
     `create temp table if not exists tmp_call_row (call_id uuid, seq integer, source_id text, event text,
-       event_ts timestamptz, media text, direction text, queue text, agent_id text, reason text, old_reason text)
+       event_ts timestamptz, media text, direction text, queue text, agent_id text, dims jsonb, reason text, old_reason text)
      on commit delete rows`,
   );
+  // dims: only the configured attrs keys (not the whole attrs, which may be large), values as
+  // text cut to MAX_DIMENSION_VALUE; a JSON null counts as absent. Without dimensions the
+  // subquery is skipped: per event it costs about as much as the rest of the row.
   await client.query(
     `insert into tmp_call_row
      select call_id, seq, source_id, event, event_ts, media, direction, queue, agent_id,
+            case when cardinality($2::text[]) > 0 then
+              (select jsonb_object_agg(k, left(attrs ->> k, $3)) from unnest($2::text[]) k where attrs ->> k is not null)
+            end,
             case
               when event_ts < prev_max then
                 format('out of order: event_ts %s is earlier than %s of a lower seq', event_ts, prev_max)
@@ -86,7 +93,7 @@ export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: nu
        from (select s.*, max(s.event_ts) over w as prev_max, min(s.event_ts) over (partition by s.call_id) as first_ts
                from stg_call_event s join tmp_dirty_call d using (call_id)
              window w as (partition by s.call_id order by s.seq rows between unbounded preceding and 1 preceding)) ev`,
-    [maxCallSeconds],
+    [maxCallSeconds, dimensions, MAX_DIMENSION_VALUE],
   );
   // Only the columns later joins and filters use: all eleven cost 30 ms per batch of 13,000
   // rows, these four 5 ms.
@@ -107,7 +114,8 @@ export async function readDirtyCallEvents(client: PoolClient, maxCallSeconds: nu
   return rowCount ?? 0;
 }
 
-const INTERVAL = `date_bin('15 minutes', start_ts, timestamptz '2000-01-01 00:00:00+00')`;
+/** Characters of a dimension value kept: attached data is free text, a report cell is not. */
+export const MAX_DIMENSION_VALUE = 200;
 
 /** The thresholds the queue aggregates count with (etl config; part of the config fingerprint). */
 export interface QueueRules {
@@ -123,8 +131,7 @@ export interface QueueRules {
  * `sign` to tmp_group_delta: -1 before their facts change, +1 after. The aggregates then
  * move by the difference, so a cycle costs what its calls touch, not what their 15-minute
  * intervals hold (recomputing whole intervals from the facts cost hundreds of thousands of
- * rows per cycle at 5,000 events/s). Sums are numeric, so the deltas are exact. A call
- * counts as answered or abandoned once it has ended; until then it is only offered.
+ * rows per cycle at 5,000 events/s). Sums are numeric, so the deltas are exact.
  */
 async function noteContributions(client: PoolClient, sign: 1 | -1, rules: QueueRules): Promise<void> {
   await client.query(
@@ -135,21 +142,14 @@ async function noteContributions(client: PoolClient, sign: 1 | -1, rules: QueueR
   );
   await client.query(
     `insert into tmp_group_delta
-     select f.queue, ${INTERVAL},
-            $1 * count(*),
-            $1 * count(*) filter (where f.answered),
-            $1 * count(*) filter (where f.outcome = 'abandoned'),
-            $1 * count(*) filter (where f.outcome = 'abandoned' and f.wait_s < $4),
-            $1 * count(*) filter (where f.answered and f.wait_s <= f.threshold),
-            $1 * count(*) filter (where f.outcome = 'abandoned' and f.wait_s >= $4 and f.wait_s <= f.threshold),
-            $1 * coalesce(sum(f.wait_s) filter (where f.answered), 0),
-            $1 * coalesce(sum(f.talk_s), 0)
-       from (select f.*,
-                    f.answer_ts is not null and f.outcome not in ('in_progress', 'incomplete') as answered,
-                    coalesce(($3::jsonb ->> f.queue)::numeric, $2) as threshold
-               from interaction_fact f join tmp_dirty_call d using (call_id)
-              where f.queue is not null) f
-      group by 1, 2`,
+     ${queueCountsOfFacts({
+       facts: 'interaction_fact f join tmp_dirty_call d using (call_id)',
+       where: 'true',
+       sign: '$1::integer',
+       serviceLevelSeconds: '$2::numeric',
+       queueServiceLevelSeconds: '$3',
+       shortAbandonSeconds: '$4::numeric',
+     })}`,
     [sign, rules.serviceLevelSeconds, JSON.stringify(rules.queueServiceLevelSeconds), rules.shortAbandonSeconds],
   );
 }
@@ -211,8 +211,16 @@ export async function upsertInteractionFacts(client: PoolClient, rules: QueueRul
          from tmp_call_row s
         where s.reason is null
         group by s.call_id),
+     d as (
+       -- Per dimension, the value of the highest-seq usable event that has it: the same in every mart.
+       select call_id, jsonb_object_agg(key, value) as dims
+         from (select distinct on (s.call_id, kv.key) s.call_id, kv.key, kv.value
+                 from tmp_call_row s cross join lateral jsonb_each(s.dims) kv
+                where s.reason is null
+                order by s.call_id, kv.key, s.seq desc) v
+        group by call_id),
      f as (
-       select c.*,
+       select c.*, coalesce(d.dims, '{}') as dims,
               case
                 when c.abandoned then 'abandoned'
                 when c.released and c.answer_ts is null then 'abandoned'
@@ -221,28 +229,29 @@ export async function upsertInteractionFacts(client: PoolClient, rules: QueueRul
                 when c.start_ts < e.before then 'incomplete'
                 else 'in_progress'
               end as outcome
-         from c, (select ${ENDED_BEFORE('$1')} as before) e)
+         from c left join d using (call_id), (select ${ENDED_BEFORE('$1')} as before) e)
      insert into interaction_fact as t (call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts,
-                                        end_ts, outcome, wait_s, talk_s, event_count)
+                                        end_ts, outcome, wait_s, talk_s, event_count, dims)
      select call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts, end_ts, outcome,
             case
               when answer_ts is not null then extract(epoch from answer_ts - coalesce(queued_ts, start_ts))
               when end_ts is not null then extract(epoch from end_ts - coalesce(queued_ts, start_ts))
             end,
             case when answer_ts is not null and end_ts is not null then extract(epoch from end_ts - answer_ts) end,
-            event_count
+            event_count, dims
        from f
      on conflict (call_id) do update set
        source_id = excluded.source_id, media = excluded.media, direction = excluded.direction,
        queue = excluded.queue, agent_id = excluded.agent_id, start_ts = excluded.start_ts,
        answer_ts = excluded.answer_ts, end_ts = excluded.end_ts, outcome = excluded.outcome,
-       wait_s = excluded.wait_s, talk_s = excluded.talk_s, event_count = excluded.event_count, updated_at = now()
+       wait_s = excluded.wait_s, talk_s = excluded.talk_s, event_count = excluded.event_count, dims = excluded.dims,
+       updated_at = now()
      where (t.source_id, t.media, t.direction, t.queue, t.agent_id, t.start_ts, t.answer_ts, t.end_ts, t.outcome,
-            t.wait_s, t.talk_s, t.event_count)
+            t.wait_s, t.talk_s, t.event_count, t.dims)
            is distinct from
            (excluded.source_id, excluded.media, excluded.direction, excluded.queue, excluded.agent_id,
             excluded.start_ts, excluded.answer_ts, excluded.end_ts, excluded.outcome, excluded.wait_s,
-            excluded.talk_s, excluded.event_count)`,
+            excluded.talk_s, excluded.event_count, excluded.dims)`,
     [maxCallSeconds],
   );
   await noteContributions(client, 1, rules);

@@ -128,6 +128,7 @@ const KINDS: readonly KindSpec[] = [
       'wait_s',
       'talk_s',
       'event_count',
+      'dims::text',
     ],
     purged: 'factsBefore',
   },

@@ -221,14 +221,15 @@ export function rawParams(search: URLSearchParams): RawParams {
   return raw;
 }
 
-export function parseParams<T>(schema: ParamSchema<T>, raw: RawParams): ParseResult<T> {
+/** `also`: parameters taken out before the schema (the dimensions), named among the expected ones. */
+export function parseParams<T>(schema: ParamSchema<T>, raw: RawParams, also: string[] = []): ParseResult<T> {
   const result = schema.safeParse(raw);
   if (result.success) return { ok: true, value: result.data };
-  return { ok: false, error: describeIssue(result.error.issues[0]!, raw, Object.keys(schema.in.shape)) };
+  return { ok: false, error: describeIssue(result.error.issues[0]!, raw, [...Object.keys(schema.in.shape), ...also]) };
 }
 
 /** One value as a JSON string, several as a JSON array. */
-function echo(values: string[]): string {
+export function echo(values: string[]): string {
   const text = JSON.stringify(values.length === 1 ? values[0] : values);
   return text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}…` : text;
 }

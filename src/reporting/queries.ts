@@ -8,6 +8,9 @@
 import type { Queryable } from '../db';
 import { bucketStart, bucketsOverlapping, type Bucketing } from './buckets';
 import { queueFigures, type QueueCounts, type QueueFigures, type ServiceLevelFormula } from './figures';
+import type { QueueRules } from '../mart/facts';
+import { FACT_INTERVAL, queueCountsOfFacts } from '../mart/queue-counts';
+import { dimensionCondition, type DimensionFilters } from './dimensions';
 
 /** A half-open time range [from, to). */
 export interface Range {
@@ -27,6 +30,8 @@ export const NO_REASON = '(none)';
 export interface QueueIntervalRow extends QueueFigures {
   queue: string;
   intervalStart: string;
+  /** With groupBy: the dimension and the rows' value of it (null: calls without it). */
+  dimension?: { key: string; value: string | null };
 }
 
 export interface QueueSummary {
@@ -94,6 +99,8 @@ export interface InteractionRow {
   waitSeconds: number | null;
   talkSeconds: number | null;
   eventCount: number;
+  /** The call's configured attrs (etl.dimensions) as the transform kept them. */
+  dims: Record<string, string>;
   ani: string | null;
   events: InteractionEvent[];
 }
@@ -116,9 +123,48 @@ function bounded<T>(rows: T[], limit: number): { rows: T[]; truncated: boolean }
 }
 
 /**
- * Per queue and bucket of intervals starting in the range, and the totals over all of
- * them. The empty grouping set yields the totals row (also when no interval matches),
- * summed over the intervals themselves, so the totals are the same at every granularity.
+ * A queue summary by dimension (etl.dimensions): filtered by dims, grouped by one, or both.
+ * `rules` are the thresholds the aggregates count with, so the figures are the same.
+ */
+export interface QueueSlice {
+  filters: DimensionFilters;
+  groupBy: string | null;
+  rules: QueueRules;
+}
+
+/**
+ * The queue intervals starting in [$1, $2) of queues $3 (all when null), as rows of
+ * ag_queue_15min with a column `dim`. By dimension they are counted from interaction_fact
+ * as the transform counts them (src/mart/queue-counts.ts): ag_queue_15min keeps no dims.
+ */
+function queueIntervals(slice: QueueSlice | null, params: unknown[]): string {
+  if (!slice) {
+    return `select a.*, null::text as dim from ag_queue_15min a
+             where a.interval_start >= $1::timestamptz and a.interval_start < $2::timestamptz
+               and ($3::text[] is null or a.queue = any($3::text[]))`;
+  }
+  const p = (value: unknown): string => `$${params.push(value)}`;
+  const { rules } = slice;
+  return queueCountsOfFacts({
+    facts: 'interaction_fact f',
+    // start_ts bounds the interval's range for the index; the interval itself decides.
+    where: `f.start_ts >= $1::timestamptz - interval '15 minutes' and f.start_ts < $2::timestamptz
+            and ${FACT_INTERVAL} >= $1::timestamptz and ${FACT_INTERVAL} < $2::timestamptz
+            and ($3::text[] is null or f.queue = any($3::text[]))
+            and ${dimensionCondition(slice.filters, params)}`,
+    sign: '1',
+    serviceLevelSeconds: `${p(rules.serviceLevelSeconds)}::numeric`,
+    queueServiceLevelSeconds: p(JSON.stringify(rules.queueServiceLevelSeconds)),
+    shortAbandonSeconds: `${p(rules.shortAbandonSeconds)}::numeric`,
+    extra: `${slice.groupBy === null ? 'null::text' : `f.dims ->> ${p(slice.groupBy)}::text`} as dim`,
+  });
+}
+
+/**
+ * Per queue and bucket of intervals starting in the range (and per value of the grouping
+ * dimension), and the totals over all of them. The empty grouping set yields the totals
+ * row (also when no interval matches), summed over the intervals themselves, so the totals
+ * are the same at every granularity and with or without groupBy.
  */
 export async function queueSummary(
   db: Queryable,
@@ -126,11 +172,15 @@ export async function queueSummary(
   queues: string[] | null,
   bucketing: Bucketing,
   formula: ServiceLevelFormula,
+  slice: QueueSlice | null = null,
 ): Promise<QueueSummary> {
-  const { rows } = await db.query<QueueCounts & { queue: string | null; bucket: Date | null; is_total: boolean }>(
+  const params: unknown[] = [range.from, range.to, queues, MAX_REPORT_ROWS, bucketing.tz];
+  const source = queueIntervals(slice, params);
+  const { rows } = await db.query<QueueCounts & { queue: string | null; bucket: Date | null; dim: string | null; is_total: boolean }>(
     `select q.queue,
             q.bucket,
-            grouping(q.queue, q.bucket) <> 0 as is_total,
+            q.dim,
+            grouping(q.queue, q.bucket, q.dim) <> 0 as is_total,
             coalesce(sum(q.offered), 0)::integer as offered,
             coalesce(sum(q.answered), 0)::integer as answered,
             coalesce(sum(q.abandoned), 0)::integer as abandoned,
@@ -140,20 +190,23 @@ export async function queueSummary(
             coalesce(sum(q.total_wait_s), 0)::float8 as total_wait_s,
             coalesce(sum(q.total_talk_s), 0)::float8 as total_talk_s
        from (select a.*, ${bucketStart(bucketing.granularity, 'a.interval_start', '$5::text')} as bucket
-               from ag_queue_15min a
-              where a.interval_start >= $1::timestamptz
-                and a.interval_start < $2::timestamptz
-                and ($3::text[] is null or a.queue = any($3::text[]))) q
-      group by grouping sets ((q.queue, q.bucket), ())
-      order by is_total desc, q.bucket, q.queue collate "C"
+               from (${source}) a) q
+      group by grouping sets ((q.queue, q.bucket, q.dim), ())
+      order by is_total desc, q.bucket, q.queue collate "C", q.dim collate "C" nulls first
       limit $4::integer + 2`,
-    [range.from, range.to, queues, MAX_REPORT_ROWS, bucketing.tz],
+    params,
   );
   const totals = rows[0];
   if (!totals?.is_total) throw new Error('queue summary: the totals row of the empty grouping set is missing');
   const intervals = bounded(rows.slice(1), MAX_REPORT_ROWS);
+  const groupBy = slice?.groupBy ?? null;
   return {
-    rows: intervals.rows.map((r) => ({ queue: r.queue!, intervalStart: r.bucket!.toISOString(), ...queueFigures(r, formula) })),
+    rows: intervals.rows.map((r) => ({
+      queue: r.queue!,
+      intervalStart: r.bucket!.toISOString(),
+      ...(groupBy === null ? {} : { dimension: { key: groupBy, value: r.dim } }),
+      ...queueFigures(r, formula),
+    })),
     totals: queueFigures(totals, formula),
     truncated: intervals.truncated,
   };
@@ -308,32 +361,36 @@ interface FactRow {
   wait_s: number | null;
   talk_s: number | null;
   event_count: number;
+  dims: Record<string, string>;
   ani: string | null;
 }
 
 /** The fact columns and the call's ani: that of its first usable event that has one. */
 const FACT_COLUMNS = `f.call_id::text as call_id, f.source_id, f.media, f.direction, f.queue, f.agent_id,
        f.start_ts, f.answer_ts, f.end_ts, f.outcome, f.wait_s::float8 as wait_s, f.talk_s::float8 as talk_s,
-       f.event_count, a.ani`;
+       f.event_count, f.dims, a.ani`;
 const CALL_ANI = `left join lateral (
          select e.ani from stg_call_event e
           where e.call_id = f.call_id and e.discard_reason is null and e.ani is not null
           order by e.seq
           limit 1) a on true`;
 
-async function factsByCallId(db: Queryable, callId: string): Promise<FactRow[]> {
+async function factsByCallId(db: Queryable, callId: string, filters: DimensionFilters): Promise<FactRow[]> {
+  const params: unknown[] = [callId];
   const { rows } = await db.query<FactRow>(
     `select ${FACT_COLUMNS}
        from interaction_fact f
        ${CALL_ANI}
-      where f.call_id = $1::uuid`,
-    [callId],
+      where f.call_id = $1::uuid
+        and ${dimensionCondition(filters, params)}`,
+    params,
   );
   return rows;
 }
 
 /** Calls whose ani is the given number, newest first; the ani index finds the candidates. */
-async function factsByAni(db: Queryable, ani: string, range: Range | null): Promise<FactRow[]> {
+async function factsByAni(db: Queryable, ani: string, range: Range | null, filters: DimensionFilters): Promise<FactRow[]> {
+  const params: unknown[] = [ani, range?.from ?? null, range?.to ?? null, MAX_INTERACTIONS];
   const { rows } = await db.query<FactRow>(
     `select ${FACT_COLUMNS}
        from interaction_fact f
@@ -342,15 +399,17 @@ async function factsByAni(db: Queryable, ani: string, range: Range | null): Prom
         and a.ani = $1::text
         and ($2::timestamptz is null or f.start_ts >= $2::timestamptz)
         and ($3::timestamptz is null or f.start_ts < $3::timestamptz)
+        and ${dimensionCondition(filters, params)}
       order by f.start_ts desc, f.call_id desc
       limit $4::integer + 1`,
-    [ani, range?.from ?? null, range?.to ?? null, MAX_INTERACTIONS],
+    params,
   );
   return rows;
 }
 
 /** The calls of one queue that started in the range, newest first (index interaction_fact_queue_start). */
-async function factsByQueue(db: Queryable, queue: string, range: Range): Promise<FactRow[]> {
+async function factsByQueue(db: Queryable, queue: string, range: Range, filters: DimensionFilters): Promise<FactRow[]> {
+  const params: unknown[] = [queue, range.from, range.to, MAX_QUEUE_CALLS];
   const { rows } = await db.query<FactRow>(
     `select ${FACT_COLUMNS}
        from interaction_fact f
@@ -358,18 +417,19 @@ async function factsByQueue(db: Queryable, queue: string, range: Range): Promise
       where f.queue = $1::text
         and f.start_ts >= $2::timestamptz
         and f.start_ts < $3::timestamptz
+        and ${dimensionCondition(filters, params)}
       order by f.start_ts desc, f.call_id desc
       limit $4::integer + 1`,
-    [queue, range.from, range.to, MAX_QUEUE_CALLS],
+    params,
   );
   return rows;
 }
 
-/** The facts a lookup finds and the most it lists. */
-async function lookUp(db: Queryable, lookup: InteractionLookup): Promise<{ rows: FactRow[]; truncated: boolean }> {
-  if ('callId' in lookup) return bounded(await factsByCallId(db, lookup.callId), MAX_INTERACTIONS);
-  if ('ani' in lookup) return bounded(await factsByAni(db, lookup.ani, lookup.range), MAX_INTERACTIONS);
-  return bounded(await factsByQueue(db, lookup.queue, lookup.range), MAX_QUEUE_CALLS);
+/** The facts a lookup finds among those matching the dimension filters, and the most it lists. */
+async function lookUp(db: Queryable, lookup: InteractionLookup, filters: DimensionFilters): Promise<{ rows: FactRow[]; truncated: boolean }> {
+  if ('callId' in lookup) return bounded(await factsByCallId(db, lookup.callId, filters), MAX_INTERACTIONS);
+  if ('ani' in lookup) return bounded(await factsByAni(db, lookup.ani, lookup.range, filters), MAX_INTERACTIONS);
+  return bounded(await factsByQueue(db, lookup.queue, lookup.range, filters), MAX_QUEUE_CALLS);
 }
 
 /** The usable staged events of the given calls, in seq order per call, at most MAX_CALL_EVENTS + 1 each. */
@@ -397,11 +457,16 @@ async function eventsOf(db: Queryable, callIds: string[]): Promise<Map<string, I
 
 /**
  * One call by id, or the newest calls of one caller number or of one queue in a range,
- * each with its events; `truncated` when there were more calls than listed (MAX_INTERACTIONS,
- * by queue MAX_QUEUE_CALLS) or a call had more than MAX_CALL_EVENTS events.
+ * those with the dimension values of `filters`, each with its events; `truncated` when
+ * there were more calls than listed (MAX_INTERACTIONS, by queue MAX_QUEUE_CALLS) or a call
+ * had more than MAX_CALL_EVENTS events.
  */
-export async function interactions(db: Queryable, lookup: InteractionLookup): Promise<{ rows: InteractionRow[]; truncated: boolean }> {
-  const found = await lookUp(db, lookup);
+export async function interactions(
+  db: Queryable,
+  lookup: InteractionLookup,
+  filters: DimensionFilters = {},
+): Promise<{ rows: InteractionRow[]; truncated: boolean }> {
+  const found = await lookUp(db, lookup, filters);
   const events = await eventsOf(db, found.rows.map((f) => f.call_id));
   let truncated = found.truncated;
   const callEvents = (callId: string): InteractionEvent[] => {
@@ -423,6 +488,7 @@ export async function interactions(db: Queryable, lookup: InteractionLookup): Pr
     waitSeconds: f.wait_s,
     talkSeconds: f.talk_s,
     eventCount: f.event_count,
+    dims: f.dims,
     ani: f.ani,
     events: callEvents(f.call_id),
   }));

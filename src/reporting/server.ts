@@ -33,6 +33,7 @@ import {
   type RawParams,
 } from './params';
 import { createReportingAuth } from './auth';
+import { dimensionParamNames, filterParts, takeDimensionParams } from './dimensions';
 import type { Bucketing } from './buckets';
 import { agentStates, agentSummary, interactions, queueSummary } from './queries';
 import { agentStatesCsv, agentSummaryCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
@@ -388,8 +389,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
     raw: RawParams,
     schema: ParamSchema<T>,
     run: (input: T) => Promise<ReportAnswer>,
+    also: string[] = [],
   ): Promise<Reply> {
-    const parsed = parseParams(schema, raw);
+    const parsed = parseParams(schema, raw, also);
     if (!parsed.ok) return json(400, { error: parsed.error });
     try {
       const view = await readRole();
@@ -493,22 +495,28 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return { status: 200, headers: { 'content-type': metrics.registry.contentType }, body: await exposition(metrics.registry) };
       case '/api/ops':
         return ops();
-      case '/api/queue-summary':
-        return report(params, queueSummaryParams, async ({ range, queues, bucketing }) => {
-          const answer = await queueSummary(mart, range, queues, bucketing, config.reporting.serviceLevelFormula);
+      case '/api/queue-summary': {
+        const dims = takeDimensionParams(params, config.etl.dimensions, true);
+        if (!dims.ok) return json(400, { error: dims.error });
+        const { filters, groupBy } = dims.value;
+        const slice = groupBy !== null || Object.keys(filters).length ? { filters, groupBy, rules: config.etl } : null;
+        return report(dims.rest, queueSummaryParams, async ({ range, queues, bucketing }) => {
+          const answer = await queueSummary(mart, range, queues, bucketing, config.reporting.serviceLevelFormula, slice);
           const head = { from: range.from.toISOString(), to: range.to.toISOString(), ...bucketing };
           return {
             json: {
               ...head,
+              ...(slice ? { dimensions: filters, groupBy } : {}),
               serviceLevelSeconds: config.etl.serviceLevelSeconds,
               queueServiceLevelSeconds: config.etl.queueServiceLevelSeconds,
               shortAbandonSeconds: config.etl.shortAbandonSeconds,
               serviceLevelFormula: config.reporting.serviceLevelFormula,
               ...answer,
             },
-            csv: () => queueSummaryCsv(answer, { ...head, filters: queues ?? [] }),
+            csv: () => queueSummaryCsv(answer, { ...head, filters: [...(queues ?? []), ...filterParts(filters)] }, groupBy),
           };
-        });
+        }, dimensionParamNames(config.etl.dimensions, true));
+      }
       case '/api/agent-summary':
         return report(params, agentSummaryParams, async ({ range, agents, bucketing }) => {
           const answer = await agentSummary(mart, range, agents, bucketing);
@@ -521,14 +529,18 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
           const head = { agent, from: range.from.toISOString(), to: range.to.toISOString(), tz };
           return { json: { ...head, ...answer }, csv: () => agentStatesCsv(answer.rows, { ...head, filters: [agent] }) };
         });
-      case '/api/interactions':
-        return report(params, interactionsParams, async ({ lookup }) => {
-          const answer = await interactions(mart, lookup);
+      case '/api/interactions': {
+        const dims = takeDimensionParams(params, config.etl.dimensions, false);
+        if (!dims.ok) return json(400, { error: dims.error });
+        const { filters } = dims.value;
+        return report(dims.rest, interactionsParams, async ({ lookup }) => {
+          const answer = await interactions(mart, lookup, filters);
           const range = 'range' in lookup ? lookup.range : null;
           const key = 'callId' in lookup ? lookup.callId : 'ani' in lookup ? lookup.ani : lookup.queue;
-          const parts = { from: range?.from.toISOString(), to: range?.to.toISOString(), filters: [key] };
+          const parts = { from: range?.from.toISOString(), to: range?.to.toISOString(), filters: [key, ...filterParts(filters)] };
           return { json: answer, csv: () => interactionsCsv(answer.rows, parts) };
-        });
+        }, dimensionParamNames(config.etl.dimensions, false));
+      }
     }
     if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
     return notFound();

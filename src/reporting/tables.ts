@@ -38,8 +38,10 @@ const QUEUE_FIGURES = fields<QueueFigures>(
   'offered', 'answered', 'abandoned', 'abandonedShort', 'answeredInSl', 'serviceLevelPct', 'asaSeconds', 'ahtSeconds', 'abandonRatePct',
 ) as Column<QueueIntervalRow>[];
 
-export function queueSummaryCsv(answer: QueueSummary, parts: FileParts): CsvFile {
-  const columns = [...fields<QueueIntervalRow>('queue', 'intervalStart'), ...QUEUE_FIGURES];
+/** With groupBy, the dimension's value follows the interval, headed `dim.<key>`. */
+export function queueSummaryCsv(answer: QueueSummary, parts: FileParts, groupBy: string | null = null): CsvFile {
+  const dimension: Column<QueueIntervalRow>[] = groupBy === null ? [] : [{ header: `dim.${groupBy}`, value: (r) => r.dimension?.value ?? null }];
+  const columns = [...fields<QueueIntervalRow>('queue', 'intervalStart'), ...dimension, ...QUEUE_FIGURES];
   const totals = { ...answer.totals, queue: TOTAL_LABEL, intervalStart: '' };
   return { filename: fileName('queue-summary', parts), text: toCsv(columns, answer.rows, totals) };
 }
@@ -61,11 +63,18 @@ export function agentStatesCsv(rows: AgentStateSpan[], parts: FileParts): CsvFil
   return { filename: fileName('agent-states', parts), text: toCsv(columns, rows) };
 }
 
-/** The calls without their events (a list of its own per call); eventCount says how many. */
+/**
+ * The calls without their events (a list of its own per call); eventCount says how many.
+ * One column `dims.<key>` per dimension any listed call has; a call without it, an empty cell.
+ */
 export function interactionsCsv(rows: InteractionRow[], parts: FileParts): CsvFile {
-  const columns = fields<InteractionRow>(
-    'callId', 'sourceId', 'media', 'direction', 'queue', 'agentId', 'startTs', 'answerTs', 'endTs', 'outcome',
-    'waitSeconds', 'talkSeconds', 'eventCount', 'ani',
-  );
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r.dims)))].sort();
+  const columns: Column<InteractionRow>[] = [
+    ...fields<InteractionRow>(
+      'callId', 'sourceId', 'media', 'direction', 'queue', 'agentId', 'startTs', 'answerTs', 'endTs', 'outcome',
+      'waitSeconds', 'talkSeconds', 'eventCount', 'ani',
+    ),
+    ...keys.map((k) => ({ header: `dims.${k}`, value: (r: InteractionRow) => r.dims[k] ?? null })),
+  ];
   return { filename: fileName('interactions', parts), text: toCsv(columns, rows) };
 }

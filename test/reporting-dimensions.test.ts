@@ -1,0 +1,272 @@
+/**
+ * Attached data as report dimensions on real PostgreSQL: calls staged with attrs (keys
+ * configured and not, events that disagree, a discarded event, values too long, numbers
+ * and JSON nulls) and transformed by the real transform into two marts; dims compared with
+ * what this file computes from the events, the reports' filters and groupBy with SQL
+ * written here, and the two marts with parity. Config checks need no database.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ConfigError } from '../src/config';
+import { configFingerprint } from '../src/config/fingerprint';
+import { transformSite } from '../src/etl/transform';
+import { compareMarts } from '../src/parity';
+import { get, openReportWorld, reportConfig, type Answer, type ReportWorld } from './helpers/report-world';
+import { assertClose } from './helpers/close';
+import { csvRecords } from './helpers/csv';
+
+const DAY = '2026-03-02';
+const at = (seconds: number): string => new Date(Date.parse(`${DAY}T10:00:00Z`) + seconds * 1000).toISOString();
+const FROM = `${DAY}T10:00:00.000Z`;
+const TO = `${DAY}T12:00:00.000Z`;
+const RANGE = `from=${FROM}&to=${TO}`;
+const ETL = { serviceLevelSeconds: 20, queueServiceLevelSeconds: { support: 30 }, shortAbandonSeconds: 5, dimensions: ['segment', 'language'] };
+const KEYS = ETL.dimensions;
+const SEGMENTS = ['gold', 'silver', 'bronze'];
+const LONG = 'x'.repeat(250);
+
+interface Event { callId: string; seq: number; event: string; ts: string; queue: string; attrs: Record<string, unknown> }
+interface Call { callId: string; events: Event[] }
+
+/** Sixty calls over two hours; the comments say what each kind of call checks. */
+function makeCalls(): Call[] {
+  return Array.from({ length: 60 }, (_, i) => {
+    const callId = `d0000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    const queue = i % 3 === 0 ? 'support' : 'sales';
+    const t = i * 120 + (i % 7);
+    const first: Record<string, unknown> = { language: ['en', 'fr'][i % 2], campaign: 'spring' }; // campaign: not configured
+    if (i % 4 !== 3) first.segment = SEGMENTS[i % 4]; // every fourth call has no segment
+    if (i === 7) first.language = LONG; // cut to 200 characters
+    if (i === 11) first.language = 42; // a number: its text
+    if (i === 13) first.segment = null; // a JSON null: absent
+    // The queued event disagrees on every fifth call: the higher seq wins.
+    const queued = i % 5 === 0 ? { segment: 'platinum' } : {};
+    const ev = (seq: number, event: string, ts: number, attrs: Record<string, unknown> = {}): Event => ({ callId, seq, event, ts: at(ts), queue, attrs });
+    const wait = 2 + (i % 40);
+    const events =
+      i % 6 === 5
+        ? [ev(1, 'created', t, first), ev(2, 'queued', t, queued), ev(3, 'abandoned', t + wait)]
+        : [ev(1, 'created', t, first), ev(2, 'queued', t, queued), ev(3, 'established', t + wait), ev(4, 'released', t + wait + 60 + i)];
+    // Out of order, so discarded: its attrs must not win.
+    if (i % 10 === 9) events.push(ev(events.length + 1, 'routed', t, { segment: 'discarded' }));
+    return { callId, events };
+  });
+}
+
+const CALLS = makeCalls();
+
+/** What the transform should keep: per key, the value of the last usable event with it (the discarded one is the last event). */
+function expectedDims(call: Call): Record<string, string> {
+  const dims: Record<string, string> = {};
+  const usable = call.events.filter((e) => e.attrs.segment !== 'discarded');
+  for (const e of usable) {
+    for (const k of KEYS) if (e.attrs[k] !== undefined && e.attrs[k] !== null) dims[k] = String(e.attrs[k]).slice(0, 200);
+  }
+  return dims;
+}
+
+let world: ReportWorld;
+let twin: ReportWorld;
+let port: number;
+let passed = 0;
+const TESTS = 8;
+
+async function stageAndTransform(w: ReportWorld, calls: Call[]): Promise<void> {
+  const rows = calls.flatMap((c) => c.events);
+  await w.mart.query(
+    `insert into stg_call_event (call_id, seq, source_id, event, event_ts, media, direction, ani, dnis, queue, agent_id,
+                                 attrs, member_id, quality)
+     select (e->>'callId')::uuid, (e->>'seq')::integer, 'sw-voice-1', e->>'event', (e->>'ts')::timestamptz, 'voice', 'inbound',
+            null, null, e->>'queue', case when e->>'event' in ('established', 'released') then 'a1' end, e->'attrs', 'idb-voice-1-dc1', 1
+       from jsonb_array_elements($1::jsonb) as e`,
+    [JSON.stringify(rows)],
+  );
+  await w.mart.query('insert into etl_dirty_call select distinct call_id from stg_call_event on conflict do nothing');
+  await transformSite(w.mart, { batch: 1000, queueRules: ETL, maxCallSeconds: 86_400, dimensions: KEYS });
+}
+
+before(async () => {
+  world = await openReportWorld('dimensions');
+  twin = await openReportWorld('dimensions_twin');
+  await stageAndTransform(world, CALLS);
+  // The twin loads the same events in two batches, the later calls first.
+  await stageAndTransform(twin, CALLS.slice(30));
+  await stageAndTransform(twin, CALLS.slice(0, 30));
+  port = await world.serve(reportConfig(world.url, ETL));
+});
+
+after(async () => {
+  await world?.close(passed === TESTS);
+  await twin?.close(passed === TESTS);
+});
+
+async function ok(target: string): Promise<Answer> {
+  const r = await get(port, target);
+  assert.equal(r.status, 200, `${target}: ${r.text}`);
+  return r;
+}
+
+test('the transform keeps the configured attrs of the last usable event that has them, and no others', async () => {
+  const { rows } = await world.mart.query<{ call_id: string; dims: Record<string, string> }>('select call_id::text, dims from interaction_fact');
+  assert.equal(rows.length, CALLS.length);
+  const byId = new Map(rows.map((r) => [r.call_id, r.dims]));
+  for (const c of CALLS) assert.deepEqual(byId.get(c.callId), expectedDims(c), c.callId);
+  assert.equal(byId.get(CALLS[7]!.callId)!.language, 'x'.repeat(200));
+  assert.equal(byId.get(CALLS[11]!.callId)!.language, '42');
+  assert.equal(byId.get(CALLS[10]!.callId)!.segment, 'platinum');
+  assert.equal(byId.get(CALLS[9]!.callId)!.segment, 'silver', 'the discarded event does not win');
+  assert.ok(!('segment' in byId.get(CALLS[13]!.callId)!));
+  const { rows: stray } = await world.mart.query(`select 1 from interaction_fact where dims ? 'campaign'`);
+  assert.equal(stray.length, 0);
+  passed++;
+});
+
+interface Counts { offered: number; answered: number; abandoned: number; abandoned_short: number; answered_in_sl: number; total_wait_s: number; total_talk_s: number }
+const pct = (a: number, b: number) => (b > 0 ? (100 * a) / b : null);
+const figures = (c: Counts) => ({
+  offered: c.offered,
+  answered: c.answered,
+  abandoned: c.abandoned,
+  abandonedShort: c.abandoned_short,
+  answeredInSl: c.answered_in_sl,
+  serviceLevelPct: pct(c.answered_in_sl, c.answered + c.abandoned - c.abandoned_short),
+  asaSeconds: c.answered > 0 ? c.total_wait_s / c.answered : null,
+  ahtSeconds: c.answered > 0 ? c.total_talk_s / c.answered : null,
+  abandonRatePct: pct(c.abandoned - c.abandoned_short, c.offered - c.abandoned_short),
+});
+
+/** The report written here: hours of Europe/Paris, per queue and segment, over the facts matching `where`. */
+async function expected(where: string, params: unknown[]) {
+  const sums = `count(*)::integer as offered,
+                count(*) filter (where answer_ts is not null and outcome in ('answered', 'transferred'))::integer as answered,
+                count(*) filter (where outcome = 'abandoned')::integer as abandoned,
+                count(*) filter (where outcome = 'abandoned' and wait_s < 5)::integer as abandoned_short,
+                count(*) filter (where answer_ts is not null and wait_s <= case queue when 'support' then 30 else 20 end)::integer
+                  as answered_in_sl,
+                coalesce(sum(wait_s) filter (where answer_ts is not null), 0)::float8 as total_wait_s,
+                coalesce(sum(talk_s), 0)::float8 as total_talk_s`;
+  const facts = `interaction_fact where start_ts >= '${FROM}' and start_ts < '${TO}' and ${where}`;
+  const { rows } = await world.mart.query<Counts & { queue: string; hour: Date; segment: string | null }>(
+    `select * from (
+       select queue, date_trunc('hour', start_ts at time zone 'Europe/Paris') at time zone 'Europe/Paris' as hour,
+              dims ->> 'segment' as segment, ${sums}
+         from ${facts}
+        group by 1, 2, 3) g
+      order by hour, queue collate "C", segment collate "C" nulls first`,
+    params,
+  );
+  const { rows: [total] } = await world.mart.query<Counts>(`select ${sums} from ${facts}`, params);
+  return {
+    rows: rows.map((r) => ({ queue: r.queue, intervalStart: r.hour.toISOString(), dimension: { key: 'segment', value: r.segment }, ...figures(r) })),
+    totals: figures(total!),
+  };
+}
+
+test('groupBy: per queue, hour and value, from the facts; totals those of the ungrouped report', async () => {
+  const grouped = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&groupBy=segment`)).body;
+  const want = await expected('true', []);
+  assertClose(grouped.rows, want.rows);
+  assertClose(grouped.totals, want.totals);
+  assert.ok(grouped.rows.some((r: { dimension: { value: string | null } }) => r.dimension.value === null), 'calls without a segment have a row');
+  const plain = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris`)).body;
+  assert.equal(plain.rows[0].dimension, undefined);
+  assert.deepEqual(grouped.totals, plain.totals, 'from the facts as from ag_queue_15min');
+  passed++;
+});
+
+test('filters: OR within a key, AND across keys, also grouped', async () => {
+  const target = `/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&dim.segment=gold&dim.segment=platinum&dim.language=en`;
+  const where = `dims ->> 'segment' = any($1::text[]) and dims ->> 'language' = $2`;
+  const want = await expected(where, [['gold', 'platinum'], 'en']);
+  assert.ok(want.totals.offered > 0 && want.totals.offered < CALLS.length);
+  const filtered = (await ok(target)).body;
+  assertClose(filtered.totals, want.totals);
+  assert.deepEqual(filtered.dimensions, { segment: ['gold', 'platinum'], language: ['en'] });
+  const grouped = (await ok(`${target}&groupBy=segment`)).body;
+  assertClose(grouped.rows, want.rows);
+  assertClose(grouped.totals, want.totals);
+  passed++;
+});
+
+test('CSV of a grouped report: the dimension column after the interval, then the totals line', async () => {
+  const r = await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&groupBy=segment&dim.language=fr&format=csv`);
+  const json = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&groupBy=segment&dim.language=fr`)).body;
+  assert.match(String(r.headers['content-disposition']), /language-fr/);
+  assert.deepEqual(r.text.split('\r\n')[0]!.split(',').slice(0, 4), ['queue', 'intervalStart', 'dim.segment', 'offered']);
+  const records = csvRecords(r.text);
+  assert.equal(records.length, json.rows.length + 1);
+  json.rows.forEach((row: { queue: string; dimension: { value: string | null }; offered: number }, i: number) => {
+    assert.equal(records[i]!.queue, row.queue);
+    assert.equal(records[i]!['dim.segment'], row.dimension.value ?? '');
+    assert.equal(Number(records[i]!.offered), row.offered);
+  });
+  assert.equal(Number(records.at(-1)!.offered), json.totals.offered);
+  passed++;
+});
+
+test('interactions: the lookups filter by dims, and each call carries its dims', async () => {
+  const r = (await ok(`/api/interactions?queue=sales&${RANGE}&dim.segment=silver&dim.segment=bronze`)).body;
+  const { rows } = await world.mart.query<{ call_id: string }>(
+    `select call_id::text from interaction_fact
+      where queue = 'sales' and dims ->> 'segment' in ('silver', 'bronze') order by start_ts desc, call_id desc`,
+  );
+  assert.ok(rows.length > 0);
+  assert.deepEqual(r.rows.map((c: { callId: string }) => c.callId), rows.map((x) => x.call_id));
+  for (const c of r.rows) assert.deepEqual(c.dims, expectedDims(CALLS.find((x) => x.callId === c.callId)!));
+  const one = CALLS[1]!.callId; // silver
+  assert.equal((await ok(`/api/interactions?callId=${one}&dim.segment=silver`)).body.rows.length, 1);
+  assert.equal((await ok(`/api/interactions?callId=${one}&dim.segment=gold`)).body.rows.length, 0);
+  const csv = csvRecords((await ok(`/api/interactions?callId=${one}&format=csv`)).text);
+  assert.equal(csv[0]!['dims.segment'], 'silver');
+  passed++;
+});
+
+test('a dimension not configured, a bad groupBy or value: 400 naming the parameter', async () => {
+  const cases: [string, string][] = [
+    [`/api/queue-summary?${RANGE}&dim.campaign=spring`, 'dim.campaign: not a configured dimension, expected one of segment, language, got "spring"'],
+    [`/api/queue-summary?${RANGE}&groupBy=campaign`, 'groupBy: not a configured dimension, expected one of segment, language, got "campaign"'],
+    [`/api/queue-summary?${RANGE}&groupBy=segment&groupBy=language`, 'groupBy: given more than once, expected once, got ["segment","language"]'],
+    [`/api/queue-summary?${RANGE}&dim.segment=`, 'dim.segment: empty, expected a value, got ""'],
+    [`/api/interactions?queue=sales&${RANGE}&dim.Segment=gold`, 'dim.Segment: not a configured dimension, expected one of segment, language, got "gold"'],
+  ];
+  for (const [target, error] of cases) {
+    const r = await get(port, target);
+    assert.equal(r.status, 400, target);
+    assert.equal(r.body.error, error);
+  }
+  const grouped = await get(port, `/api/interactions?queue=sales&${RANGE}&groupBy=segment`);
+  assert.equal(grouped.status, 400);
+  assert.equal(grouped.body.error, 'groupBy: unknown parameter, expected one of callId, ani, queue, from, to, format, dim.segment, dim.language, got "segment"');
+  const unknown = await get(port, `/api/queue-summary?${RANGE}&segment=gold`);
+  assert.equal(unknown.body.error, 'segment: unknown parameter, expected one of from, to, granularity, tz, format, queue, dim.segment, dim.language, groupBy, got "gold"');
+  passed++;
+});
+
+test('parity: two marts that loaded the same events apart keep the same dims, and a differing one is found', async () => {
+  const report = await compareMarts({ name: 'dc1', pool: world.mart }, { name: 'dc2', pool: twin.mart }, { closedBefore: new Date(TO) });
+  assert.ok(report.match, JSON.stringify(report.mismatches));
+  await twin.mart.query(`update interaction_fact set dims = dims || '{"segment": "tin"}' where call_id = $1`, [CALLS[2]!.callId]);
+  const differs = await compareMarts({ name: 'dc1', pool: world.mart }, { name: 'dc2', pool: twin.mart }, { closedBefore: new Date(TO) });
+  assert.ok(!differs.match);
+  assert.deepEqual([...new Set(differs.mismatches.map((m) => m.kind))], ['interaction_fact']);
+  passed++;
+});
+
+test('etl.dimensions: bad keys are refused naming the path; the fingerprint tells different dimensions apart', () => {
+  const url = 'postgres://postgres@127.0.0.1:5432/unused';
+  const refused = (dimensions: unknown, message: RegExp) =>
+    assert.throws(() => reportConfig(url, { dimensions }), (e: Error) => e instanceof ConfigError && message.test(e.message));
+  refused(['segment', 'segment'], /etl\.dimensions: a dimension key given twice/);
+  refused(['has space'], /etl\.dimensions\.0: a dimension key of a letter/);
+  refused(['1st'], /etl\.dimensions\.0: a dimension key/);
+  refused(['a'.repeat(41)], /etl\.dimensions\.0: a dimension key/);
+  refused(['ok', 'bad"quote'], /etl\.dimensions\.1: a dimension key/);
+  refused(Array.from({ length: 9 }, (_, i) => `k${i}`), /etl\.dimensions: at most 8 dimensions/);
+  assert.deepEqual(reportConfig(url).etl.dimensions, []);
+  const a = configFingerprint(reportConfig(url, { dimensions: ['segment'] }));
+  const b = configFingerprint(reportConfig(url, { dimensions: ['segment', 'language'] }));
+  assert.notEqual(a.digest, b.digest);
+  assert.notEqual(a.keys['etl.dimensions'], b.keys['etl.dimensions']);
+  assert.equal(a.digest, configFingerprint(reportConfig(url, { dimensions: ['segment'] })).digest);
+  passed++;
+});
