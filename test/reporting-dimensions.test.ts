@@ -14,6 +14,7 @@ import { compareMarts } from '../src/parity';
 import { get, openReportWorld, reportConfig, type Answer, type ReportWorld } from './helpers/report-world';
 import { assertClose } from './helpers/close';
 import { csvRecords } from './helpers/csv';
+import { queueFigures, type Counts } from './helpers/figures';
 
 const DAY = '2026-03-02';
 const at = (seconds: number): string => new Date(Date.parse(`${DAY}T10:00:00Z`) + seconds * 1000).toISOString();
@@ -121,19 +122,6 @@ test('the transform keeps the configured attrs of the last usable event that has
   passed++;
 });
 
-interface Counts { offered: number; answered: number; abandoned: number; abandoned_short: number; answered_in_sl: number; total_wait_s: number; total_talk_s: number }
-const pct = (a: number, b: number) => (b > 0 ? (100 * a) / b : null);
-const figures = (c: Counts) => ({
-  offered: c.offered,
-  answered: c.answered,
-  abandoned: c.abandoned,
-  abandonedShort: c.abandoned_short,
-  answeredInSl: c.answered_in_sl,
-  serviceLevelPct: pct(c.answered_in_sl, c.answered + c.abandoned - c.abandoned_short),
-  asaSeconds: c.answered > 0 ? c.total_wait_s / c.answered : null,
-  ahtSeconds: c.answered > 0 ? c.total_talk_s / c.answered : null,
-  abandonRatePct: pct(c.abandoned - c.abandoned_short, c.offered - c.abandoned_short),
-});
 
 /** The report written here: hours of Europe/Paris, per queue and segment, over the facts matching `where`. */
 async function expected(where: string, params: unknown[]) {
@@ -157,8 +145,8 @@ async function expected(where: string, params: unknown[]) {
   );
   const { rows: [total] } = await world.mart.query<Counts>(`select ${sums} from ${facts}`, params);
   return {
-    rows: rows.map((r) => ({ queue: r.queue, intervalStart: r.hour.toISOString(), dimension: { key: 'segment', value: r.segment }, ...figures(r) })),
-    totals: figures(total!),
+    rows: rows.map((r) => ({ queue: r.queue, intervalStart: r.hour.toISOString(), dimension: { key: 'segment', value: r.segment }, ...queueFigures(r) })),
+    totals: queueFigures(total!),
   };
 }
 

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { get, openReportWorld, reportConfig, type Answer, type ReportWorld } from './helpers/report-world';
 import { assertClose } from './helpers/close';
 import { parseCsv } from './helpers/csv';
+import { pct, queueFigures, type Counts } from './helpers/figures';
 
 const FROM = '2026-10-24T00:00:00.000Z';
 const TO = '2026-11-03T00:00:00.000Z';
@@ -84,20 +85,6 @@ async function ok(target: string): Promise<Answer> {
 
 // ---------- queue-summary ----------
 
-interface Counts { offered: number; answered: number; abandoned: number; abandoned_short: number; answered_in_sl: number; total_wait_s: number; total_talk_s: number }
-
-const pct = (a: number, b: number) => (b > 0 ? (100 * a) / b : null);
-const queueFigures = (c: Counts) => ({
-  offered: c.offered,
-  answered: c.answered,
-  abandoned: c.abandoned,
-  abandonedShort: c.abandoned_short,
-  answeredInSl: c.answered_in_sl,
-  serviceLevelPct: pct(c.answered_in_sl, c.answered + c.abandoned - c.abandoned_short),
-  asaSeconds: c.answered > 0 ? c.total_wait_s / c.answered : null,
-  ahtSeconds: c.answered > 0 ? c.total_talk_s / c.answered : null,
-  abandonRatePct: pct(c.abandoned - c.abandoned_short, c.offered - c.abandoned_short),
-});
 
 /**
  * Grouped by the local calendar label of each interval (for the hour, with the zone's
