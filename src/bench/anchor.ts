@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Member } from '../config';
 import { withPgClient as asSuperuser } from '../db';
 import { instanceUrl } from '../dev/postgres';
-import { memberId } from '../dev/world';
+import { layoutEntry, memberInstance } from '../dev/world';
 import { repoRoot } from '../paths';
 import type { BenchWorld } from './world';
 
@@ -26,12 +26,6 @@ export interface Anchor {
   stop(): Promise<void>;
 }
 
-/** The instance and database of a member, from the world's layout. */
-function whereIs(w: BenchWorld, m: Member): { instance: string; db: string } {
-  const entry = w.state.layout[m.sourceId]!.find((e) => memberId(e.db, e.site) === m.id)!;
-  return { instance: entry.instance ?? entry.site, db: entry.db };
-}
-
 /**
  * Publishes the first member's call events and subscribes to them from the other site's
  * mart instance (copy_data off: only what is committed from now on crosses, as for the
@@ -40,8 +34,7 @@ function whereIs(w: BenchWorld, m: Member): { instance: string; db: string } {
 export async function startAnchor(w: BenchWorld): Promise<Anchor> {
   const member = w.config.members[0]!;
   const site = Object.keys(w.config.sites).find((s) => s !== member.site) ?? member.site;
-  const at = whereIs(w, member);
-  const publisher = instanceUrl(w.state.pg[at.instance]!, at.db);
+  const publisher = instanceUrl(w.state.pg[memberInstance(w.state, member.id)]!, layoutEntry(w.state, member.id).db);
   const admin = instanceUrl(w.state.pg[site]!, 'postgres');
   const subscriberUrl = instanceUrl(w.state.pg[site]!, NAME);
   await asSuperuser(publisher, (c) => c.query(`create publication ${NAME} for table idb.call_event`));

@@ -16,7 +16,7 @@ import type { ConfigInput, Member } from '../config';
 import { repoRoot } from '../paths';
 import { silentLogger } from '../logger';
 import { baseBackup, removeInstance, restoreInstance, startInstance, stopInstance, type PgInstance } from '../dev/postgres';
-import { failSite, restoreSite, saveWorld, startInstanceDatabases, startSiteCluster, startTemporal, startWorker, stopTemporal, stopWorker, worldConfig, type WorldState } from '../dev/world';
+import { failSite, layoutEntry, memberInstance, restoreSite, saveWorld, startInstanceDatabases, startSiteCluster, startTemporal, startWorker, stopTemporal, stopWorker, worldConfig, type WorldState } from '../dev/world';
 import { stopCluster } from '../dev/temporal-cluster';
 import { siteClusters, temporalAddress } from '../config';
 import { connectSurvivingClient } from '../temporal/connection';
@@ -66,12 +66,7 @@ async function namespaceAwayFrom(w: { client: Client; config: BenchWorld['config
 
 /** The members a member fault can hit: those with a PostgreSQL instance of their own. */
 export function ownInstance(state: WorldState, member: Member): string | null {
-  for (const ms of Object.values(state.layout)) {
-    for (const m of ms) {
-      if (`${m.db.replace(/_/g, '-')}-${m.site}` === member.id && m.instance) return m.instance;
-    }
-  }
-  return null;
+  return layoutEntry(state, member.id).instance ?? null;
 }
 
 const collector = (m: Member) => m.collectorUrl ?? m.url;
@@ -244,7 +239,7 @@ function siteLoss(ctx: ChaosContext, f: Fault): Promise<void> {
 }
 
 function instanceOf(state: WorldState, m: Member): PgInstance {
-  return state.pg[ownInstance(state, m) ?? m.site]!;
+  return state.pg[memberInstance(state, m.id)]!;
 }
 
 /** Bad values an operator might type, each with the key its error must name. */

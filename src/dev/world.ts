@@ -120,6 +120,16 @@ export function sitesOf(layout: Layout): string[] {
 
 const instanceOf = (m: { site: string; instance?: string }): string => m.instance ?? m.site;
 
+/** Where a member of the world lives: its layout entry (its database, and its own instance if it has one). */
+export function layoutEntry(state: WorldState, id: string): Layout[string][number] {
+  const entry = Object.values(state.layout).flat().find((m) => memberId(m.db, m.site) === id);
+  if (!entry) throw new Error(`no member ${id} in the world's layout`);
+  return entry;
+}
+
+/** The instance that holds a member's database: its own, or its site's. */
+export const memberInstance = (state: WorldState, id: string): string => instanceOf(layoutEntry(state, id));
+
 /** The instances a site's failure takes down: its own and those of its members. */
 export function instancesOf(layout: Layout, site: string): string[] {
   const own = Object.values(layout).flatMap((ms) => ms.filter((m) => m.site === site).map(instanceOf));
