@@ -48,6 +48,7 @@ import {
   siteCommandSchema,
   type EtlCommandKind,
   type EtlConfirmation,
+  type CycleSummary,
   type EtlStatus,
   type MemberCommandInput,
   type SiteCommandInput,
@@ -72,8 +73,11 @@ interface PendingCommand {
   waiter?: number;
 }
 
-export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending'> {
+/** The status without what the query derives: the run, the commands' waiters, the last cycle (the newest of recentCycles). */
+export interface EtlState extends Omit<EtlStatus, 'runId' | 'pending' | 'lastCycle' | 'recentCycles'> {
   pending: PendingCommand[];
+  /** Absent in the state a run of an earlier version continued with. */
+  recentCycles?: CycleSummary[];
 }
 
 const KEEP = 20;
@@ -88,7 +92,6 @@ function initialState(site: string): EtlState {
     excludedMembers: [],
     members: {},
     totals: { callRows: 0, agentRows: 0, facts: 0, discarded: 0 },
-    lastCycle: null,
     recentCycles: [],
     pending: [],
     applied: [],
@@ -214,6 +217,8 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     ...state,
     runId: workflowInfo().runId,
     pending: state.pending.map(({ command, target, requestId }) => ({ command, target, requestId })),
+    lastCycle: state.recentCycles?.at(-1) ?? null,
+    recentCycles: state.recentCycles ?? [],
   }));
 
   const desc: SiteDescription = await setup.prepareSite({ site, excludedSites: state.excludedSites });
@@ -354,8 +359,7 @@ async function runEtl(input: SiteEtlInput): Promise<void> {
     state.totals.facts += t?.facts ?? 0;
     state.totals.discarded += t?.discarded ?? 0;
     state.cycle += 1;
-    state.lastCycle = { startedAt, finishedAt: now(), rows, facts: t?.facts ?? 0, interrupted: interrupted() };
-    pushCapped((state.recentCycles ??= []), state.lastCycle);
+    pushCapped((state.recentCycles ??= []), { startedAt, finishedAt: now(), rows, facts: t?.facts ?? 0, interrupted: interrupted() });
     return rows > 0 || interrupted();
   }
 
