@@ -70,7 +70,7 @@ let world: ReportWorld;
 let twin: ReportWorld;
 let port: number;
 let passed = 0;
-const TESTS = 8;
+const TESTS = 9;
 
 async function stageAndTransform(w: ReportWorld, calls: Call[]): Promise<void> {
   const rows = calls.flatMap((c) => c.events);
@@ -206,6 +206,42 @@ test('interactions: the lookups filter by dims, and each call carries its dims',
   assert.equal((await ok(`/api/interactions?callId=${one}&dim.segment=gold`)).body.rows.length, 0);
   const csv = csvRecords((await ok(`/api/interactions?callId=${one}&format=csv`)).text);
   assert.equal(csv[0]!['dims.segment'], 'silver');
+  passed++;
+});
+
+test('/api/dimensions: the values of each key among the calls of the range, most calls first, as SQL counts them; CSV the same rows', async () => {
+  const sql = async (queue: string | null) =>
+    (await world.mart.query<{ key: string; value: string; calls: number }>(
+      `select key, value, calls
+         from (select k as key, n, dims ->> k as value, count(*)::integer as calls
+                 from interaction_fact, unnest($3::text[]) with ordinality as u(k, n)
+                where start_ts >= $1 and start_ts < $2 and dims ? k and ($4::text is null or queue = $4)
+                group by k, n, dims ->> k) c
+        order by n, calls desc, value collate "C"`,
+      [FROM, TO, KEYS, queue],
+    )).rows;
+  const all = (await ok(`/api/dimensions?${RANGE}`)).body;
+  assert.deepEqual(all.keys, KEYS);
+  assert.deepEqual(all.truncated, []);
+  const want = await sql(null);
+  assert.deepEqual(all.rows, want);
+  // Every value a filter may offer: the discarded event's is not one, a call without a segment is not counted.
+  assert.deepEqual(all.rows.filter((r: { key: string }) => r.key === 'segment').map((r: { value: string }) => r.value).sort(), ['bronze', 'gold', 'platinum', 'silver']);
+  assert.equal(
+    all.rows.filter((r: { key: string }) => r.key === 'language').reduce((n: number, r: { calls: number }) => n + r.calls, 0),
+    CALLS.length,
+    'every call has a language',
+  );
+  assert.deepEqual((await ok(`/api/dimensions?${RANGE}&queue=support`)).body.rows, await sql('support'));
+  const csv = await ok(`/api/dimensions?${RANGE}&format=csv`);
+  assert.match(String(csv.headers['content-disposition']), /dimensions_/);
+  assert.deepEqual(csvRecords(csv.text).map((r) => ({ key: r.key, value: r.value, calls: Number(r.calls) })), want);
+  const long = await get(port, `/api/dimensions?from=2025-01-01&to=2026-03-01`);
+  assert.equal(long.status, 400);
+  assert.match(long.body.error, /^to: range longer than 366 days/);
+  // Without etl.dimensions: no keys, no query of the facts.
+  const bare = await world.serve(reportConfig(world.url, {}));
+  assert.deepEqual((await get(bare, `/api/dimensions?${RANGE}`)).body.rows, []);
   passed++;
 });
 

@@ -11,7 +11,7 @@ export const DR_PHASES = ['normal', 'failing-over', 'degraded', 'reintroducing']
 export const SITE_STATES = ['active', 'failed', 'rebuilding'] as const;
 
 /** The routes a request is counted under; anything else is `other`. */
-export const ROUTES = ['/', '/health', '/health/ready', '/ready', '/metrics', '/api/ops', '/api/queue-summary', '/api/agent-summary', '/api/interactions', '/api/agent-states', '/api/login', '/api/logout', '/api/me', '/static'] as const;
+export const ROUTES = ['/', '/health', '/health/ready', '/ready', '/metrics', '/api/ops', '/api/queue-summary', '/api/agent-summary', '/api/interactions', '/api/agent-states', '/api/dimensions', '/api/login', '/api/logout', '/api/me', '/static'] as const;
 
 export interface ReportingMetricsDeps {
   site: string;

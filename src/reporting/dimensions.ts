@@ -5,7 +5,9 @@
  * configured keys are accepted, and keys and values reach SQL as bind parameters only.
  */
 import { MAX_DIMENSION_VALUE } from '../mart/facts';
+import type { Queryable } from '../db';
 import { echo, type RawParams } from './params';
+import type { Range } from './queries';
 
 /** Per key, the values any of which a call must have; every key must match. */
 export type DimensionFilters = Record<string, string[]>;
@@ -17,7 +19,7 @@ export interface DimensionParams {
 
 const PREFIX = 'dim.';
 /** As for queue and agent names: a request cannot become an unbounded SQL array. */
-const MAX_VALUES = 100;
+export const MAX_VALUES = 100;
 
 /**
  * Takes the dimension parameters out of `raw` (`groupBy` too when `grouping`), checked
@@ -73,3 +75,43 @@ export const dimensionParamNames = (keys: readonly string[], grouping: boolean):
 /** The filters as file-name parts: `<key>=<value>` each. */
 export const filterParts = (filters: DimensionFilters): string[] =>
   Object.entries(filters).flatMap(([key, values]) => values.map((v) => `${key}=${v}`));
+
+export interface DimensionValue {
+  key: string;
+  value: string;
+  /** Calls that started in the range with this value. */
+  calls: number;
+}
+
+export interface DimensionValues {
+  keys: string[];
+  /** Per key, most calls first, at most MAX_VALUES of them. */
+  rows: DimensionValue[];
+  /** The keys that have more values than the answer lists. */
+  truncated: string[];
+}
+
+/**
+ * The values each configured dimension takes among the calls that started in the range
+ * (of `queues`, all when null), most calls first: what a dashboard offers as filters. A
+ * value absent from every call of the range is not listed, so it cannot be offered.
+ */
+export async function dimensionValues(db: Queryable, range: Range, queues: string[] | null, keys: readonly string[]): Promise<DimensionValues> {
+  if (!keys.length) return { keys: [], rows: [], truncated: [] };
+  const { rows } = await db.query<DimensionValue & { rank: string }>(
+    `select key, value, calls, rank
+       from (select key, value, calls, row_number() over (partition by key order by calls desc, value collate "C") as rank
+               from (select k.key, f.dims ->> k.key as value, count(*)::integer as calls
+                       from interaction_fact f cross join unnest($3::text[]) as k(key)
+                      where f.start_ts >= $1::timestamptz and f.start_ts < $2::timestamptz
+                        and ($4::text[] is null or f.queue = any($4::text[]))
+                        and f.dims ? k.key
+                      group by k.key, f.dims ->> k.key) c) v
+      where rank <= $5::integer + 1
+      order by array_position($3::text[], key), rank`,
+    [range.from, range.to, keys, queues, MAX_VALUES],
+  );
+  const listed = rows.filter((r) => Number(r.rank) <= MAX_VALUES).map(({ key, value, calls }) => ({ key, value, calls }));
+  const truncated = [...new Set(rows.filter((r) => Number(r.rank) > MAX_VALUES).map((r) => r.key))];
+  return { keys: [...keys], rows: listed, truncated };
+}

@@ -169,6 +169,12 @@ export const agentStatesParams = z
   .superRefine((p, ctx) => checkRange(p, ctx))
   .transform((p) => ({ range: { from: p.from, to: p.to }, agent: p.agent, tz: p.tz ?? 'UTC', format: p.format ?? 'json' }));
 
+/** The values of the dimensions in a range: as long a range as the longest report's, since it fills that report's filters. */
+export const dimensionValuesParams = z
+  .strictObject({ ...rangeFields, queue: names.optional(), ...formatField })
+  .superRefine((p, ctx) => checkRange(p, ctx, MAX_LONG_RANGE_DAYS))
+  .transform((p) => ({ range: { from: p.from, to: p.to }, queues: p.queue ?? null, format: p.format ?? 'json' }));
+
 const LOOKUP_KEYS = ['callId', 'ani', 'queue'] as const;
 
 export const interactionsParams = z

@@ -24,6 +24,7 @@ import { DR_WORKFLOW_ID, etlWorkflowId } from '../workflows/names';
 import {
   agentStatesParams,
   agentSummaryParams,
+  dimensionValuesParams,
   interactionsParams,
   parseParams,
   queueSummaryParams,
@@ -33,10 +34,10 @@ import {
   type RawParams,
 } from './params';
 import { createReportingAuth } from './auth';
-import { dimensionParamNames, filterParts, takeDimensionParams } from './dimensions';
+import { dimensionParamNames, dimensionValues, filterParts, takeDimensionParams } from './dimensions';
 import type { Bucketing } from './buckets';
 import { agentStates, agentSummary, interactions, queueSummary } from './queries';
-import { agentStatesCsv, agentSummaryCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
+import { agentStatesCsv, agentSummaryCsv, dimensionValuesCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
 
 export interface ReportingServerOptions {
   config: Config;
@@ -517,6 +518,12 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
           };
         }, dimensionParamNames(config.etl.dimensions, true));
       }
+      case '/api/dimensions':
+        return report(params, dimensionValuesParams, async ({ range, queues }) => {
+          const answer = await dimensionValues(mart, range, queues, config.etl.dimensions);
+          const head = { from: range.from.toISOString(), to: range.to.toISOString() };
+          return { json: { ...head, ...answer }, csv: () => dimensionValuesCsv(answer.rows, { ...head, filters: queues ?? [] }) };
+        });
       case '/api/agent-summary':
         return report(params, agentSummaryParams, async ({ range, agents, bucketing }) => {
           const answer = await agentSummary(mart, range, agents, bucketing);

@@ -3,6 +3,7 @@
  * JSON fields, and the file name `<report>_<from>_<to>[_<filters>]_<granularity>.csv`.
  */
 import { csvFilename, fileInstant, TOTAL_LABEL, toCsv, type Column } from './csv';
+import type { DimensionValue } from './dimensions';
 import type { QueueFigures } from './figures';
 import {
   AGENT_STATES,
@@ -77,4 +78,8 @@ export function interactionsCsv(rows: InteractionRow[], parts: FileParts): CsvFi
     ...keys.map((k) => ({ header: `dims.${k}`, value: (r: InteractionRow) => r.dims[k] ?? null })),
   ];
   return { filename: fileName('interactions', parts), text: toCsv(columns, rows) };
+}
+
+export function dimensionValuesCsv(rows: DimensionValue[], parts: FileParts): CsvFile {
+  return { filename: fileName('dimensions', parts), text: toCsv(fields<DimensionValue>('key', 'value', 'calls'), rows) };
 }
