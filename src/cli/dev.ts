@@ -32,6 +32,7 @@ import { clusterAddress, clusterUiUrl, findTemporalServer } from '../dev/tempora
 import { connectClient, connectSurvivingClient, ensureSearchAttributes, startAll } from '../temporal/connection';
 import { drStatusQuery, type DrStatus } from '../workflows/dr-messages';
 import { drCommand } from './dr';
+import { REPORT_DIMENSIONS } from '../sim/model';
 import { DR_WORKFLOW_ID } from '../workflows/names';
 import { parse, UsageError } from './args';
 import { DEV_ROOT } from './config-path';
@@ -41,7 +42,7 @@ async function up(logger: Logger, temporal: TemporalMode = 'dev'): Promise<{ sta
   const onBuildProgress = (line: string) => process.stderr.write(`  ${line}\n`);
   const binary = await findTemporalCli({ logger, build: true, onBuildProgress });
   const root = resolve(DEV_ROOT);
-  const state = existsSync(`${root}/world.json`) ? loadWorld(root) : await planWorld(root, { preferredPorts: true, temporal });
+  const state = existsSync(`${root}/world.json`) ? loadWorld(root) : await planWorld(root, { preferredPorts: true, temporal, etl: { dimensions: REPORT_DIMENSIONS } });
   if (state.temporal.clusters) await findTemporalServer({ logger, build: true, onBuildProgress });
   else if (temporal === 'per-site') throw new UsageError('the dev world in .twinmart runs the dev server: `twinmart dev down --wipe` first to plan a per-site one');
   for (const site of sitesOf(state.layout)) await startSiteDatabases(state, site, logger);

@@ -121,6 +121,11 @@ const ABSURD_DURATION_MS = 40 * 86_400_000;
 const AREA_CODES = ['212', '312', '415', '617', '646', '702', '917', '206', '305', '512'];
 const LANGUAGES = ['en', 'en', 'en', 'es', 'fr', 'de'];
 const SEGMENTS = ['bronze', 'silver', 'gold', 'platinum'];
+/**
+ * The attached data a contact center reports by, as this simulator attaches it (accountId
+ * and ivrPath are per caller and per route: too many values for a report's dimension).
+ */
+export const REPORT_DIMENSIONS = ['segment', 'language', 'campaign'];
 const IVR_PATHS = ['main>orders', 'main>support>outage', 'main>billing>balance', 'main>agent', 'main>support>device'];
 
 /** "sw-chat-1" -> chat, "mail-eu" -> email, anything else voice. */
