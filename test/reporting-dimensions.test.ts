@@ -3,7 +3,8 @@
  * configured and not, events that disagree, a discarded event, values too long, numbers
  * and JSON nulls) and transformed by the real transform into two marts; dims compared with
  * what this file computes from the events, the reports' filters and groupBy with SQL
- * written here, and the two marts with parity. Config checks need no database.
+ * written here, and the two marts with parity; a third mart transformed again after
+ * etl.dimensions changed. Config checks need no database.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -35,7 +36,8 @@ function makeCalls(): Call[] {
     const callId = `d0000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
     const queue = i % 3 === 0 ? 'support' : 'sales';
     const t = i * 120 + (i % 7);
-    const first: Record<string, unknown> = { language: ['en', 'fr'][i % 2], campaign: 'spring' }; // campaign: not configured
+    // campaign: not configured, until the backfill test adds it.
+    const first: Record<string, unknown> = { language: ['en', 'fr'][i % 2], campaign: i % 3 === 2 ? 'summer' : 'spring' };
     if (i % 4 !== 3) first.segment = SEGMENTS[i % 4]; // every fourth call has no segment
     if (i === 7) first.language = LONG; // cut to 200 characters
     if (i === 11) first.language = 42; // a number: its text
@@ -57,22 +59,26 @@ function makeCalls(): Call[] {
 const CALLS = makeCalls();
 
 /** What the transform should keep: per key, the value of the last usable event with it (the discarded one is the last event). */
-function expectedDims(call: Call): Record<string, string> {
+function expectedDims(call: Call, keys = KEYS): Record<string, string> {
   const dims: Record<string, string> = {};
   const usable = call.events.filter((e) => e.attrs.segment !== 'discarded');
   for (const e of usable) {
-    for (const k of KEYS) if (e.attrs[k] !== undefined && e.attrs[k] !== null) dims[k] = String(e.attrs[k]).slice(0, 200);
+    for (const k of keys) if (e.attrs[k] !== undefined && e.attrs[k] !== null) dims[k] = String(e.attrs[k]).slice(0, 200);
   }
   return dims;
 }
 
 let world: ReportWorld;
 let twin: ReportWorld;
+let backfilled: ReportWorld | undefined;
 let port: number;
 let passed = 0;
 const TESTS = 9;
 
-async function stageAndTransform(w: ReportWorld, calls: Call[]): Promise<void> {
+const transform = (w: ReportWorld, dimensions: string[], batch = 1000) =>
+  transformSite(w.mart, { batch, queueRules: ETL, maxCallSeconds: 86_400, dimensions });
+
+async function stage(w: ReportWorld, calls: Call[]): Promise<void> {
   const rows = calls.flatMap((c) => c.events);
   await w.mart.query(
     `insert into stg_call_event (call_id, seq, source_id, event, event_ts, media, direction, ani, dnis, queue, agent_id,
@@ -83,7 +89,11 @@ async function stageAndTransform(w: ReportWorld, calls: Call[]): Promise<void> {
     [JSON.stringify(rows)],
   );
   await w.mart.query('insert into etl_dirty_call select distinct call_id from stg_call_event on conflict do nothing');
-  await transformSite(w.mart, { batch: 1000, queueRules: ETL, maxCallSeconds: 86_400, dimensions: KEYS });
+}
+
+async function stageAndTransform(w: ReportWorld, calls: Call[]): Promise<void> {
+  await stage(w, calls);
+  await transform(w, KEYS);
 }
 
 before(async () => {
@@ -99,10 +109,11 @@ before(async () => {
 after(async () => {
   await world?.close(passed === TESTS);
   await twin?.close(passed === TESTS);
+  await backfilled?.close(passed === TESTS);
 });
 
-async function ok(target: string): Promise<Answer> {
-  const r = await get(port, target);
+async function ok(target: string, on = port): Promise<Answer> {
+  const r = await get(on, target);
   assert.equal(r.status, 200, `${target}: ${r.text}`);
   return r;
 }
@@ -273,6 +284,72 @@ test('parity: two marts that loaded the same events apart keep the same dims, an
   const differs = await compareMarts({ name: 'dc1', pool: world.mart }, { name: 'dc2', pool: twin.mart }, { closedBefore: new Date(TO) });
   assert.ok(!differs.match);
   assert.deepEqual([...new Set(differs.mismatches.map((m) => m.kind))], ['interaction_fact']);
+  passed++;
+});
+
+test('a key added to or removed from etl.dimensions reaches the calls transformed before, but not purged ones; the aggregates stay', async () => {
+  const w = (backfilled = await openReportWorld('dimensions_backfill'));
+  const facts = async () => {
+    const { rows } = await w.mart.query<{ call_id: string; dims: Record<string, string>; updated_at: Date }>(
+      'select call_id::text, dims, updated_at from interaction_fact',
+    );
+    return new Map(rows.map((r) => [r.call_id, r]));
+  };
+  const aggregates = async () => (await w.mart.query('select * from ag_queue_15min order by queue, interval_start')).rows;
+  assert.equal((await transform(w, ['segment'])).calls, 0, 'an empty mart has nothing to recompute');
+  await stage(w, CALLS);
+  assert.equal((await transform(w, ['segment'])).calls, CALLS.length);
+  // As retention leaves a purged call: its staged events gone, its fact final.
+  const purged = CALLS[4]!.callId;
+  await w.mart.query('insert into ctl_purged_call (call_id, start_ts) select call_id, start_ts from interaction_fact where call_id = $1', [purged]);
+  await w.mart.query('delete from stg_call_event where call_id = $1', [purged]);
+  const before = await facts();
+  const ag = await aggregates();
+
+  // No new events: only the changed keys make the transform recompute.
+  const added = await transform(w, ['segment', 'campaign'], 25);
+  assert.equal(added.calls, CALLS.length - 1, 'every call but the purged one recomputed');
+  assert.equal(added.facts, CALLS.length - 1, 'each fact changed: it gained campaign');
+  let after = await facts();
+  for (const c of CALLS) {
+    if (c.callId === purged) continue;
+    assert.deepEqual(after.get(c.callId)!.dims, expectedDims(c, ['segment', 'campaign']), c.callId);
+  }
+  assert.deepEqual(after.get(purged), before.get(purged), 'the purged call is not touched');
+  assert.deepEqual(await aggregates(), ag, 'the counts did not change, so neither did ag_queue_15min');
+
+  // The reports group and filter by the new key over the old calls.
+  const served = await w.serve(reportConfig(w.url, { ...ETL, dimensions: ['segment', 'campaign'] }));
+  const campaignOf = (c: Call) => (c.callId === purged ? null : String(c.events[0]!.attrs.campaign));
+  const grouped = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&groupBy=campaign`, served)).body;
+  const offered = new Map<string | null, number>();
+  for (const r of grouped.rows as { dimension: { value: string | null }; offered: number }[]) {
+    offered.set(r.dimension.value, (offered.get(r.dimension.value) ?? 0) + r.offered);
+  }
+  const want = new Map<string | null, number>();
+  for (const c of CALLS) want.set(campaignOf(c), (want.get(campaignOf(c)) ?? 0) + 1);
+  assert.deepEqual(offered, want);
+  const plain = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris`, served)).body;
+  assert.deepEqual(grouped.totals, plain.totals, 'from the facts as from ag_queue_15min');
+  const summer = (await ok(`/api/queue-summary?${RANGE}&granularity=hour&tz=Europe/Paris&dim.campaign=summer`, served)).body;
+  assert.equal(summer.totals.offered, want.get('summer'));
+
+  assert.equal((await transform(w, ['campaign', 'segment'])).calls, 0, 'the same keys in another order: nothing to do');
+
+  const removed = await transform(w, ['campaign'], 25);
+  assert.equal(removed.calls, CALLS.length - 1);
+  after = await facts();
+  for (const c of CALLS) {
+    if (c.callId !== purged) assert.deepEqual(after.get(c.callId)!.dims, expectedDims(c, ['campaign']), c.callId);
+  }
+  assert.deepEqual(after.get(purged), before.get(purged));
+  assert.deepEqual(await aggregates(), ag);
+  assert.equal((await transform(w, ['campaign'])).calls, 0);
+
+  // A mart migrated to 014 with facts in it does not know their keys: it recomputes them once.
+  await w.mart.query('delete from ctl_fact_dimensions');
+  assert.equal((await transform(w, ['campaign'])).calls, CALLS.length - 1);
+  assert.deepEqual(await aggregates(), ag);
   passed++;
 });
 

@@ -109,7 +109,8 @@ const configSchema = z
         /**
          * Keys of the attached data (idb.call_event.attrs) the transform keeps with each call
          * (interaction_fact.dims), which the reports filter and group by. Under etl because
-         * they decide what the mart keeps; a change applies to calls transformed from then on.
+         * they decide what the mart keeps; on a change the next transform recomputes the calls
+         * it still can (src/etl/transform.ts).
          */
         dimensions: z
           .array(z.string().regex(DIMENSION_KEY, 'a dimension key of a letter, then letters, digits or _ (at most 40 characters)'))

@@ -10,6 +10,7 @@ import {
   applyQueueDeltas,
   claimDirtyAgents,
   claimDirtyCalls,
+  queueDimensionChange,
   queueEndlessCalls,
   readDirtyCallEvents,
   refreshStatistics,
@@ -62,6 +63,8 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       if (options.signal?.aborted) return null;
       throw e;
     });
+  // Calls computed with other etl.dimensions go into the queue the loop below drains.
+  if ((await batch((c) => queueDimensionChange(c, options.dimensions))) === null) return r;
   for (;;) {
     if (options.signal?.aborted) return r;
     // Calls and agents commit apart: the queues are independent, and a call's fact need

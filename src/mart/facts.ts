@@ -59,6 +59,35 @@ export async function claimDirtyCalls(client: PoolClient, limit: number): Promis
 }
 
 /**
+ * When `dimensions` differ, in any order, from the keys the facts were computed with
+ * (ctl_fact_dimensions, migration 014), queues every call the transform can still rebuild
+ * and records the new keys, so an added key reaches the calls transformed before and a
+ * removed one leaves them. Purged calls are left as they are: their staged events are gone
+ * (claimDirtyCalls). Run under the transform lock, in the caller's transaction: one
+ * transform does it, and the keys are never recorded without the calls queued. Returns how
+ * many calls it queued.
+ */
+export async function queueDimensionChange(client: PoolClient, dimensions: string[]): Promise<number> {
+  const keys = [...dimensions].sort();
+  const { rows } = await client.query<{ dimensions: string[] }>('select dimensions from ctl_fact_dimensions');
+  // No row: a fresh mart (nothing to queue), or one upgraded to 014 whose facts were computed
+  // with keys no one recorded. Those are recomputed once rather than trusted.
+  if (rows[0] && JSON.stringify(rows[0].dimensions) === JSON.stringify(keys)) return 0;
+  const { rowCount } = await client.query(
+    `insert into etl_dirty_call (call_id)
+     select f.call_id from interaction_fact f
+      where not exists (select 1 from ctl_purged_call p where p.call_id = f.call_id)
+     on conflict do nothing`,
+  );
+  await client.query(
+    `insert into ctl_fact_dimensions (dimensions) values ($1)
+     on conflict (singleton) do update set dimensions = excluded.dimensions, recorded_at = now()`,
+    [keys],
+  );
+  return rowCount ?? 0;
+}
+
+/**
  * Reads the dirty calls' staged events once into tmp_call_row, each with the reason it is
  * unusable in its call, if any: an event earlier than one with a lower seq (out of order),
  * or later than the call's start plus the longest plausible call. Every later step of the

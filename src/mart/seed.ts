@@ -27,6 +27,8 @@ export const SEEDED_TABLES = [
   // What retention purged decides how the transform treats late events (migration 011).
   'ctl_purged_call',
   'ctl_purged_agent',
+  // The keys the copied facts were computed with, so the target recomputes them if its own differ.
+  'ctl_fact_dimensions',
 ] as const;
 
 /** Column list from the catalog, without identity columns, quoted. */
