@@ -73,7 +73,7 @@ let twin: ReportWorld;
 let backfilled: ReportWorld | undefined;
 let port: number;
 let passed = 0;
-const TESTS = 9;
+const TESTS = 10;
 
 const transform = (w: ReportWorld, dimensions: string[], batch = 1000) =>
   transformSite(w.mart, { batch, queueRules: ETL, maxCallSeconds: 86_400, dimensions });
