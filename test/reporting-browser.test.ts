@@ -155,11 +155,15 @@ OTHER_AGENTS.forEach((agent, i) => {
     t += seconds * 1000;
   });
 });
+/** The configured dimensions (etl.dimensions) and the attached data of the calls. */
+const DIMENSIONS = ['segment', 'language'];
+const CALL_DIMS = { segment: 'gold', language: 'en' };
 /** Calls answered by the other agents (facts only: the lookup test uses CALL_ID). */
 const OTHER_CALLS = OTHER_AGENTS.flatMap((agent, i) =>
   Array.from({ length: 3 + i * 2 }, (_, n) => {
     const start = base + (n + 1) * 37 * 60_000 + i * 90_000;
-    return { id: randomUUID(), agent, queue: ['billing', 'sales', 'support'][(i + n) % 3]!, start, wait: 5 + ((n * 7) % 30), talk: 120 + ((i * 53 + n * 31) % 400) };
+    const dims = { segment: ['gold', 'silver', 'bronze'][(n + i) % 3]!, language: ['en', 'de'][(i * 3 + n) % 2]! };
+    return { id: randomUUID(), agent, queue: ['billing', 'sales', 'support'][(i + n) % 3]!, start, wait: 5 + ((n * 7) % 30), talk: 120 + ((i * 53 + n * 31) % 400), dims };
   }),
 );
 
@@ -172,12 +176,13 @@ async function seedMart(db: Pool): Promise<void> {
     );
   }
   const fact = `insert into interaction_fact (call_id, source_id, media, direction, queue, agent_id, start_ts, answer_ts, end_ts,
-                  outcome, wait_s, talk_s, event_count) values ($1, 'sw-voice-1', 'voice', 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
-  await db.query(fact, [CALL_ID, 'sales', 'agent-007', at(CALL_START), at(CALL_START + 14_000), at(CALL_START + 182_000), 'answered', 12, 168, 4]);
-  await db.query(fact, [OTHER_CALL_ID, 'support', 'agent-008', at(I1 + 60_000), at(I1 + 70_000), at(I1 + 130_000), 'answered', 10, 60, 2]);
+                  outcome, wait_s, talk_s, event_count, dims) values ($1, 'sw-voice-1', 'voice', 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
+  await db.query(fact, [CALL_ID, 'sales', 'agent-007', at(CALL_START), at(CALL_START + 14_000), at(CALL_START + 182_000), 'answered', 12, 168, 4, CALL_DIMS]);
+  // No attached data: a row of its own when grouped.
+  await db.query(fact, [OTHER_CALL_ID, 'support', 'agent-008', at(I1 + 60_000), at(I1 + 70_000), at(I1 + 130_000), 'answered', 10, 60, 2, {}]);
   for (const c of OTHER_CALLS) {
     const answer = c.start + c.wait * 1000;
-    await db.query(fact, [c.id, c.queue, c.agent, at(c.start), at(answer), at(answer + c.talk * 1000), 'answered', c.wait, c.talk, 4]);
+    await db.query(fact, [c.id, c.queue, c.agent, at(c.start), at(answer), at(answer + c.talk * 1000), 'answered', c.wait, c.talk, 4, c.dims]);
   }
   const event = `insert into stg_call_event (call_id, seq, source_id, event, event_ts, media, direction, ani, dnis, queue, agent_id, attrs,
                    member_id, quality, discard_reason) values ($1, $2, 'sw-voice-1', $3, $4, 'voice', 'inbound', $5, '8000', $6, $7, '{}',
@@ -322,6 +327,7 @@ let martUrl = '';
 function configInput(auth?: NonNullable<ConfigInput['reporting']>['auth']): ConfigInput {
   return {
     temporal: {},
+    etl: { dimensions: DIMENSIONS },
     reporting: { primary: 'dc1', ...(auth && { auth }) },
     sites: {
       dc1: { mart: martUrl, reportingPort: 8401 },
@@ -626,6 +632,101 @@ test(
     await loaded();
     assert.equal((await search()).get('ani'), ANI);
     assert.deepEqual(await page.locator('.call').evaluateAll((els) => els.map((e: any) => e.dataset.callId)), [CALL_ID]);
+    assert.deepEqual(pageErrors, []);
+  }),
+);
+
+test(
+  'dimensions: a filter per configured key offers the values of the range, group by adds a column, both are in the link and the export, and a grouped row drills to its calls',
+  step(async () => {
+    const from = iso(base);
+    const to = iso(base + INTERVALS * MIN15);
+    const view = `?view=queues&from=${from}&to=${to}&granularity=day&tz=UTC`;
+    await open(view);
+    await noViewError('queues');
+    // A menu per configured key, listing the values the range's calls have.
+    assert.deepEqual(await page.locator('#dimension-filters .field__label').allTextContents(), DIMENSIONS);
+    await page.click('#dim-filter-0 summary');
+    const offered = await page.locator('#dim-filter-0 input').evaluateAll((inputs) => inputs.map((i: any) => i.value));
+    const values = await mart.query<{ v: string }>(
+      `select distinct dims ->> 'segment' as v from interaction_fact where start_ts >= $1 and start_ts < $2 and dims ? 'segment' order by 1`,
+      [from, to],
+    );
+    assert.deepEqual(offered, values.rows.map((r) => r.v));
+    await page.click('#dim-filter-0 summary');
+
+    /** The grouped table as on screen, and as SQL counts the facts: per queue, day and segment. */
+    const table = () => page.locator('#queue-table tbody tr').evaluateAll((trs) =>
+      trs.map((tr: any) => [tr.dataset.queue, tr.dataset.interval, tr.dataset.dimension, tr.children[3].textContent.trim()].join(' ')));
+    const sql = async (language: string | null) => (await mart.query<{ line: string }>(
+      `select concat_ws(' ', queue, to_char(date_trunc('day', start_ts, 'UTC') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.000"Z"'),
+                        coalesce(dims ->> 'segment', '(none)'), count(*)) as line
+         from interaction_fact where start_ts >= $1 and start_ts < $2 and ($3::text is null or dims ->> 'language' = $3)
+        group by queue, date_trunc('day', start_ts, 'UTC'), dims ->> 'segment'
+        order by date_trunc('day', start_ts, 'UTC'), queue collate "C", (dims ->> 'segment') collate "C" nulls first`,
+      [from, to, language],
+    )).rows.map((r) => r.line);
+
+    await page.selectOption('#group-by', 'segment');
+    await loaded();
+    await noViewError('queues');
+    assert.equal((await search()).get('groupBy'), 'segment');
+    assert.equal((await page.locator('#queue-table thead th').nth(2).textContent())!.trim(), 'segment');
+    assert.deepEqual(await table(), await sql(null));
+    // Calls without the key: a row of their own, with no drill (the API cannot filter by a missing value).
+    const none = page.locator('#queue-table tbody tr[data-dimension="(none)"]');
+    assert.equal(await none.count(), 1);
+    assert.equal(await none.locator('a').count(), 0);
+
+    // A filter: applied, it is the link's, and the table and totals follow.
+    await page.click('#dim-filter-1 summary');
+    await page.check('#dim-filter-1 input[value="de"]');
+    await page.click('#apply');
+    await loaded();
+    await noViewError('queues');
+    assert.deepEqual((await search()).getAll('dim.language'), ['de']);
+    assert.equal(await page.textContent('#dim-filter-1-summary'), 'de');
+    const german = await sql('de');
+    assert.ok(german.length > 0);
+    assert.deepEqual(await table(), german);
+    const count = await mart.query<{ n: number }>(
+      `select count(*)::integer as n from interaction_fact where start_ts >= $1 and start_ts < $2 and dims ->> 'language' = 'de'`, [from, to]);
+    assert.equal((await page.locator('#queue-table tfoot td').first().textContent())!.trim(), String(count.rows[0]!.n));
+    await shot('queues-by-dimension');
+    // A reload keeps both; the export is the same view.
+    await page.reload();
+    await loaded();
+    assert.equal(await page.inputValue('#group-by'), 'segment');
+    assert.deepEqual(await table(), german);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#queues-export a')]);
+    assert.match(download.suggestedFilename(), /language-de/);
+    const csv = csvRecords(readFileSync(await download.path(), 'utf8'));
+    assert.deepEqual(csv.slice(0, -1).map((r) => [r.queue, r.intervalStart, r['dim.segment'] || '(none)', r.offered].join(' ')), german);
+
+    // Drill from a grouped row: the calls of that queue, day and segment, in German.
+    const row = page.locator('#queue-table tbody tr[data-dimension]:not([data-dimension="(none)"])').first();
+    const [queue, segment] = [await row.getAttribute('data-queue'), await row.getAttribute('data-dimension')];
+    await Promise.all([row.locator('a.drill').click(), page.waitForURL(/view=interactions/)]);
+    await loaded();
+    await noViewError('interactions');
+    const drill = await search();
+    assert.deepEqual([drill.get('queue'), drill.get('dim.segment'), drill.get('dim.language')], [queue, segment, 'de']);
+    const calls = await page.locator('#calls-table tbody tr[data-call-id]').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.callId));
+    const want = await mart.query<{ call_id: string }>(
+      `select call_id from interaction_fact where queue = $1 and start_ts >= $2 and start_ts < $3 and dims @> $4::jsonb`,
+      [queue, drill.get('from'), drill.get('to'), { segment, language: 'de' }],
+    );
+    assert.ok(want.rows.length > 0);
+    assert.deepEqual([...calls].sort(), want.rows.map((r) => r.call_id).sort());
+    assert.match((await page.locator('#calls-table tbody tr[data-call-id] td').last().textContent())!, new RegExp(`segment ${segment} · language de`));
+    await page.goBack();
+    await loaded();
+    assert.equal((await search()).get('groupBy'), 'segment');
+    // Group by none: the plain report again.
+    await page.selectOption('#group-by', '');
+    await loaded();
+    assert.equal((await search()).get('groupBy'), null);
+    assert.equal((await page.locator('#queue-table thead th').nth(2).textContent())!.trim().startsWith('Offered'), true);
     assert.deepEqual(pageErrors, []);
   }),
 );

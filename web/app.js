@@ -25,7 +25,7 @@ const page = {
   /** The last /health answer, and whether it said standby (null until the first). */
   health: null,
   standby: null,
-  seen: { queues: new Set(), agents: new Set() },
+  seen: { queues: new Set(), agents: new Set(), dimensions: { keys: [], rows: [] } },
   loadSeq: 0,
   /** Whether the next load follows a change of view, which a screen reader is told of (a refresh is not). */
   announce: false,
@@ -112,7 +112,6 @@ async function load() {
     if (seq !== page.loadSeq) return; // a newer view superseded this one
     // The service bounds every answer; say so rather than let a cut report pass as whole.
     showAlert(errorBox, data && data.truncated ? 'Only the first part of this report is shown (the answer was cut at its row limit): narrow the range or the filters.' : null, 'warn');
-    fillFilters();
     if (page.announce) $('#view-status').textContent = $('#view-' + s.view + ' h2').textContent + ' shown' + (data && Array.isArray(data.rows) ? ', ' + data.rows.length + (data.rows.length === 1 ? ' row' : ' rows') : '') + '.';
     page.announce = false;
   } catch (e) {
@@ -120,6 +119,8 @@ async function load() {
     showAlert(errorBox, e instanceof ApiError ? e.message : 'Could not show this view: ' + (e && e.message ? e.message : e), isStandby(e) ? 'standby' : 'error');
     if (isStandby(e)) loadHealth();
   } finally {
+    // Also after a refused request: a filter the service refused can be cleared.
+    if (seq === page.loadSeq) fillFilters();
     if (seq === page.loadSeq) delete document.body.dataset.loading;
     done();
   }
@@ -237,7 +238,43 @@ function syncControls(s) {
 function fillFilters() {
   fillMulti('#queue-filter', '#queue-filter-summary', page.seen.queues, page.state.queues, 'All queues', 'queue');
   fillMulti('#agent-filter', '#agent-filter-summary', page.seen.agents, page.state.agents, 'All agents', 'agent');
+  fillDimensions();
 }
+
+/**
+ * A filter menu per configured dimension, listing the values of the range
+ * (/api/dimensions), and the group-by choice; none without etl.dimensions. A menu is
+ * made once per key, so an open one keeps the choices not applied yet.
+ */
+function fillDimensions() {
+  const { keys, rows } = page.seen.dimensions;
+  const box = $('#dimension-filters');
+  for (const field of [...box.children]) if (!keys.includes(field.dataset.key)) field.remove();
+  keys.forEach((key, i) => {
+    const id = 'dim-filter-' + i;
+    let field = box.querySelector('[data-key="' + CSS.escape(key) + '"]');
+    if (!field || field.querySelector('details').id !== id) {
+      field?.remove();
+      field = h('div', { class: 'field field--multi', dataset: { key } },
+        h('span', { class: 'field__label', id: id + '-label' }, key),
+        h('details', { class: 'multi', id },
+          h('summary', { 'aria-labelledby': id + '-label ' + id + '-summary' }, h('span', { id: id + '-summary' })),
+          h('div', { class: 'multi__menu', role: 'group', 'aria-labelledby': id + '-label' })));
+      box.append(field);
+    }
+    const seen = rows.filter((r) => r.key === key).map((r) => r.value);
+    fillMulti('#' + id, '#' + id + '-summary', seen, page.state.dims[key] || [], 'Any ' + key, id);
+  });
+  const shown = keys.length > 0 && page.state.view === 'queues';
+  $('#group-by-field').hidden = !shown;
+  if (shown) {
+    options($('#group-by'), [['', 'None'], ...keys.map((k) => [k, k])]);
+    $('#group-by').value = keys.includes(page.state.groupBy) ? page.state.groupBy : '';
+  }
+}
+
+const dimensionChoices = () =>
+  Object.fromEntries(page.seen.dimensions.keys.map((key, i) => [key, checked('#dim-filter-' + i)]).filter(([, values]) => values.length));
 
 function fillMulti(detailsSel, summarySel, seen, selected, allLabel, name) {
   // An open menu may hold choices not applied yet: an auto-refresh must not undo them.
@@ -266,7 +303,7 @@ const checked = (sel) => [...document.querySelectorAll(sel + ' input:checked')].
 function apply(e) {
   e.preventDefault();
   const s = page.state;
-  const changes = s.view === 'queues' ? { queues: checked('#queue-filter') } : s.view === 'agents' ? { agents: checked('#agent-filter') } : {};
+  const changes = s.view === 'queues' ? { queues: checked('#queue-filter'), dims: dimensionChoices() } : s.view === 'agents' ? { agents: checked('#agent-filter') } : {};
   if (s.range === 'custom') {
     const from = fromZonedInput($('#from').value, s.tz);
     const to = fromZonedInput($('#to').value, s.tz);
@@ -299,6 +336,7 @@ function start() {
   $('#granularity').addEventListener('change', (e) => setState({ granularity: e.target.value }));
   $('#tz').addEventListener('change', (e) => setState({ tz: e.target.value }));
   $('#refresh').addEventListener('change', (e) => setState({ refresh: e.target.value }));
+  $('#group-by').addEventListener('change', (e) => setState({ groupBy: e.target.value || null }));
   $('#controls').addEventListener('submit', apply);
   $('#lookup-form').addEventListener('submit', (e) => {
     e.preventDefault();

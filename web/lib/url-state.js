@@ -1,7 +1,8 @@
 /**
  * The whole view lives in the query string, so a reload, back and forward, and a pasted
  * link show the same report: view, range (relative, or custom from/to), filters,
- * granularity, time zone, auto-refresh, and the drill's own keys.
+ * granularity, time zone, auto-refresh, the dimension filters and grouping, and the
+ * drill's own keys.
  */
 import { GRANULARITIES, RELATIVE_RANGES, isValidZone } from './range.js';
 
@@ -9,6 +10,20 @@ const VIEWS = ['queues', 'agents', 'interactions', 'agent-states', 'ops'];
 export const REFRESH = { off: 0, '10s': 10_000, '30s': 30_000, '1m': 60_000 };
 
 const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+const DIM = 'dim.';
+
+/** `dim.<key>=<value>` parameters, repeated for several values: `{ key: [values] }`. */
+function dimsOf(qs) {
+  const dims = {};
+  for (const [k, v] of qs) if (k.startsWith(DIM) && k.length > DIM.length && v) (dims[k.slice(DIM.length)] ||= []).push(v);
+  return dims;
+}
+
+/** The query parameters of dimension filters, as the API takes them. */
+export function dimParams(dims) {
+  return Object.fromEntries(Object.entries(dims).filter(([, values]) => values.length).map(([k, values]) => [DIM + k, values]));
+}
 
 const one = (qs, k) => {
   const v = qs.get(k);
@@ -31,6 +46,8 @@ export function parseState(search) {
     tz: tz && isValidZone(tz) ? tz : browserZone(),
     queues: qs.getAll('queue').filter(Boolean),
     agents: qs.getAll('agent').filter(Boolean),
+    dims: dimsOf(qs),
+    groupBy: one(qs, 'groupBy'),
     callId: one(qs, 'callId'),
     ani: one(qs, 'ani'),
     refresh: one(qs, 'refresh') in REFRESH ? one(qs, 'refresh') : 'off',
@@ -47,6 +64,8 @@ export function stateUrl(s) {
   qs.set('tz', s.tz);
   for (const q of s.queues) qs.append('queue', q);
   for (const a of s.agents) qs.append('agent', a);
+  for (const [k, values] of Object.entries(dimParams(s.dims))) for (const v of values) qs.append(k, v);
+  if (s.groupBy) qs.set('groupBy', s.groupBy);
   if (s.callId) qs.set('callId', s.callId);
   if (s.ani) qs.set('ani', s.ani);
   if (s.refresh !== 'off') qs.set('refresh', s.refresh);

@@ -6,6 +6,7 @@ import { api } from '../lib/api.js';
 import { csvLink } from '../lib/csv.js';
 import { $, badge, clear, h } from '../lib/dom.js';
 import { fmtDuration, fmtInt } from '../lib/format.js';
+import { dimParams } from '../lib/url-state.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OUTCOME_TONE = { answered: 'ok', transferred: 'info', abandoned: 'warn', in_progress: 'muted' };
@@ -40,19 +41,25 @@ export async function load(ctx) {
     results.append(h('p', { class: 'muted' }, 'Open an interval in the queue view to list its calls, or look a call up above.'));
     return null;
   }
-  const params = { queue, from: new Date(ctx.range.from).toISOString(), to: new Date(ctx.range.to).toISOString() };
-  $('#interactions-title').textContent = 'Calls of ' + queue + ' · ' + ctx.fmt.dayTime(ctx.range.from) + ' – ' + ctx.fmt.time(ctx.range.to);
+  const params = { queue, from: new Date(ctx.range.from).toISOString(), to: new Date(ctx.range.to).toISOString(), ...dimParams(state.dims) };
+  const filters = Object.entries(state.dims).map(([k, values]) => k + ' ' + values.join(' or '));
+  $('#interactions-title').textContent = 'Calls of ' + queue + (filters.length ? ' (' + filters.join(', ') + ')' : '') + ' · ' + ctx.fmt.dayTime(ctx.range.from) + ' – ' + ctx.fmt.time(ctx.range.to);
   const data = await api('/api/interactions', params);
   exportBox.append(csvLink('/api/interactions', params, 'interactions'));
   results.append(callTable(ctx, Array.isArray(data.rows) ? data.rows : []));
   return data;
 }
 
+/** Attached data as `key value` pairs, for calls that have any (etl.dimensions). */
+const dimsText = (dims) => Object.entries(dims || {}).map(([k, v]) => k + ' ' + v).join(' · ');
+
 function callTable(ctx, rows) {
+  const attached = rows.some((r) => dimsText(r.dims));
   return h('div', { class: 'table-wrap table-wrap--tall' }, h('table', { class: 'data data--compact', id: 'calls-table' },
       h('caption', { class: 'visually-hidden' }, 'Calls of the interval'),
       h('thead', null, h('tr', null, ['Started', 'Call', 'Caller', 'Outcome'].map((t) => h('th', { scope: 'col' }, t)),
-        h('th', { scope: 'col', class: 'num' }, 'Wait'), h('th', { scope: 'col', class: 'num' }, 'Talk'), h('th', { scope: 'col' }, 'Agent'))),
+        h('th', { scope: 'col', class: 'num' }, 'Wait'), h('th', { scope: 'col', class: 'num' }, 'Talk'), h('th', { scope: 'col' }, 'Agent'),
+        attached && h('th', { scope: 'col' }, 'Attached data'))),
       h('tbody', null, rows.length
         ? rows.map((r) => h('tr', { dataset: { callId: r.callId, outcome: r.outcome } },
             h('td', { class: 'nowrap' }, ctx.fmt.ts(r.startTs)),
@@ -61,7 +68,8 @@ function callTable(ctx, rows) {
             h('td', null, badge((r.outcome || 'unknown').replace('_', ' '), OUTCOME_TONE[r.outcome] || 'muted')),
             h('td', { class: 'num' }, fmtDuration(r.waitSeconds)),
             h('td', { class: 'num' }, fmtDuration(r.talkSeconds)),
-            h('td', null, r.agentId ? h('a', { href: ctx.link({ view: 'agent-states', agents: [r.agentId] }) }, r.agentId) : '—')))
+            h('td', null, r.agentId ? h('a', { href: ctx.link({ view: 'agent-states', agents: [r.agentId] }) }, r.agentId) : '—'),
+            attached && h('td', { class: 'small' }, dimsText(r.dims) || '—')))
         : h('tr', { class: 'empty' }, h('td', { colspan: 7 }, 'No calls in this interval.')))));
 }
 
@@ -85,7 +93,8 @@ function callCard(ctx, r) {
         field('Ended', r.endTs ? ctx.fmt.ts(r.endTs) : null),
         field('Wait', fmtDuration(r.waitSeconds), 'num'),
         field('Talk', fmtDuration(r.talkSeconds), 'num'),
-        field('Events', fmtInt(r.eventCount), 'num')),
+        field('Events', fmtInt(r.eventCount), 'num'),
+        dimsText(r.dims) && field('Attached data', dimsText(r.dims))),
       h('div', { class: 'timeline-wrap' },
         h('h4', null, 'Event timeline'),
         events.length

@@ -1,4 +1,7 @@
-/** Queue view: volume and service level per bucket, the table per bucket and queue, totals. */
+/**
+ * Queue view: volume and service level per bucket, the table per bucket and queue (and
+ * value of the grouping dimension), totals.
+ */
 import { api } from '../lib/api.js';
 import { axis, baseOptions, chartTable, palette, SERIES_COLORS, upsertChart } from '../lib/charts.js';
 import { csvLink } from '../lib/csv.js';
@@ -6,17 +9,29 @@ import { $, clear, h } from '../lib/dom.js';
 import { fmtDuration, fmtInt, fmtPct } from '../lib/format.js';
 import { term } from '../lib/glossary.js';
 import { bucketEnd } from '../lib/range.js';
+import { dimParams } from '../lib/url-state.js';
 
 const FIFTEEN_MIN = 15 * 60_000;
 /** Up to this range every 15-minute interval gets a bar (zeros included); beyond, only intervals with data. */
 const FILL_GRID_MAX_MS = 7 * 24 * 3600_000;
 
 export async function load(ctx) {
-  const params = { ...ctx.rangeParams(), queue: ctx.state.queues };
-  const data = await api('/api/queue-summary', params);
-  render(ctx, data, params);
-  return data;
+  const { state } = ctx;
+  const params = { ...ctx.rangeParams(), queue: state.queues, ...dimParams(state.dims), groupBy: state.groupBy };
+  // The values the dimension filters offer: those of the range and queues shown.
+  const [summary, dimensions] = await Promise.allSettled([
+    api('/api/queue-summary', params),
+    api('/api/dimensions', { from: params.from, to: params.to, queue: state.queues }),
+  ]);
+  if (dimensions.status === 'fulfilled') ctx.seen.dimensions = dimensions.value;
+  if (summary.status === 'rejected') throw summary.reason;
+  render(ctx, summary.value, params);
+  return summary.value;
 }
+
+/** A grouped row's value of the dimension; calls without it are grouped as null. */
+const NO_VALUE = '(none)';
+const dimensionValue = (r) => (r.dimension.value == null ? NO_VALUE : r.dimension.value);
 
 function render(ctx, data, params) {
   const { state, fmt } = ctx;
@@ -25,24 +40,33 @@ function render(ctx, data, params) {
   const { from, to } = ctx.range;
   const multiDay = !fmt.sameDay(from, to - 1);
   const g = state.granularity;
+  const groupBy = data.groupBy || null;
+  // The dashed lines: one per value of the grouping dimension, or else per queue.
+  const seriesOf = groupBy ? dimensionValue : (r) => r.queue;
 
   $('#sl-threshold').textContent = slCaption(data);
   $('#queues-sub').textContent = 'Per ' + granularityName(g) + ' · ' + fmt.dayTime(from) + ' – ' + fmt.dayTime(to) + ' · ' + state.tz;
 
   const byBucket = new Map();
-  const queues = [];
-  for (const r of rows) {
-    const t = Date.parse(r.intervalStart);
-    let agg = byBucket.get(t);
-    if (!agg) byBucket.set(t, (agg = { offered: 0, answered: 0, abandoned: 0, answeredInSl: 0, queues: new Map() }));
+  const series = [];
+  const add = (agg, r) => {
     agg.offered += r.offered;
     agg.answered += r.answered;
     agg.abandoned += r.abandoned;
     agg.answeredInSl += r.answeredInSl;
-    agg.queues.set(r.queue, r);
-    if (!queues.includes(r.queue)) queues.push(r.queue);
+  };
+  const zero = () => ({ offered: 0, answered: 0, abandoned: 0, answeredInSl: 0 });
+  for (const r of rows) {
+    const t = Date.parse(r.intervalStart);
+    let agg = byBucket.get(t);
+    if (!agg) byBucket.set(t, (agg = { ...zero(), series: new Map() }));
+    add(agg, r);
+    const name = seriesOf(r);
+    if (!agg.series.has(name)) agg.series.set(name, zero());
+    add(agg.series.get(name), r);
+    if (!series.includes(name)) series.push(name);
   }
-  queues.sort();
+  series.sort();
   const times = new Set(byBucket.keys());
   if (g === '15min' && to - from <= FILL_GRID_MAX_MS) {
     for (let t = Math.ceil(from / FIFTEEN_MIN) * FIFTEEN_MIN; t < to; t += FIFTEEN_MIN) times.add(t);
@@ -65,18 +89,18 @@ function render(ctx, data, params) {
     ],
   };
   const slSets = [{
-    label: queues.length > 1 ? 'All selected queues' : queues[0] || 'Service level',
+    label: groupBy ? 'All ' + groupBy + ' values' : series.length > 1 ? 'All selected queues' : series[0] || 'Service level',
     data: sorted.map((t) => slOf(byBucket.get(t))),
     borderColor: p.sl, backgroundColor: 'rgba(15,118,110,0.08)', fill: 'origin', borderWidth: 2.5,
     pointRadius: sorted.length > 120 ? 0 : 2.5, spanGaps: false, tension: 0.2,
   }];
-  if (queues.length > 1 && queues.length <= SERIES_COLORS.length) {
-    queues.forEach((q, i) => slSets.push({
-      label: q,
-      data: sorted.map((t) => slOf(byBucket.get(t) && byBucket.get(t).queues.get(q))),
+  if (series.length > 1 && series.length <= SERIES_COLORS.length) {
+    series.forEach((name, i) => slSets.push({
+      label: groupBy ? groupBy + ' ' + name : name,
+      data: sorted.map((t) => slOf(byBucket.get(t) && byBucket.get(t).series.get(name))),
       borderColor: SERIES_COLORS[i], backgroundColor: SERIES_COLORS[i], borderWidth: 1.5, borderDash: [5, 3],
       pointRadius: 0, pointHoverRadius: 3,
-      // Per-queue lines start hidden (the legend shows them): the overall line stays readable.
+      // Per-queue (or per-value) lines start hidden (the legend shows them): the overall line stays readable.
       hidden: true, spanGaps: false, tension: 0.2,
     }));
   }
@@ -101,7 +125,7 @@ function render(ctx, data, params) {
 
   clear($('#queues-export')).append(csvLink('/api/queue-summary', params, 'queues'));
   renderKpis(data.totals);
-  renderTable(ctx, rows, data.totals, multiDay);
+  renderTable(ctx, rows, data.totals, multiDay, groupBy);
 }
 
 /** What the service level on screen divides, as the service computes it (reporting.serviceLevelFormula). */
@@ -146,29 +170,38 @@ const COLUMNS = [
   ['abandonRate', 'Abandon %', (r) => fmtPct(r.abandonRatePct)],
 ];
 
-function renderTable(ctx, rows, totals, multiDay) {
+function renderTable(ctx, rows, totals, multiDay, groupBy) {
   const { state, fmt } = ctx;
   const table = $('#queue-table');
+  const labels = groupBy ? 3 : 2;
   clear(table.querySelector('thead')).append(h('tr', null,
-    h('th', { scope: 'col' }, 'Interval'), h('th', { scope: 'col' }, 'Queue'),
+    h('th', { scope: 'col' }, 'Interval'), h('th', { scope: 'col' }, 'Queue'), groupBy && h('th', { scope: 'col' }, groupBy),
     COLUMNS.map(([key, label]) => h('th', { scope: 'col', class: 'num' }, term(key, label)))));
   const tbody = clear(table.querySelector('tbody'));
   const tfoot = clear(table.querySelector('tfoot'));
-  if (!rows.length) tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: COLUMNS.length + 2 }, 'No calls in this range.')));
+  if (!rows.length) tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: COLUMNS.length + labels }, 'No calls in this range.')));
   let prev = null;
   for (const r of rows) {
     const t = Date.parse(r.intervalStart);
     const first = t !== prev;
     prev = t;
-    // The drill: the calls of this queue in this bucket, as a link of its own.
-    const drill = ctx.link({ view: 'interactions', queues: [r.queue], agents: [], range: 'custom', from: t, to: bucketEnd(t, state.granularity, state.tz) });
-    tbody.append(h('tr', { class: first ? 'group-start' : null, dataset: { queue: r.queue, interval: r.intervalStart } },
-      h('td', { class: 'nowrap' }, h('a', { href: drill, class: 'drill', title: 'Calls of ' + r.queue + ' in this interval' }, fmt.bucket(t, state.granularity, multiDay))),
+    // The drill: the calls of this queue in this bucket (of this row's value of the
+    // grouping dimension), as a link of its own. The API cannot filter by a missing value,
+    // so a row of calls without one has no drill.
+    const value = groupBy ? r.dimension.value : null;
+    const label = fmt.bucket(t, state.granularity, multiDay);
+    const drill = groupBy && value == null ? null : ctx.link({
+      view: 'interactions', queues: [r.queue], agents: [], dims: groupBy ? { ...state.dims, [groupBy]: [value] } : state.dims,
+      range: 'custom', from: t, to: bucketEnd(t, state.granularity, state.tz),
+    });
+    tbody.append(h('tr', { class: first ? 'group-start' : null, dataset: { queue: r.queue, interval: r.intervalStart, ...(groupBy && { dimension: dimensionValue(r) }) } },
+      h('td', { class: 'nowrap' }, drill ? h('a', { href: drill, class: 'drill', title: 'Calls of ' + r.queue + ' in this interval' }, label) : label),
       h('td', null, r.queue),
+      groupBy && h('td', { class: r.dimension.value == null ? 'muted' : null }, dimensionValue(r)),
       COLUMNS.map(([, , cell]) => h('td', { class: 'num' }, cell(r)))));
   }
   if (totals) {
-    tfoot.append(h('tr', { class: 'totals' }, h('th', { scope: 'row', colspan: 2 }, 'Total'), COLUMNS.map(([, , cell]) => h('td', { class: 'num' }, cell(totals)))));
+    tfoot.append(h('tr', { class: 'totals' }, h('th', { scope: 'row', colspan: labels }, 'Total'), COLUMNS.map(([, , cell]) => h('td', { class: 'num' }, cell(totals)))));
   }
 }
 
