@@ -748,6 +748,32 @@ test(
     // The totals row: the calls answered in the range, as the mart holds them.
     const calls = await mart.query<{ n: string }>(`select count(*) as n from interaction_fact where answer_ts >= $1 and answer_ts < $2`, [iso(I0), iso(I2 + MIN15)]);
     assert.equal((await page.locator('#agent-table tfoot td').first().textContent())!.trim(), String(Number(calls.rows[0]!.n)));
+    // The export: the API's CSV of this view, a line per row of its JSON, then the totals.
+    const range = `from=${iso(I0)}&to=${iso(I2 + MIN15)}&tz=UTC`;
+    const hourly = await apiJson(`/api/agent-summary?${range}&granularity=hour`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#agents-export a')]);
+    assert.match(download.suggestedFilename(), /^agent-summary_.*_hour\.csv$/);
+    const csv = csvRecords(readFileSync(await download.path(), 'utf8'));
+    const cut = (r: any) => [r.agentId, Date.parse(r.intervalStart) || '', Number(r.callsHandled), Number(r.talkSeconds), Number(r['stateSeconds.ready'])];
+    assert.deepEqual(csv.map(cut), [...hourly.rows, { ...hourly.totals, agentId: 'Total', intervalStart: '' }].map((r: any) =>
+      cut({ ...r, 'stateSeconds.ready': r.stateSeconds.ready })));
+    // Month buckets: a row per agent and month, the same totals as per hour.
+    const hourTotals = await page.locator('#agent-table tfoot td').allTextContents();
+    await page.selectOption('#granularity', 'month');
+    await loaded();
+    await noViewError('agents');
+    const monthly = await apiJson(`/api/agent-summary?${range}&granularity=month`);
+    assert.deepEqual(
+      await page.locator('#agent-table tbody tr').evaluateAll((trs) => trs.map((tr: any) => tr.dataset.agent + ' ' + tr.dataset.interval)),
+      monthly.rows.map((r: any) => r.agentId + ' ' + r.intervalStart),
+    );
+    // (Unless this run's range straddles the start of a month in UTC.)
+    if (iso(I0).slice(0, 7) === iso(I2 + MIN15 - 1).slice(0, 7)) {
+      assert.equal(new Set(monthly.rows.map((r: any) => r.agentId)).size, monthly.rows.length, 'a row per agent');
+    }
+    assert.deepEqual(await page.locator('#agent-table tfoot td').allTextContents(), hourTotals);
+    await page.goBack();
+    await loaded();
     await shot('agents');
     await Promise.all([page.locator('#agent-table tr[data-agent="agent-007"] a.drill').first().click(), page.waitForURL(/view=agent-states/)]);
     await loaded();
