@@ -2,7 +2,8 @@
  * Metrics and logs of a running world (docs/operations.md): the workers' and reporting
  * services' /metrics show what the test caused (rows it wrote, a member it stopped, the
  * DR phase, which site serves reports), `promtool check metrics` passes on what they
- * serve, and the workers log JSON lines that carry the site, the workflow and the member.
+ * serve, the workers log JSON lines that carry the site, the workflow and the member, and
+ * the dashboard's operations view shows the same in a real browser.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { repoRoot } from '../src/paths';
 import { openWorld, settled, waitFor, type TestWorld } from './helpers/world';
 import { ensureDebianPackage } from './helpers/apt';
 import { fullCopyBytes } from './helpers/pg';
+import { openDashboardBrowser } from './helpers/browser';
 
 const LAYOUT = {
   'sw-voice-1': [
@@ -132,6 +134,31 @@ test('a reporting service shows the DR phase and where reports are served, and c
   const post = await fetch(`http://127.0.0.1:${workerPort('dc1')}/metrics`, { method: 'POST' });
   assert.equal(post.status, 405);
   assert.equal((await fetch(`http://127.0.0.1:${workerPort('dc1')}/`)).status, 404);
+});
+
+test('the dashboard operations view shows the running workflows as they are: a member stopped turns unreachable and back by itself, the DR phase, the last cycles', async () => {
+  const base = `http://127.0.0.1:${reportingPort('dc1')}`;
+  const { browser, page, pageErrors } = await openDashboardBrowser(base);
+  const member = (state: string) => `.etl-site[data-site="dc1"] tr[data-member="idb-voice-1-dc2"][data-state="${state}"]`;
+  try {
+    await page.goto(`${base}/?view=ops`);
+    await page.waitForSelector(member('ok'), { timeout: 20_000 });
+    await stopInstance(w.state.pg['v1-dc2']!, 'immediate');
+    try {
+      // No reload: the view refreshes itself every 5 s from the workflows' status queries.
+      await page.waitForSelector(member('unreachable'), { timeout: 30_000 });
+      assert.match((await page.textContent(member('unreachable')))!, /ECONNREFUSED/, 'the error the worker saw');
+    } finally {
+      await startInstance(w.state.pg['v1-dc2']!);
+    }
+    await page.waitForSelector(member('ok'), { timeout: 30_000 });
+    assert.equal(await page.textContent('#dr-phase'), 'normal');
+    for (const site of ['dc1', 'dc2']) assert.match((await page.textContent(`.etl-site[data-site="${site}"] .etl-site__head`))!, /running/);
+    assert.ok((await page.locator('.etl-site[data-site="dc1"] [data-etl-cycles] tbody tr').count()) > 0, 'the last cycles');
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('promtool check metrics passes on what the workers and reporting services serve', async () => {

@@ -16,31 +16,20 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient, type Pool } from 'pg';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { parseConfig, type Config, type ConfigInput } from '../src/config';
 import { Pools, withPgClient } from '../src/db';
 import { silentLogger } from '../src/logger';
 import { setReportingRole } from '../src/mart/control';
 import { migrateMart } from '../src/mart/migrate';
 import { repoRoot } from '../src/paths';
-import { ensureDebianPackage } from './helpers/apt';
+import { openDashboardBrowser } from './helpers/browser';
 import { csvRecords } from './helpers/csv';
 import { hashPassword } from '../src/reporting/password';
 import { createReportingServer } from '../src/reporting/server';
 import type { DrStatus } from '../src/workflows/dr-messages';
 import type { EtlStatus } from '../src/workflows/etl-messages';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const ADMIN_URL = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ARTIFACTS = join(repoRoot, 'test', 'artifacts');
 const SCREENSHOTS = process.env.TWINMART_SCREENSHOTS;
@@ -308,7 +297,7 @@ let server: { listen(port?: number): Promise<number>; close(): Promise<void> } |
 let baseUrl = '';
 let browser: Browser | undefined;
 let page: Page;
-const pageErrors: string[] = [];
+let pageErrors: string[] = [];
 let failed = false;
 
 function step(fn: () => Promise<void>): () => Promise<void> {
@@ -343,7 +332,6 @@ function configInput(auth?: NonNullable<ConfigInput['reporting']>['auth']): Conf
 }
 
 before(step(async () => {
-  const executablePath = ensureDebianPackage(CHROMIUM, 'chromium');
   for (const dir of [ARTIFACTS, SCREENSHOTS, join(repoRoot, 'docs', 'img')]) if (dir) mkdirSync(dir, { recursive: true });
   await admin((c) => c.query(`create database ${dbName}`));
   martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
@@ -358,23 +346,7 @@ before(step(async () => {
   const port = await server.listen(0);
   baseUrl = `http://127.0.0.1:${port}`;
 
-  browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  // Everything comes from the service: any other request is a bug in the page.
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (url.startsWith(baseUrl + '/') || url.startsWith('data:')) return route.continue();
-    pageErrors.push(`external request: ${url}`);
-    return route.abort();
-  });
-  page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    // The 400 and 503 the steps provoke on purpose are logged by the browser as failed loads.
-    if (m.type() === 'error' && !/Failed to load resource: .* status of (400|503)\b/.test(m.text())) {
-      pageErrors.push(`console error: ${m.text()}`);
-    }
-  });
+  ({ browser, page, pageErrors } = await openDashboardBrowser(baseUrl));
 }));
 
 after(async () => {
