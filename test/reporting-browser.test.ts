@@ -7,7 +7,8 @@
  * day, the operations view, the dark theme, auto-refresh pausing while hidden, and a
  * standby's link to the active site. Screenshots of each view go to test/artifacts/ and
  * to $TWINMART_SCREENSHOTS when set; docs/img/dashboard.png (the README's) is written
- * from the queue view with TWINMART_README_SCREENSHOT=1. The database is dropped only when every step passed.
+ * from the queue view, and docs/img/views/ (docs/dashboard.md's) from every view, with
+ * TWINMART_README_SCREENSHOT=1. The database is dropped only when every step passed.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,6 +34,9 @@ import type { EtlStatus } from '../src/workflows/etl-messages';
 const ADMIN_URL = process.env.TWINMART_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ARTIFACTS = join(repoRoot, 'test', 'artifacts');
 const SCREENSHOTS = process.env.TWINMART_SCREENSHOTS;
+/** The docs' pictures are drawn on request, so a test run leaves the clone as it was. */
+const DOCS_IMG = process.env.TWINMART_README_SCREENSHOT ? join(repoRoot, 'docs', 'img') : undefined;
+const DOCS_VIEWS = DOCS_IMG && join(DOCS_IMG, 'views');
 const SITE = 'dc1';
 const MIN15 = 15 * 60_000;
 
@@ -332,7 +336,7 @@ function configInput(auth?: NonNullable<ConfigInput['reporting']>['auth']): Conf
 }
 
 before(step(async () => {
-  for (const dir of [ARTIFACTS, SCREENSHOTS, join(repoRoot, 'docs', 'img')]) if (dir) mkdirSync(dir, { recursive: true });
+  for (const dir of [ARTIFACTS, SCREENSHOTS, DOCS_VIEWS]) if (dir) mkdirSync(dir, { recursive: true });
   await admin((c) => c.query(`create database ${dbName}`));
   martUrl = ADMIN_URL.replace(/\/[^/]*$/, `/${dbName}`);
   const config: Config = parseConfig(configInput());
@@ -404,9 +408,9 @@ async function search(): Promise<URLSearchParams> {
   return new URLSearchParams(await page.evaluate(() => (globalThis as any).location.search));
 }
 
-/** Screenshots go to $TWINMART_SCREENSHOTS when set (and always to test/artifacts/). */
+/** Screenshots go to test/artifacts/, and to $TWINMART_SCREENSHOTS and docs/img/views/ when asked for. */
 async function shot(name: string): Promise<void> {
-  for (const dir of [ARTIFACTS, SCREENSHOTS].filter(Boolean) as string[]) {
+  for (const dir of [ARTIFACTS, SCREENSHOTS, DOCS_VIEWS].filter(Boolean) as string[]) {
     await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
   }
 }
@@ -508,8 +512,7 @@ test(
     assert.equal(await page.isVisible('#queue-table thead .term[data-term="serviceLevel"] .term__tip'), true, 'the definition shows on focus');
     await page.click('h2'); // blur
     await shot('queues');
-    // The README's screenshot is made on request, so a test run leaves the clone as it was.
-    if (process.env.TWINMART_README_SCREENSHOT) await page.screenshot({ path: join(repoRoot, 'docs', 'img', 'dashboard.png') });
+    if (DOCS_IMG) await page.screenshot({ path: join(DOCS_IMG, 'dashboard.png') });
 
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(300); // charts resize on the next frames
