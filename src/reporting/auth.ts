@@ -8,23 +8,18 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config';
+import { json as reply, type Reply } from './http';
 import { verifyPassword } from './password';
 
 type AuthConfig = NonNullable<Config['reporting']['auth']>;
 export type ReportingUserRole = 'supervisor' | 'operator';
-
-interface AuthReply {
-  status: number;
-  body: string;
-  headers: Record<string, string>;
-}
 
 export interface ReportingAuth {
   /**
    * Answers /api/login, /api/logout and /api/me, and refuses an API request without a
    * user allowed to make it; null lets the request through.
    */
-  gate(req: IncomingMessage, path: string): Promise<AuthReply | null>;
+  gate(req: IncomingMessage, path: string): Promise<Reply | null>;
 }
 
 const COOKIE = 'twinmart_session';
@@ -33,12 +28,6 @@ const LOGIN_BODY_LIMIT = 4096;
 /** Failed logins per client address and window before it must wait. */
 const LOGIN_FAILURES = 5;
 const LOGIN_WINDOW_MS = 60_000;
-
-const reply = (status: number, value: unknown, headers: Record<string, string> = {}): AuthReply => ({
-  status,
-  body: JSON.stringify(value),
-  headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
-});
 
 /** The secret, or an error naming what to set. */
 function sessionSecret(auth: AuthConfig, env: NodeJS.ProcessEnv): Buffer {
@@ -124,7 +113,7 @@ export function createReportingAuth(auth: AuthConfig, env: NodeJS.ProcessEnv = p
     failures.set(client, f);
   }
 
-  async function login(req: IncomingMessage): Promise<AuthReply> {
+  async function login(req: IncomingMessage): Promise<Reply> {
     if (req.method !== 'POST') return reply(405, { error: `method ${req.method} not allowed, expected POST` }, { allow: 'POST' });
     const client = req.socket.remoteAddress ?? 'unknown';
     if (throttled(client)) return reply(429, { error: 'too many failed logins: wait a minute' }, { 'retry-after': '60' });
