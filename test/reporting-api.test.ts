@@ -485,6 +485,7 @@ check('a standby refuses every report with 503 and the active site, and serves h
   for (const target of [
     `/api/queue-summary?${rangeQuery()}`,
     `/api/agent-summary?${rangeQuery()}`,
+    `/api/dimensions?${rangeQuery()}`,
     `/api/interactions?callId=${callId(1)}`,
   ]) {
     const r = await get(port, target);
@@ -819,6 +820,7 @@ check('a mart that does not exist: reports 503 mart unreachable; health, ops and
     for (const target of [
       `/api/queue-summary?${rangeQuery()}`,
       `/api/agent-summary?${rangeQuery()}`,
+      `/api/dimensions?${rangeQuery()}`,
       `/api/interactions?callId=${callId(1)}`,
     ]) {
       const r = await get(otherPort, target);

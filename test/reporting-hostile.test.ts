@@ -174,6 +174,7 @@ const HOSTILE: { method?: string; target: string; host?: string; expect: number[
     { target: `/health?${name}=x&${name}=y`, expect: [200] },
     { target: `/api/queue-summary?${range}&${name}=1`, expect: [400] },
     { target: `/api/agent-summary?${name}=1`, expect: [400] },
+    { target: `/api/dimensions?${range}&${name}=1`, expect: [400] },
     { target: `/api/interactions?${name}=${CALL}`, expect: [400] },
   ]),
   { target: '/api/queue-summary?from=2024-02-30&to=2024-03-01', expect: [400] },
