@@ -268,8 +268,10 @@ function fillDimensions() {
   const shown = keys.length > 0 && page.state.view === 'queues';
   $('#group-by-field').hidden = !shown;
   if (shown) {
-    options($('#group-by'), [['', 'None'], ...keys.map((k) => [k, k])]);
-    $('#group-by').value = keys.includes(page.state.groupBy) ? page.state.groupBy : '';
+    // Made anew only when the keys change, so a refresh does not close an open list.
+    const select = $('#group-by');
+    if ([...select.options].map((o) => o.value).join('\n') !== ['', ...keys].join('\n')) options(select, [['', 'None'], ...keys.map((k) => [k, k])]);
+    select.value = keys.includes(page.state.groupBy) ? page.state.groupBy : '';
   }
 }
 
