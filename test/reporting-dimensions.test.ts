@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ConfigError } from '../src/config';
 import { configFingerprint } from '../src/config/fingerprint';
-import { transformSite } from '../src/etl/transform';
+import { transformSite, type TransformOptions } from '../src/etl/transform';
 import { compareMarts } from '../src/parity';
 import { get, openReportWorld, reportConfig, type Answer, type ReportWorld } from './helpers/report-world';
 import { assertClose } from './helpers/close';
@@ -75,8 +75,8 @@ let port: number;
 let passed = 0;
 const TESTS = 10;
 
-const transform = (w: ReportWorld, dimensions: string[], batch = 1000) =>
-  transformSite(w.mart, { batch, queueRules: ETL, maxCallSeconds: 86_400, dimensions });
+const transform = (w: ReportWorld, dimensions: string[], batch = 1000, more: Partial<TransformOptions> = {}) =>
+  transformSite(w.mart, { batch, queueRules: ETL, maxCallSeconds: 86_400, dimensions, ...more });
 
 async function stage(w: ReportWorld, calls: Call[]): Promise<void> {
   const rows = calls.flatMap((c) => c.events);
@@ -306,8 +306,12 @@ test('a key added to or removed from etl.dimensions reaches the calls transforme
   const before = await facts();
   const ag = await aggregates();
 
-  // No new events: only the changed keys make the transform recompute.
-  const added = await transform(w, ['segment', 'campaign'], 25);
+  // No new events: only the changed keys make the transform recompute. The calls are
+  // queued a few at a time, each chunk reported as progress (the activity's heartbeat): on
+  // a mart of millions of facts one statement would outlast etl.stallSeconds.
+  const progress: number[] = [];
+  const added = await transform(w, ['segment', 'campaign'], 25, { queueChunk: 7, onBatch: (r) => progress.push(r.calls) });
+  assert.ok(progress.filter((calls) => calls === 0).length >= Math.ceil(CALLS.length / 7), `progress while queueing in chunks of 7: ${progress}`);
   assert.equal(added.calls, CALLS.length - 1, 'every call but the purged one recomputed');
   assert.equal(added.facts, CALLS.length - 1, 'each fact changed: it gained campaign');
   let after = await facts();
