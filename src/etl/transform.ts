@@ -10,9 +10,12 @@ import {
   applyQueueDeltas,
   claimDirtyAgents,
   claimDirtyCalls,
-  queueDimensionChange,
+  dimensionsChanged,
+  DIMENSION_QUEUE_CHUNK,
+  queueCallsForDimensions,
   queueEndlessCalls,
   readDirtyCallEvents,
+  recordDimensions,
   refreshStatistics,
   refreshDataGaps,
   upsertAgentStates,
@@ -29,6 +32,8 @@ export interface TransformOptions {
   maxCallSeconds: number;
   /** The attrs keys kept as dimensions (etl.dimensions). */
   dimensions: string[];
+  /** Calls queued per transaction when the dimensions changed (default DIMENSION_QUEUE_CHUNK). */
+  queueChunk?: number;
   onBatch?: (done: TransformResult) => void;
   /**
    * Stops the transform: the running batch's statement is cancelled and rolls back (its
@@ -63,8 +68,21 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
       if (options.signal?.aborted) return null;
       throw e;
     });
-  // Calls computed with other etl.dimensions go into the queue the loop below drains.
-  if ((await batch((c) => queueDimensionChange(c, options.dimensions))) === null) return r;
+  // Calls computed with other etl.dimensions go into the queue the loop below drains, a
+  // chunk per transaction, each reported as progress. The keys are recorded only once all
+  // are queued: a transform stopped before that queues them all again (on conflict, nothing).
+  const changed = await batch((c) => dimensionsChanged(c, options.dimensions));
+  if (changed === null) return r;
+  if (changed) {
+    let after: string | null = null;
+    do {
+      const chunk: { next: string | null } | null = await batch((c) => queueCallsForDimensions(c, after, options.queueChunk ?? DIMENSION_QUEUE_CHUNK));
+      if (!chunk) return r;
+      after = chunk.next;
+      options.onBatch?.(r);
+    } while (after !== null);
+    if ((await batch((c) => recordDimensions(c, options.dimensions))) === null) return r;
+  }
   for (;;) {
     if (options.signal?.aborted) return r;
     // Calls and agents commit apart: the queues are independent, and a call's fact need
