@@ -13,6 +13,7 @@ import { silentLogger } from '../src/logger';
 import { runSim } from '../src/sim';
 import { compareMarts } from '../src/parity';
 import { retentionScheduleId } from '../src/workflows/names';
+import { historyText } from '../src/temporal/history-text';
 import type { RetentionResult, retentionWorkflow } from '../src/workflows/retention';
 import { etlHistories, openWorld, settled, step, waitFor, type TestWorld } from './helpers/world';
 import { queueAggregateDiff } from './helpers/truth';
@@ -23,7 +24,7 @@ const SITES = ['dc1', 'dc2'];
 const RETENTION = { stagingDays: 3, factDays: 10, batchRows: 5000 };
 
 /** Triggers the site's schedule as an operator would and waits for that run's result. */
-async function runRetention(w: TestWorld, site: string): Promise<RetentionResult> {
+async function runRetention(w: TestWorld, site: string): Promise<RetentionResult & { workflowId: string }> {
   const schedule = w.client.schedule.getHandle(retentionScheduleId(site));
   const actions = async () => {
     const { info } = await schedule.describe();
@@ -32,7 +33,8 @@ async function runRetention(w: TestWorld, site: string): Promise<RetentionResult
   const seen = new Set((await actions()).map((a) => a.workflowId));
   await schedule.trigger();
   const run = await waitFor(`a retention run of ${site}`, async () => (await actions()).find((a) => !seen.has(a.workflowId)), 30_000);
-  return w.client.workflow.getHandle<typeof retentionWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+  const result = await w.client.workflow.getHandle<typeof retentionWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+  return { ...result, workflowId: run.workflowId };
 }
 
 /** Every row of a table as natural key -> text of its content, read with SQL of its own. */
@@ -253,6 +255,14 @@ describe('retention on a real two-site world', { timeout: 240_000 }, () => {
       assert.ok(r.batches >= 40, `${r.batches} batches`);
       assert.ok(atEnd > atStart, `the ETL landed rows during the purge (${atStart} then ${atEnd})`);
       assert.equal(await count(mart, `stg_call_event where member_id = 'bulk'`), 0);
+      // History holds steps, cutoffs and counts: no call's id, not even as where a batch goes on.
+      const ids = [...new Set((await historyText(w.client, r.workflowId)).text.match(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g))];
+      const calls = await mart.query<{ id: string }>(
+        `select call_id::text as id from ctl_purged_call where call_id = any($1::uuid[])
+         union select call_id::text from stg_call_event where call_id = any($1::uuid[])`,
+        [ids],
+      );
+      assert.deepEqual(calls.rows.map((c) => c.id), [], 'call ids in the retention history');
 
       await bothSettled();
       const failures: string[] = [];
