@@ -9,7 +9,7 @@ import type { Config } from '../config';
 import type { Pools } from '../db';
 import { etlMartSession } from '../db/sessions';
 import type { Logger } from '../logger';
-import { analyzePurged, purgeBatch, retentionCutoffs, type BatchPosition, type BatchResult, type RetentionCutoffs } from '../mart/retention';
+import { analyzePurged, purgeBatch, retentionCutoffs, type BatchResult, type RetentionCutoffs } from '../mart/retention';
 import type { RetentionStep } from '../workflows/retention';
 import type { RetentionMetrics } from '../metrics/worker';
 import { heartbeating } from './heartbeat';
@@ -29,7 +29,8 @@ export interface PurgeBatchInput {
   site: string;
   step: RetentionStep;
   cutoffs: RetentionCutoffs;
-  after?: BatchPosition;
+  /** Not the step's first batch of the run: go on from where the last one stopped (kept in the mart). */
+  resume?: boolean;
 }
 
 /** `busy`: the ETL held the transform lock on every attempt; nothing was purged. */
@@ -54,7 +55,7 @@ export function createRetentionActivities({ config, site, pools, logger, metrics
       checkSite(input.site);
       return heartbeating(async (progress) => {
         for (let attempt = 1; attempt <= LOCK_ATTEMPTS; attempt++) {
-          const r = await purgeBatch(mart(), input.step, input.cutoffs, config.retention.batchRows, input.after);
+          const r = await purgeBatch(mart(), input.step, input.cutoffs, config.retention.batchRows, input.resume === true);
           if (r) {
             for (const [table, n] of Object.entries(r.purged)) metrics?.purged(table, n);
             return { ...r, busy: false };

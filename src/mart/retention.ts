@@ -51,24 +51,28 @@ export function retentionCutoffs(days: RetentionDays, now = new Date()): Retenti
 }
 
 
-/** Where a step's next batch goes on from: a staged event's key (time as text, call, seq), never a row. */
-export type BatchPosition = [string, string, number];
-
 export interface BatchResult {
   /** Rows deleted, by table. */
   purged: Record<string, number>;
   /** The batch was full: the step may have more to do. */
   full: boolean;
-  after?: BatchPosition;
 }
 
-type Batch = (c: PoolClient, cutoffs: RetentionCutoffs, limit: number, after?: BatchPosition) => Promise<BatchResult>;
+/** `resume`: go on from where the step's previous batch of this run stopped, else from the start. */
+type Batch = (c: PoolClient, cutoffs: RetentionCutoffs, limit: number, resume: boolean) => Promise<BatchResult>;
 
 const counted = async (c: PoolClient, sql: string, params: unknown[]): Promise<number> => (await c.query(sql, params)).rowCount ?? 0;
 
-/** Scans staged events in (event_ts, call_id, seq) order from `after`; purges the calls among them the rules allow. */
-const callEvents: Batch = async (c, { stagingBefore }, limit, after = ['-infinity', '00000000-0000-0000-0000-000000000000', 0]) => {
-  const { rows } = await c.query<{ scanned: number; purged: number; last: BatchPosition | null }>(
+/**
+ * Scans staged events in (event_ts, call_id, seq) order from the step's position
+ * (ctl_retention_position, migration 015); purges the calls among them the rules allow.
+ */
+const callEvents: Batch = async (c, { stagingBefore }, limit, resume) => {
+  const step = 'call-events';
+  const start = resume
+    ? (await c.query<{ event_ts: Date; call_id: string; seq: number }>('select event_ts, call_id, seq from ctl_retention_position where step = $1', [step])).rows[0]
+    : undefined;
+  const { rows } = await c.query<{ scanned: number; purged: number }>(
     `with scanned as (
        select call_id, event_ts, seq from stg_call_event
         where event_ts < $1 and event_ts >= $2::timestamptz and (event_ts, call_id, seq) > ($2::timestamptz, $3::uuid, $4::integer)
@@ -85,15 +89,16 @@ const callEvents: Batch = async (c, { stagingBefore }, limit, after = ['-infinit
        select g.call_id, coalesce(f.start_ts, min(g.event_ts))
          from gone g left join interaction_fact f using (call_id)
         group by g.call_id, f.start_ts
-       on conflict (call_id) do nothing)
-     select (select count(*) from scanned)::int as scanned,
-            (select count(*) from gone)::int as purged,
-            (select json_build_array(event_ts::text, call_id, seq) from scanned
-              order by event_ts desc, call_id desc, seq desc limit 1) as last`,
-    [stagingBefore, ...after, limit],
+       on conflict (call_id) do nothing),
+     position as (
+       insert into ctl_retention_position (step, event_ts, call_id, seq)
+       select $6, event_ts, call_id, seq from scanned order by event_ts desc, call_id desc, seq desc limit 1
+       on conflict (step) do update set event_ts = excluded.event_ts, call_id = excluded.call_id, seq = excluded.seq)
+     select (select count(*) from scanned)::int as scanned, (select count(*) from gone)::int as purged`,
+    [stagingBefore, start?.event_ts ?? '-infinity', start?.call_id ?? '00000000-0000-0000-0000-000000000000', start?.seq ?? 0, limit, step],
   );
   const r = rows[0]!;
-  return { purged: { stg_call_event: r.purged }, full: r.scanned === limit, ...(r.last && { after: r.last }) };
+  return { purged: { stg_call_event: r.purged }, full: r.scanned === limit };
 };
 
 /**
@@ -258,14 +263,14 @@ export async function purgeBatch(
   step: RetentionStep,
   cutoffs: RetentionCutoffs,
   limit: number,
-  after?: BatchPosition,
+  resume = false,
 ): Promise<BatchResult | null> {
   const batch = step === 'agent-floors' ? agentFloors(await raiseAgentFloors(mart, cutoffs)) : BATCHES[step];
   try {
     return await withTransaction(mart, async (c) => {
       await c.query(`set local lock_timeout = ${LOCK_WAIT_MS}`);
       await c.query(`select pg_advisory_xact_lock(${TRANSFORM_LOCK})`);
-      return batch(c, cutoffs, limit, after);
+      return batch(c, cutoffs, limit, resume);
     });
   } catch (e) {
     if (e instanceof DatabaseError && e.code === '55P03') return null; // lock_not_available

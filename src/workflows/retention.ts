@@ -3,11 +3,12 @@
  * that site's mart step by step in bounded batches (src/mart/retention.ts, rules in
  * docs/retention.md), then analyzes the tables it emptied. Short-lived: a run that stops
  * early (the ETL kept the transform lock, or MAX_BATCHES) leaves the rest to the next run.
- * History holds steps, cutoffs, positions and counts only.
+ * History holds steps, cutoffs and counts only: where a step goes on from is kept in the
+ * mart (ctl_retention_position), since it is a call's key.
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { RetentionActivities } from '../activities/retention';
-import type { BatchPosition, RetentionCutoffs } from '../mart/retention';
+import type { RetentionCutoffs } from '../mart/retention';
 import { siteQueue } from './names';
 import { siteOf } from './site-input';
 
@@ -55,13 +56,13 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
   const cutoffs = await acts.retentionCutoffs({ site });
   const result: RetentionResult = { site, cutoffs, purged: {}, batches: 0, skippedAt: null, unfinished: false };
   steps: for (const step of RETENTION_STEPS) {
-    let after: BatchPosition | undefined;
+    let resume = false;
     for (;;) {
       if (result.batches >= MAX_BATCHES) {
         result.unfinished = true;
         break steps;
       }
-      const batch = await acts.purgeBatch({ site, step, cutoffs, ...(after && { after }) });
+      const batch = await acts.purgeBatch({ site, step, cutoffs, resume });
       result.batches += 1;
       if (batch.busy) {
         result.skippedAt = step;
@@ -69,7 +70,7 @@ export async function retentionWorkflow(input: RetentionInput): Promise<Retentio
       }
       for (const [table, n] of Object.entries(batch.purged)) result.purged[table] = (result.purged[table] ?? 0) + n;
       if (!batch.full) break;
-      after = batch.after;
+      resume = true;
     }
   }
   const emptied = Object.keys(result.purged).filter((table) => result.purged[table]! > 0);
