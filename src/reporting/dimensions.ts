@@ -19,7 +19,7 @@ export interface DimensionParams {
 
 const PREFIX = 'dim.';
 /** As for queue and agent names: a request cannot become an unbounded SQL array. */
-export const MAX_VALUES = 100;
+const MAX_VALUES = 100;
 
 /**
  * Takes the dimension parameters out of `raw` (`groupBy` too when `grouping`), checked

@@ -47,7 +47,7 @@ import {
   type Reply,
   type Target,
 } from './http';
-import { dimensionParamNames, dimensionValues, filterParts, takeDimensionParams } from './dimensions';
+import { dimensionParamNames, dimensionValues, filterParts, takeDimensionParams, type DimensionParams } from './dimensions';
 import type { Bucketing } from './buckets';
 import { agentStates, agentSummary, interactions, queueSummary } from './queries';
 import { agentStatesCsv, agentSummaryCsv, dimensionValuesCsv, interactionsCsv, queueSummaryCsv, type CsvFile } from './tables';
@@ -261,22 +261,30 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
   }
 
   /**
-   * Parameters first (a bad request is bad whatever the role), then the role, then the
-   * report, as JSON or CSV. A zone Intl knows but the mart's PostgreSQL does not is a bad
-   * parameter too.
+   * Parameters first (a bad request is bad whatever the role): with `dimensions`, the
+   * `dim.<key>` filters (and `groupBy` when 'group') taken out before the report's own
+   * schema. Then the role, then the report, as JSON or CSV. A zone Intl knows but the
+   * mart's PostgreSQL does not is a bad parameter too.
    */
   async function report<T extends { format: Format }>(
     raw: RawParams,
     schema: ParamSchema<T>,
-    run: (input: T) => Promise<ReportAnswer>,
-    also: string[] = [],
+    run: (input: T, dims: DimensionParams) => Promise<ReportAnswer>,
+    dimensions: 'filter' | 'group' | null = null,
   ): Promise<Reply> {
-    const parsed = parseParams(schema, raw, also);
+    let dims: DimensionParams = { filters: {}, groupBy: null };
+    let rest = raw;
+    if (dimensions) {
+      const taken = takeDimensionParams(raw, config.etl.dimensions, dimensions === 'group');
+      if (!taken.ok) return json(400, { error: taken.error });
+      ({ value: dims, rest } = taken);
+    }
+    const parsed = parseParams(schema, rest, dimensions ? dimensionParamNames(config.etl.dimensions, dimensions === 'group') : []);
     if (!parsed.ok) return json(400, { error: parsed.error });
     try {
       const view = await readRole();
       if (view.role !== 'active') return json(503, { error: 'standby', site, activeSite: view.activeSite });
-      const answer = await run(parsed.value);
+      const answer = await run(parsed.value, dims);
       return parsed.value.format === 'csv' ? csv(answer.csv()) : json(200, { site, ...answer.json });
     } catch (e) {
       if (isConnectionError(e)) {
@@ -375,12 +383,9 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
         return { status: 200, headers: { 'content-type': metrics.registry.contentType }, body: await exposition(metrics.registry) };
       case '/api/ops':
         return ops();
-      case '/api/queue-summary': {
-        const dims = takeDimensionParams(params, config.etl.dimensions, true);
-        if (!dims.ok) return json(400, { error: dims.error });
-        const { filters, groupBy } = dims.value;
-        const slice = groupBy !== null || Object.keys(filters).length ? { filters, groupBy, rules: config.etl } : null;
-        return report(dims.rest, queueSummaryParams, async ({ range, queues, bucketing }) => {
+      case '/api/queue-summary':
+        return report(params, queueSummaryParams, async ({ range, queues, bucketing }, { filters, groupBy }) => {
+          const slice = groupBy !== null || Object.keys(filters).length ? { filters, groupBy, rules: config.etl } : null;
           const answer = await queueSummary(mart, range, queues, bucketing, config.reporting.serviceLevelFormula, slice);
           const head = { from: range.from.toISOString(), to: range.to.toISOString(), ...bucketing };
           return {
@@ -395,8 +400,7 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
             },
             csv: () => queueSummaryCsv(answer, { ...head, filters: [...(queues ?? []), ...filterParts(filters)] }, groupBy),
           };
-        }, dimensionParamNames(config.etl.dimensions, true));
-      }
+        }, 'group');
       case '/api/dimensions':
         return report(params, dimensionValuesParams, async ({ range, queues }) => {
           const answer = await dimensionValues(mart, range, queues, config.etl.dimensions);
@@ -415,18 +419,14 @@ export function createReportingServer(opts: ReportingServerOptions): ReportingSe
           const head = { agent, from: range.from.toISOString(), to: range.to.toISOString(), tz };
           return { json: { ...head, ...answer }, csv: () => agentStatesCsv(answer.rows, { ...head, filters: [agent] }) };
         });
-      case '/api/interactions': {
-        const dims = takeDimensionParams(params, config.etl.dimensions, false);
-        if (!dims.ok) return json(400, { error: dims.error });
-        const { filters } = dims.value;
-        return report(dims.rest, interactionsParams, async ({ lookup }) => {
+      case '/api/interactions':
+        return report(params, interactionsParams, async ({ lookup }, { filters }) => {
           const answer = await interactions(mart, lookup, filters);
           const range = 'range' in lookup ? lookup.range : null;
           const key = 'callId' in lookup ? lookup.callId : 'ani' in lookup ? lookup.ani : lookup.queue;
           const parts = { from: range?.from.toISOString(), to: range?.to.toISOString(), filters: [key, ...filterParts(filters)] };
           return { json: answer, csv: () => interactionsCsv(answer.rows, parts) };
-        }, dimensionParamNames(config.etl.dimensions, false));
-      }
+        }, 'filter');
     }
     if (path.startsWith('/static/')) return staticFile(path.slice('/static/'.length));
     return notFound();
