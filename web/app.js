@@ -120,8 +120,10 @@ async function load() {
     if (isStandby(e)) loadHealth();
   } finally {
     // Also after a refused request: a filter the service refused can be cleared.
-    if (seq === page.loadSeq) fillFilters();
-    if (seq === page.loadSeq) delete document.body.dataset.loading;
+    if (seq === page.loadSeq) {
+      fillFilters();
+      delete document.body.dataset.loading;
+    }
     done();
   }
 }
