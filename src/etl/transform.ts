@@ -71,9 +71,9 @@ export async function transformSite(mart: Pool, options: TransformOptions): Prom
   // Calls computed with other etl.dimensions go into the queue the loop below drains, a
   // chunk per transaction, each reported as progress. The keys are recorded only once all
   // are queued: a transform stopped before that queues them all again (on conflict, nothing).
-  const changed = await batch((c) => dimensionsChanged(c, options.dimensions));
-  if (changed === null) return r;
-  if (changed) {
+  // The check itself is one read outside the lock, as it runs every cycle; two transforms
+  // that both see a change queue the same calls twice, which changes nothing.
+  if (await dimensionsChanged(mart, options.dimensions)) {
     let after: string | null = null;
     do {
       const chunk: { next: string | null } | null = await batch((c) => queueCallsForDimensions(c, after, options.queueChunk ?? DIMENSION_QUEUE_CHUNK));

@@ -70,8 +70,8 @@ export const DIMENSION_QUEUE_CHUNK = 100_000;
  * upgraded to 014 whose facts were computed with keys no one recorded; those are
  * recomputed once rather than trusted.
  */
-export async function dimensionsChanged(client: PoolClient, dimensions: string[]): Promise<boolean> {
-  const { rows } = await client.query<{ dimensions: string[] }>('select dimensions from ctl_fact_dimensions');
+export async function dimensionsChanged(db: Queryable, dimensions: string[]): Promise<boolean> {
+  const { rows } = await db.query<{ dimensions: string[] }>('select dimensions from ctl_fact_dimensions');
   return !rows[0] || JSON.stringify(rows[0].dimensions) !== JSON.stringify([...dimensions].sort());
 }
 
